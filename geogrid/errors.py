@@ -1,0 +1,110 @@
+"""One error family for GeoGrid; the API maps it once to problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GeoGridError(Exception):
+    """Base of every error GeoGrid raises on purpose; carries what a problem+json body needs."""
+
+    status = 400
+    title = "GeoGrid error"
+
+    def __init__(self, detail: str, **where: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # Where the fault lies: file, layer, row, field, coordinate, code, set, version ...
+        self.where = {k: v for k, v in where.items() if v is not None}
+
+    @property
+    def type(self) -> str:
+        """A stable identifier for the kind of problem (used as the problem+json ``type``)."""
+        name = type(self).__name__
+        return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+
+    def to_problem(self) -> dict[str, Any]:
+        """Return this error as an RFC 9457 problem details object."""
+        return {
+            "type": f"https://geogrid.dev/problems/{self.type}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.where,
+        }
+
+    def __str__(self) -> str:
+        if not self.where:
+            return self.detail
+        where = ", ".join(f"{k}={v!r}" for k, v in self.where.items())
+        return f"{self.detail} ({where})"
+
+
+class InvalidCoordinates(GeoGridError):
+    """A coordinate is missing, not a number, or outside the valid range of its CRS."""
+
+    title = "Invalid coordinates"
+
+
+class UnknownCRS(GeoGridError):
+    """A coordinate reference system name or code that GeoGrid cannot interpret."""
+
+    title = "Unknown coordinate reference system"
+
+
+class MissingCRS(GeoGridError):
+    """A layer carries no CRS and none was given."""
+
+    title = "Missing coordinate reference system"
+
+
+class UnreadableFile(GeoGridError):
+    """A file could not be opened or read as a geospatial layer."""
+
+    title = "Unreadable file"
+
+
+class MissingColumn(GeoGridError):
+    """A required attribute column (code, name, lon/lat ...) is absent."""
+
+    title = "Missing column"
+
+
+class InvalidGeometry(GeoGridError):
+    """A geometry could not be parsed, or is of the wrong kind for the layer."""
+
+    title = "Invalid geometry"
+
+
+class InvalidCode(GeoGridError):
+    """A unit code does not follow the hierarchy's code scheme."""
+
+    title = "Invalid unit code"
+
+
+class HierarchyViolation(GeoGridError):
+    """Units whose geometry does not lie in the parent their code names."""
+
+    title = "Hierarchy violation"
+    status = 422
+
+
+class NotFound(GeoGridError):
+    """A boundary set, version or unit that does not exist."""
+
+    title = "Not found"
+    status = 404
+
+
+class VersionConflict(GeoGridError):
+    """A write that would contradict the version history (stale base, overlapping validity)."""
+
+    title = "Version conflict"
+    status = 409
+
+
+class SpatialiteUnavailable(GeoGridError):
+    """No way to load the SpatiaLite extension into SQLite was found."""
+
+    title = "SpatiaLite unavailable"
+    status = 500

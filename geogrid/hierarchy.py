@@ -1,0 +1,162 @@
+"""Which level is this unit, who is its parent, what is its code?
+
+Codes follow the Beijing DB11 unit-grid scheme: a 6-digit county administrative code, then 3 digits for
+the street (township), 3 for the community and 3 for the grid (15 digits in all), plus a 3-digit
+micro-grid suffix (18). A unit's parent is derived from its code, and :func:`check_parents` checks it
+against the geometry rather than trusting it.
+
+>>> parent_code("150622001002003004")
+'150622001002003'
+>>> level_of("150622001002").name
+'community'
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geogrid.crs import local_metric_crs
+from geogrid.errors import InvalidCode
+
+
+class Level(enum.IntEnum):
+    """Levels of the grid hierarchy, outermost first; the value is the length of their codes."""
+
+    county = 6
+    street = 9
+    community = 12
+    grid = 15
+    microgrid = 18
+
+    @property
+    def parent(self) -> Level | None:
+        """The level above, or None for the county."""
+        order = list(Level)
+        i = order.index(self)
+        return order[i - 1] if i else None
+
+    @property
+    def child(self) -> Level | None:
+        """The level below, or None for the micro-grid."""
+        order = list(Level)
+        i = order.index(self)
+        return order[i + 1] if i + 1 < len(order) else None
+
+    @property
+    def label(self) -> str:
+        """The Chinese name of the level."""
+        return {6: "县/旗/区", 9: "街道/乡镇", 12: "社区", 15: "网格", 18: "微网格"}[self.value]
+
+
+LEVEL_ALIASES = {
+    "county": Level.county, "district": Level.county, "banner": Level.county,
+    "street": Level.street, "township": Level.street, "town": Level.street,
+    "community": Level.community, "village": Level.community,
+    "grid": Level.grid, "basic-grid": Level.grid,
+    "microgrid": Level.microgrid, "micro-grid": Level.microgrid, "micro_grid": Level.microgrid,
+}
+
+
+def parse_level(value: str | int | Level) -> Level:
+    """Return the Level named by ``value`` (``street``, ``micro-grid``, 15 ...)."""
+    if isinstance(value, Level):
+        return value
+    if isinstance(value, int) or str(value).isdigit():
+        try:
+            return Level(int(value))
+        except ValueError:
+            pass
+    key = str(value).strip().lower()
+    if key in LEVEL_ALIASES:
+        return LEVEL_ALIASES[key]
+    names = ", ".join(level.name for level in Level)
+    raise InvalidCode(f"unknown level {value!r}; use one of {names}", field="level")
+
+
+def level_of(code: str) -> Level:
+    """Return the level a code belongs to, by its length; raise InvalidCode if it fits none."""
+    if not code.isdigit():
+        raise InvalidCode(f"code {code!r} must be digits only", code=code)
+    try:
+        return Level(len(code))
+    except ValueError:
+        raise InvalidCode(
+            f"code {code!r} has {len(code)} digits; codes have 6 (county), 9 (street), 12 (community), "
+            "15 (grid) or 18 (micro-grid)", code=code,
+        ) from None
+
+
+def parent_code(code: str) -> str | None:
+    """Return the code of the unit's parent, derived from its own code (None for a county)."""
+    parent = level_of(code).parent
+    return code[: parent.value] if parent else None
+
+
+def validate_codes(codes: list[str], level: Level) -> None:
+    """Raise InvalidCode naming the first row whose code is not a well-formed code of ``level``."""
+    for row, code in enumerate(codes, start=1):
+        if not code.isdigit() or len(code) != level.value:
+            raise InvalidCode(
+                f"row {row}: code {code!r} is not a {level.name} code ({level.value} digits)",
+                row=row, code=code, field="code",
+            )
+        if level.value > 6 and code[level.value - 3 :] == "000":
+            raise InvalidCode(f"row {row}: code {code!r} ends in 000, which no unit may use",
+                              row=row, code=code, field="code")
+    seen: dict[str, int] = {}
+    for row, code in enumerate(codes, start=1):
+        if code in seen:
+            raise InvalidCode(f"row {row}: code {code!r} repeats row {seen[code]}", row=row, code=code,
+                              field="code")
+        seen[code] = row
+
+
+@dataclass(frozen=True)
+class ParentViolation:
+    """A unit that does not lie in the parent its code names (or whose parent is missing)."""
+
+    code: str
+    parent_code: str
+    reason: str
+    outside_m2: float
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
+
+
+def check_parents(
+    children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame, *, tolerance_m2: float = 1.0
+) -> list[ParentViolation]:
+    """Check that each child lies in the parent its code names, by geometry.
+
+    A child may stick out of its parent by at most ``tolerance_m2`` square metres (digitising noise).
+    Children whose parent code is absent from ``parents`` are reported too.
+    """
+    if children.empty:
+        return []
+    by_code = dict(zip(parents["code"], parents.geometry, strict=True))
+    center = shapely.union_all(shapely.envelope(children.geometry.to_numpy())).centroid
+    metric = local_metric_crs(center.x, center.y)
+    child_m = gpd.GeoSeries(children.geometry.to_numpy(), crs=4326).to_crs(metric).to_numpy()
+    parent_codes = [parent_code(str(c)) or "" for c in children["code"]]
+    parent_geoms = np.array([by_code.get(p) for p in parent_codes], dtype=object)
+    have = ~shapely.is_missing(parent_geoms)
+    out: list[ParentViolation] = []
+    outside = np.zeros(len(children))
+    if have.any():
+        parent_m = gpd.GeoSeries(parent_geoms[have], crs=4326).to_crs(metric).to_numpy()
+        outside[have] = shapely.area(shapely.difference(child_m[have], parent_m))
+    for i, code in enumerate(children["code"]):
+        pc = parent_codes[i]
+        if not have[i]:
+            out.append(ParentViolation(str(code), pc, f"parent {pc} does not exist", float("nan")))
+        elif outside[i] > tolerance_m2:
+            out.append(ParentViolation(
+                str(code), pc, f"{outside[i]:.1f} m² lies outside its parent {pc}", float(outside[i])
+            ))
+    return out

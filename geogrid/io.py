@@ -1,0 +1,340 @@
+"""Read and write a boundary or point layer from any file a planner has.
+
+Formats: GeoJSON, Shapefile (plain or zipped; ``.cpg`` honoured, GBK/GB18030 attributes detected when
+there is none), GeoPackage, KML, and CSV with a WKT column or lon/lat columns. Every layer is normalised
+to WGS-84 on the way in; a source CRS may be given by name (``gcj02``, ``bd09``, ``cgcs2000``,
+``EPSG:N``), which matters because GCJ-02 files are labelled as plain WGS-84 by the tools that make them.
+
+Errors name the file, layer, row (1-based, counting data rows) and field at fault.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from geogrid import crs as crs_mod
+from geogrid.errors import InvalidGeometry, MissingColumn, MissingCRS, UnreadableFile
+
+GeometryKind = Literal["polygon", "point", "any"]
+
+DRIVERS = {
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".shp": "ESRI Shapefile",
+    ".zip": "ESRI Shapefile",
+    ".gpkg": "GPKG",
+    ".kml": "KML",
+    ".csv": "CSV",
+}
+LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
+LAT_NAMES = ("lat", "latitude", "y", "纬度")
+WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape")
+KML_STYLE_FIELDS = ("id", "description", "timestamp", "begin", "end", "altitudeMode", "tessellate",
+                    "extrude", "visibility", "drawOrder", "icon")
+
+
+def driver_for(path: str | Path) -> str:
+    """Return the GDAL driver for a file name, by its suffix (``.shp.zip`` and ``.zip`` are shapefiles)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in DRIVERS:
+        known = ", ".join(sorted(DRIVERS))
+        raise UnreadableFile(f"unsupported file type {suffix!r}; use one of {known}", file=str(path))
+    return DRIVERS[suffix]
+
+
+def read_boundaries(
+    path: str | Path,
+    *,
+    crs: Any = None,
+    layer: str | None = None,
+    code: str = "code",
+    name: str | None = "name",
+) -> gpd.GeoDataFrame:
+    """Read a boundary layer: columns ``code``, ``name`` (if asked), MultiPolygons in WGS-84.
+
+    Parameters
+    ----------
+    path
+        The file (see the module docstring for the formats).
+    crs
+        The source CRS, overriding the file's own label; required when the file has none (CSV, a
+        shapefile without ``.prj``).
+    layer
+        The layer to read from a multi-layer file (GeoPackage, KML).
+    code, name
+        The columns holding the unit code and name (matched case-insensitively); renamed to ``code`` and
+        ``name``. ``name=None`` makes the name optional.
+    """
+    frame = read_layer(path, crs=crs, layer=layer, geometry="polygon")
+    required = [code] + ([name] if name else [])
+    frame = _rename_required(frame, path, layer, {c: t for c, t in zip(required, ("code", "name"), strict=False)})
+    frame["code"] = _as_code_strings(frame["code"])
+    blank = frame["code"].str.strip() == ""
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0]) + 1
+        raise MissingColumn(f"row {row} has an empty code", file=str(path), layer=layer, row=row, field=code)
+    frame["geometry"] = _to_multipolygons(frame.geometry.to_numpy())
+    return frame
+
+
+def read_layer(
+    path: str | Path,
+    *,
+    crs: Any = None,
+    layer: str | None = None,
+    geometry: GeometryKind = "any",
+    lon_col: str | None = None,
+    lat_col: str | None = None,
+    wkt_col: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read any supported layer into a GeoDataFrame in WGS-84, checking geometries row by row."""
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFile(f"no such file: {path}", file=str(path))
+    driver = driver_for(path)
+    if driver == "CSV":
+        frame, src = _read_csv(path, crs, lon_col, lat_col, wkt_col)
+    else:
+        frame, src = _read_gdal(path, layer, crs)
+    _check_geometries(frame, path, layer, geometry)
+    frame = frame.set_geometry(crs_mod.transform_geometries(frame.geometry.to_numpy(), src), crs=4326)
+    frame.attrs["source_crs"] = src
+    return frame
+
+
+def write_layer(
+    frame: gpd.GeoDataFrame, path: str | Path, *, crs: Any = "wgs84", layer: str | None = None
+) -> Path:
+    """Write a WGS-84 frame to ``path`` (format from the suffix), transformed to ``crs`` on the way out."""
+    path = Path(path)
+    driver = driver_for(path)
+    target = crs_mod.normalize_crs(crs)
+    out = frame.copy()
+    if out.crs is not None and crs_mod.normalize_crs(out.crs) != crs_mod.WGS84:
+        out = out.to_crs(4326)
+    geoms = crs_mod.transform_geometries(out.geometry.to_numpy(), crs_mod.WGS84, target)
+    # GCJ-02/BD-09 have no EPSG code; they travel labelled as geographic WGS-84, as Amap/Baidu tools do.
+    out = out.set_geometry(geoms, crs=crs_mod.pyproj_crs(target))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if driver == "CSV":
+        table = pd.DataFrame(out.drop(columns=out.geometry.name))
+        table.insert(0, "wkt", shapely.to_wkt(geoms, rounding_precision=-1))
+        table.to_csv(path, index=False)
+        return path
+    if path.exists():
+        path.unlink()
+    options: dict[str, Any] = {}
+    if driver == "ESRI Shapefile":
+        options["encoding"] = "UTF-8"
+    if path.suffix.lower() == ".zip" and not path.name.lower().endswith(".shp.zip"):
+        raise UnreadableFile("write a zipped shapefile as NAME.shp.zip", file=str(path))
+    pyogrio.write_dataframe(out, path, driver=driver, layer=layer, **options)
+    return path
+
+
+def list_layers(path: str | Path) -> list[str]:
+    """Return the names of the layers in a file."""
+    try:
+        return [str(row[0]) for row in pyogrio.list_layers(path)]
+    except Exception as exc:  # GDAL raises a zoo of DataSourceError/OSError subclasses
+        raise UnreadableFile(f"cannot open {Path(path).name}: {exc}", file=str(path)) from exc
+
+
+def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFrame, str]:
+    layers = list_layers(path)
+    if layer is None and len(layers) > 1:
+        raise UnreadableFile(
+            f"{path.name} holds {len(layers)} layers ({', '.join(layers)}); choose one with layer=",
+            file=str(path),
+        )
+    if layer is not None and layer not in layers:
+        raise UnreadableFile(f"no layer {layer!r} in {path.name}; it has {', '.join(layers)}",
+                             file=str(path), layer=layer)
+    kwargs: dict[str, Any] = {}
+    encoding = shapefile_encoding(path)
+    if encoding:
+        kwargs["encoding"] = encoding
+    try:
+        frame = pyogrio.read_dataframe(path, layer=layer, **kwargs)
+    except Exception as exc:
+        raise UnreadableFile(f"cannot read {path.name}: {exc}", file=str(path), layer=layer) from exc
+    if driver_for(path) == "KML":
+        # LIBKML adds its style fields to every layer; drop the ones the file leaves empty.
+        empty = [c for c in KML_STYLE_FIELDS if c in frame.columns and _is_blank(frame[c]).all()]
+        frame = frame.drop(columns=empty)
+    if crs is not None:
+        src = crs_mod.normalize_crs(crs)
+    elif frame.crs is not None:
+        src = crs_mod.normalize_crs(frame.crs)
+    else:
+        raise MissingCRS(
+            f"{path.name} declares no coordinate system; give one (e.g. --crs wgs84, gcj02, EPSG:4546)",
+            file=str(path), layer=layer,
+        )
+    return frame, src
+
+
+def _find_column(columns: Sequence[str], wanted: str | None, candidates: Sequence[str]) -> str | None:
+    lower = {str(c).lower(): str(c) for c in columns}
+    for name in [wanted] if wanted else candidates:
+        if name and name.lower() in lower:
+            return lower[name.lower()]
+    return None
+
+
+def _read_csv(
+    path: Path, crs: Any, lon_col: str | None, lat_col: str | None, wkt_col: str | None
+) -> tuple[gpd.GeoDataFrame, str]:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="gb18030")
+    except Exception as exc:
+        raise UnreadableFile(f"cannot read {path.name} as CSV: {exc}", file=str(path)) from exc
+    if crs is None:
+        # A bare lon/lat CSV from a Chinese map tool is as likely GCJ-02 as WGS-84: never guess.
+        raise MissingCRS(f"{path.name} is a CSV and carries no coordinate system; give one (e.g. --crs "
+                         "wgs84 or --crs gcj02)", file=str(path))
+    src = crs_mod.normalize_crs(crs)
+    wkt = _find_column(table.columns, wkt_col, WKT_NAMES)
+    if wkt is not None:
+        geoms = shapely.from_wkt(table[wkt].to_numpy(), on_invalid="ignore")
+        bad = pd.isna(geoms) & (table[wkt].str.strip() != "").to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise InvalidGeometry(f"row {row}: cannot parse {wkt!r} as WKT: {table[wkt].iloc[row - 1][:60]!r}",
+                                  file=str(path), row=row, field=wkt)
+        return gpd.GeoDataFrame(table.drop(columns=[wkt]), geometry=geoms), src
+    lon = _find_column(table.columns, lon_col, LON_NAMES)
+    lat = _find_column(table.columns, lat_col, LAT_NAMES)
+    if lon is None or lat is None:
+        raise MissingColumn(
+            f"{path.name} has neither a WKT column nor lon/lat columns (found: {', '.join(table.columns)})",
+            file=str(path), field=wkt_col or lon_col or lat_col or "wkt",
+        )
+    x = pd.to_numeric(table[lon], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(table[lat], errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 1
+        field = lon if not np.isfinite(x[row - 1]) else lat
+        raise InvalidGeometry(f"row {row}: {field} is not a number: {table[field].iloc[row - 1]!r}",
+                              file=str(path), row=row, field=field)
+    if crs_mod.is_geographic(src):
+        crs_mod.check_lonlat(x, y)
+    return gpd.GeoDataFrame(table.drop(columns=[lon, lat]), geometry=shapely.points(x, y)), src
+
+
+def _check_geometries(frame: gpd.GeoDataFrame, path: Path, layer: str | None, kind: GeometryKind) -> None:
+    geoms = frame.geometry.to_numpy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0]) + 1
+        raise InvalidGeometry(f"row {row} has no geometry (missing, empty or unparseable)",
+                              file=str(path), layer=layer, row=row)
+    if kind == "any":
+        return
+    allowed = {"polygon": ("Polygon", "MultiPolygon"), "point": ("Point",)}[kind]
+    types = shapely.get_type_id(geoms)
+    ok_ids = {"Polygon": 3, "MultiPolygon": 6, "Point": 0}
+    wrong = ~np.isin(types, [ok_ids[t] for t in allowed])
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0]) + 1
+        found = geoms[row - 1].geom_type
+        raise InvalidGeometry(
+            f"row {row} is a {found}; a {'boundary' if kind == 'polygon' else 'point'} layer needs "
+            f"{' or '.join(allowed)} ({int(wrong.sum())} such row(s))",
+            file=str(path), layer=layer, row=row, field="geometry",
+        )
+
+
+def _rename_required(frame: gpd.GeoDataFrame, path: str | Path, layer: str | None,
+                     columns: dict[str, str]) -> gpd.GeoDataFrame:
+    renames = {}
+    for source, target in columns.items():
+        found = _find_column(frame.columns, source, ())
+        if found is None:
+            have = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
+            raise MissingColumn(f"no {source!r} column in {Path(path).name} (columns: {have})",
+                                file=str(path), layer=layer, field=source)
+        renames[found] = target
+    clash = [t for s, t in renames.items() if s != t and t in frame.columns]
+    frame = frame.drop(columns=clash)
+    return frame.rename(columns=renames)
+
+
+def _is_blank(values: pd.Series) -> pd.Series:
+    return values.isna() | values.astype(str).isin(["", "-1"]) if values.dtype != bool else values.isna()
+
+
+def _as_code_strings(values: pd.Series) -> pd.Series:
+    """Codes are text: numeric columns (a shapefile's N field) lose no digits and gain no ``.0``."""
+    if pd.api.types.is_float_dtype(values):
+        return values.map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
+
+
+def _to_multipolygons(geoms: np.ndarray) -> np.ndarray:
+    out = geoms.copy()
+    single = shapely.get_type_id(out) == 3
+    out[single] = [shapely.MultiPolygon([g]) for g in out[single]]
+    return out
+
+
+def shapefile_encoding(path: str | Path) -> str | None:
+    """Guess a shapefile's attribute encoding when it has no ``.cpg``: UTF-8 if valid, else GB18030.
+
+    Returns None when there is nothing to decide (a ``.cpg`` is present, or the attributes are ASCII),
+    leaving the choice to GDAL.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".shp":
+        cpg = [p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".cpg"]
+        dbf = [p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".dbf"]
+        if cpg or not dbf:
+            return None
+        data = dbf[0].read_bytes()
+    elif suffix == ".zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                if any(n.lower().endswith(".cpg") for n in names):
+                    return None
+                dbfs = [n for n in names if n.lower().endswith(".dbf")]
+                if len(dbfs) != 1:
+                    return None
+                data = archive.read(dbfs[0])
+        except zipfile.BadZipFile as exc:
+            raise UnreadableFile(f"{path.name} is not a valid zip archive", file=str(path)) from exc
+    else:
+        return None
+    return _guess_dbf_encoding(data)
+
+
+def _guess_dbf_encoding(data: bytes) -> str | None:
+    if len(data) < 32:
+        return None
+    header_len = int.from_bytes(data[8:10], "little")
+    body = data[header_len:]
+    if body.isascii():
+        return None
+    try:
+        body.decode("utf-8")
+        return "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        body.decode("gb18030")
+        return "GB18030"  # a superset of GBK and GB2312, the encodings of Chinese desktop GIS
+    except UnicodeDecodeError:
+        return None
