@@ -38,10 +38,25 @@ BD09 = "bd09"
 CGCS2000 = "cgcs2000"
 
 _ALIASES = {
-    "wgs84": WGS84, "wgs-84": WGS84, "wgs 84": WGS84, "epsg:4326": WGS84, "4326": WGS84,
-    "gcj02": GCJ02, "gcj-02": GCJ02, "gcj": GCJ02, "mars": GCJ02, "amap": GCJ02, "tencent": GCJ02,
-    "bd09": BD09, "bd-09": BD09, "bd09ll": BD09, "baidu": BD09,
-    "cgcs2000": CGCS2000, "cgcs-2000": CGCS2000, "epsg:4490": CGCS2000, "4490": CGCS2000,
+    "wgs84": WGS84,
+    "wgs-84": WGS84,
+    "wgs 84": WGS84,
+    "epsg:4326": WGS84,
+    "4326": WGS84,
+    "gcj02": GCJ02,
+    "gcj-02": GCJ02,
+    "gcj": GCJ02,
+    "mars": GCJ02,
+    "amap": GCJ02,
+    "tencent": GCJ02,
+    "bd09": BD09,
+    "bd-09": BD09,
+    "bd09ll": BD09,
+    "baidu": BD09,
+    "cgcs2000": CGCS2000,
+    "cgcs-2000": CGCS2000,
+    "epsg:4490": CGCS2000,
+    "4490": CGCS2000,
 }
 _EPSG_OF = {WGS84: 4326, CGCS2000: 4490}
 
@@ -78,9 +93,7 @@ def normalize_crs(crs: str | int | pyproj.CRS | None) -> str:
         except pyproj.exceptions.CRSError as exc:
             raise UnknownCRS(f"unknown EPSG code {code}", crs=str(crs)) from exc
         return normalize_crs(int(code)) if int(code) in (4326, 4490) else f"EPSG:{int(code)}"
-    raise UnknownCRS(
-        f"unknown CRS {crs!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN", crs=str(crs)
-    )
+    raise UnknownCRS(f"unknown CRS {crs!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN", crs=str(crs))
 
 
 def out_of_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
@@ -241,7 +254,9 @@ def check_lonlat(lon: ArrayLike, lat: ArrayLike) -> None:
         i = int(np.flatnonzero(bad)[0])
         raise InvalidCoordinates(
             f"{int(bad.sum())} point(s) are not valid longitude/latitude; first at index {i}",
-            index=i, lon=float(lon.flat[i]), lat=float(lat.flat[i]),
+            index=i,
+            lon=float(lon.flat[i]),
+            lat=float(lat.flat[i]),
         )
 
 

@@ -54,11 +54,19 @@ class Level(enum.IntEnum):
 
 
 LEVEL_ALIASES = {
-    "county": Level.county, "district": Level.county, "banner": Level.county,
-    "street": Level.street, "township": Level.street, "town": Level.street,
-    "community": Level.community, "village": Level.community,
-    "grid": Level.grid, "basic-grid": Level.grid,
-    "microgrid": Level.microgrid, "micro-grid": Level.microgrid, "micro_grid": Level.microgrid,
+    "county": Level.county,
+    "district": Level.county,
+    "banner": Level.county,
+    "street": Level.street,
+    "township": Level.street,
+    "town": Level.street,
+    "community": Level.community,
+    "village": Level.community,
+    "grid": Level.grid,
+    "basic-grid": Level.grid,
+    "microgrid": Level.microgrid,
+    "micro-grid": Level.microgrid,
+    "micro_grid": Level.microgrid,
 }
 
 
@@ -87,7 +95,8 @@ def level_of(code: str) -> Level:
     except ValueError:
         raise InvalidCode(
             f"code {code!r} has {len(code)} digits; codes have 6 (county), 9 (street), 12 (community), "
-            "15 (grid) or 18 (micro-grid)", code=code,
+            "15 (grid) or 18 (micro-grid)",
+            code=code,
         ) from None
 
 
@@ -103,16 +112,23 @@ def validate_codes(codes: list[str], level: Level) -> None:
         if not code.isdigit() or len(code) != level.value:
             raise InvalidCode(
                 f"row {row}: code {code!r} is not a {level.name} code ({level.value} digits)",
-                row=row, code=code, field="code",
+                row=row,
+                code=code,
+                field="code",
             )
         if level.value > 6 and code[level.value - 3 :] == "000":
-            raise InvalidCode(f"row {row}: code {code!r} ends in 000, which no unit may use",
-                              row=row, code=code, field="code")
+            raise InvalidCode(
+                f"row {row}: code {code!r} ends in 000, which no unit may use",
+                row=row,
+                code=code,
+                field="code",
+            )
     seen: dict[str, int] = {}
     for row, code in enumerate(codes, start=1):
         if code in seen:
-            raise InvalidCode(f"row {row}: code {code!r} repeats row {seen[code]}", row=row, code=code,
-                              field="code")
+            raise InvalidCode(
+                f"row {row}: code {code!r} repeats row {seen[code]}", row=row, code=code, field="code"
+            )
         seen[code] = row
 
 
@@ -156,7 +172,103 @@ def check_parents(
         if not have[i]:
             out.append(ParentViolation(str(code), pc, f"parent {pc} does not exist", float("nan")))
         elif outside[i] > tolerance_m2:
-            out.append(ParentViolation(
-                str(code), pc, f"{outside[i]:.1f} m² lies outside its parent {pc}", float(outside[i])
-            ))
+            out.append(
+                ParentViolation(
+                    str(code), pc, f"{outside[i]:.1f} m² lies outside its parent {pc}", float(outside[i])
+                )
+            )
+    return out
+
+
+UNIT_COLUMNS = ("code", "name", "level", "parent_code", "households", "population")
+
+
+def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFrame:
+    """Type and check a boundary layer as units of ``level``: the frame every store write takes.
+
+    Returns columns ``code, name, level, parent_code, households, population, attributes, geometry``;
+    ``parent_code`` is derived from the code, and a ``parent_code`` or ``level`` column in the file must
+    agree with it. Every other column goes into ``attributes`` (a dict per row). Errors name the row.
+    """
+    level = parse_level(level)
+    codes = [str(c) for c in frame["code"]]
+    validate_codes(codes, level)
+    names = frame["name"] if "name" in frame.columns else [None] * len(frame)
+    for row, name in enumerate(names, start=1):
+        if name is None or (isinstance(name, float) and np.isnan(name)) or not str(name).strip():
+            raise InvalidCode(
+                f"row {row}: unit {codes[row - 1]} has no name", row=row, field="name", code=codes[row - 1]
+            )
+    if "level" in frame.columns:
+        for row, given in enumerate(frame["level"], start=1):
+            if given is not None and str(given).strip() and parse_level(str(given)) != level:
+                raise InvalidCode(
+                    f"row {row}: the file says level {given!r}, but it is imported as {level.name}",
+                    row=row,
+                    field="level",
+                    code=codes[row - 1],
+                )
+    parents = [parent_code(c) for c in codes]
+    if "parent_code" in frame.columns:
+        for row, (given, derived) in enumerate(zip(frame["parent_code"], parents, strict=True), start=1):
+            if given is not None and str(given).strip() not in ("", "None", "nan") and str(given) != derived:
+                raise InvalidCode(
+                    f"row {row}: parent_code {given!r} contradicts the code, whose parent is {derived}",
+                    row=row,
+                    field="parent_code",
+                    code=codes[row - 1],
+                )
+    counts = {field: _counts(frame, field, codes) for field in ("households", "population")}
+    extra = [c for c in frame.columns if c not in (*UNIT_COLUMNS, frame.geometry.name)]
+    records = frame[extra].to_dict("records") if extra else [{} for _ in codes]
+    return gpd.GeoDataFrame(
+        {
+            "code": codes,
+            "name": [str(n).strip() for n in names],
+            "level": level.name,
+            "parent_code": parents,
+            "households": counts["households"],
+            "population": counts["population"],
+            "attributes": [_json_safe(r) for r in records],
+        },
+        geometry=frame.geometry.to_numpy(),
+        crs=4326,
+    )
+
+
+def _counts(frame: gpd.GeoDataFrame, field: str, codes: list[str]) -> list[int | None]:
+    if field not in frame.columns:
+        return [None] * len(frame)
+    out: list[int | None] = []
+    for row, value in enumerate(frame[field], start=1):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+            out.append(None)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not np.isfinite(number) or number < 0 or number != int(number):
+            raise InvalidCode(
+                f"row {row}: {field} must be a whole number ≥ 0, not {value!r}",
+                row=row,
+                field=field,
+                code=codes[row - 1],
+            )
+        out.append(int(number))
+    return out
+
+
+def _json_safe(record: dict) -> dict:
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            value = str(value)
+        out[str(key)] = value
     return out

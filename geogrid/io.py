@@ -10,6 +10,7 @@ Errors name the file, layer, row (1-based, counting data rows) and field at faul
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +39,20 @@ DRIVERS = {
 LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
 WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape")
-KML_STYLE_FIELDS = ("id", "description", "timestamp", "begin", "end", "altitudeMode", "tessellate",
-                    "extrude", "visibility", "drawOrder", "icon")
+SHAPEFILE_NAMES = {"parent_cod": "parent_code"}
+KML_STYLE_FIELDS = (
+    "id",
+    "description",
+    "timestamp",
+    "begin",
+    "end",
+    "altitudeMode",
+    "tessellate",
+    "extrude",
+    "visibility",
+    "drawOrder",
+    "icon",
+)
 
 
 def driver_for(path: str | Path) -> str:
@@ -76,7 +89,9 @@ def read_boundaries(
     """
     frame = read_layer(path, crs=crs, layer=layer, geometry="polygon")
     required = [code] + ([name] if name else [])
-    frame = _rename_required(frame, path, layer, {c: t for c, t in zip(required, ("code", "name"), strict=False)})
+    frame = _rename_required(
+        frame, path, layer, {c: t for c, t in zip(required, ("code", "name"), strict=False)}
+    )
     frame["code"] = _as_code_strings(frame["code"])
     blank = frame["code"].str.strip() == ""
     if blank.any():
@@ -137,7 +152,9 @@ def write_layer(
         options["encoding"] = "UTF-8"
     if path.suffix.lower() == ".zip" and not path.name.lower().endswith(".shp.zip"):
         raise UnreadableFile("write a zipped shapefile as NAME.shp.zip", file=str(path))
-    pyogrio.write_dataframe(out, path, driver=driver, layer=layer, **options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Normalized/laundered field name", RuntimeWarning)
+        pyogrio.write_dataframe(out, path, driver=driver, layer=layer, **options)
     return path
 
 
@@ -157,8 +174,9 @@ def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFram
             file=str(path),
         )
     if layer is not None and layer not in layers:
-        raise UnreadableFile(f"no layer {layer!r} in {path.name}; it has {', '.join(layers)}",
-                             file=str(path), layer=layer)
+        raise UnreadableFile(
+            f"no layer {layer!r} in {path.name}; it has {', '.join(layers)}", file=str(path), layer=layer
+        )
     kwargs: dict[str, Any] = {}
     encoding = shapefile_encoding(path)
     if encoding:
@@ -167,6 +185,9 @@ def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFram
         frame = pyogrio.read_dataframe(path, layer=layer, **kwargs)
     except Exception as exc:
         raise UnreadableFile(f"cannot read {path.name}: {exc}", file=str(path), layer=layer) from exc
+    if driver_for(path) == "ESRI Shapefile":
+        # DBF names stop at 10 characters; give GeoGrid's own long name its full form back.
+        frame = frame.rename(columns={k: v for k, v in SHAPEFILE_NAMES.items() if v not in frame.columns})
     if driver_for(path) == "KML":
         # LIBKML adds its style fields to every layer; drop the ones the file leaves empty.
         empty = [c for c in KML_STYLE_FIELDS if c in frame.columns and _is_blank(frame[c]).all()]
@@ -178,7 +199,8 @@ def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFram
     else:
         raise MissingCRS(
             f"{path.name} declares no coordinate system; give one (e.g. --crs wgs84, gcj02, EPSG:4546)",
-            file=str(path), layer=layer,
+            file=str(path),
+            layer=layer,
         )
     return frame, src
 
@@ -202,8 +224,11 @@ def _read_csv(
         raise UnreadableFile(f"cannot read {path.name} as CSV: {exc}", file=str(path)) from exc
     if crs is None:
         # A bare lon/lat CSV from a Chinese map tool is as likely GCJ-02 as WGS-84: never guess.
-        raise MissingCRS(f"{path.name} is a CSV and carries no coordinate system; give one (e.g. --crs "
-                         "wgs84 or --crs gcj02)", file=str(path))
+        raise MissingCRS(
+            f"{path.name} is a CSV and carries no coordinate system; give one (e.g. --crs "
+            "wgs84 or --crs gcj02)",
+            file=str(path),
+        )
     src = crs_mod.normalize_crs(crs)
     wkt = _find_column(table.columns, wkt_col, WKT_NAMES)
     if wkt is not None:
@@ -211,15 +236,20 @@ def _read_csv(
         bad = pd.isna(geoms) & (table[wkt].str.strip() != "").to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
-            raise InvalidGeometry(f"row {row}: cannot parse {wkt!r} as WKT: {table[wkt].iloc[row - 1][:60]!r}",
-                                  file=str(path), row=row, field=wkt)
+            raise InvalidGeometry(
+                f"row {row}: cannot parse {wkt!r} as WKT: {table[wkt].iloc[row - 1][:60]!r}",
+                file=str(path),
+                row=row,
+                field=wkt,
+            )
         return gpd.GeoDataFrame(table.drop(columns=[wkt]), geometry=geoms), src
     lon = _find_column(table.columns, lon_col, LON_NAMES)
     lat = _find_column(table.columns, lat_col, LAT_NAMES)
     if lon is None or lat is None:
         raise MissingColumn(
             f"{path.name} has neither a WKT column nor lon/lat columns (found: {', '.join(table.columns)})",
-            file=str(path), field=wkt_col or lon_col or lat_col or "wkt",
+            file=str(path),
+            field=wkt_col or lon_col or lat_col or "wkt",
         )
     x = pd.to_numeric(table[lon], errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(table[lat], errors="coerce").to_numpy(dtype=float)
@@ -227,8 +257,12 @@ def _read_csv(
     if bad.any():
         row = int(np.flatnonzero(bad)[0]) + 1
         field = lon if not np.isfinite(x[row - 1]) else lat
-        raise InvalidGeometry(f"row {row}: {field} is not a number: {table[field].iloc[row - 1]!r}",
-                              file=str(path), row=row, field=field)
+        raise InvalidGeometry(
+            f"row {row}: {field} is not a number: {table[field].iloc[row - 1]!r}",
+            file=str(path),
+            row=row,
+            field=field,
+        )
     if crs_mod.is_geographic(src):
         crs_mod.check_lonlat(x, y)
     return gpd.GeoDataFrame(table.drop(columns=[lon, lat]), geometry=shapely.points(x, y)), src
@@ -239,8 +273,9 @@ def _check_geometries(frame: gpd.GeoDataFrame, path: Path, layer: str | None, ki
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if missing.any():
         row = int(np.flatnonzero(missing)[0]) + 1
-        raise InvalidGeometry(f"row {row} has no geometry (missing, empty or unparseable)",
-                              file=str(path), layer=layer, row=row)
+        raise InvalidGeometry(
+            f"row {row} has no geometry (missing, empty or unparseable)", file=str(path), layer=layer, row=row
+        )
     if kind == "any":
         return
     allowed = {"polygon": ("Polygon", "MultiPolygon"), "point": ("Point",)}[kind]
@@ -253,19 +288,27 @@ def _check_geometries(frame: gpd.GeoDataFrame, path: Path, layer: str | None, ki
         raise InvalidGeometry(
             f"row {row} is a {found}; a {'boundary' if kind == 'polygon' else 'point'} layer needs "
             f"{' or '.join(allowed)} ({int(wrong.sum())} such row(s))",
-            file=str(path), layer=layer, row=row, field="geometry",
+            file=str(path),
+            layer=layer,
+            row=row,
+            field="geometry",
         )
 
 
-def _rename_required(frame: gpd.GeoDataFrame, path: str | Path, layer: str | None,
-                     columns: dict[str, str]) -> gpd.GeoDataFrame:
+def _rename_required(
+    frame: gpd.GeoDataFrame, path: str | Path, layer: str | None, columns: dict[str, str]
+) -> gpd.GeoDataFrame:
     renames = {}
     for source, target in columns.items():
         found = _find_column(frame.columns, source, ())
         if found is None:
             have = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
-            raise MissingColumn(f"no {source!r} column in {Path(path).name} (columns: {have})",
-                                file=str(path), layer=layer, field=source)
+            raise MissingColumn(
+                f"no {source!r} column in {Path(path).name} (columns: {have})",
+                file=str(path),
+                layer=layer,
+                field=source,
+            )
         renames[found] = target
     clash = [t for s, t in renames.items() if s != t and t in frame.columns]
     frame = frame.drop(columns=clash)

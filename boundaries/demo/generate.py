@@ -42,17 +42,94 @@ N_STREETS, N_COMMUNITIES, N_GRIDS = 13, 42, 522
 DECIMALS, GCJ_DECIMALS = 7, 8
 
 STREET_NAMES = [
-    "薛家湾镇", "沙圪堵镇", "大路镇", "龙口镇", "准格尔召镇", "纳日松镇", "魏家峁镇",
-    "十二连城乡", "暖水乡", "布尔陶亥苏木", "兴隆街道", "蓝天街道", "友谊街道",
+    "薛家湾镇",
+    "沙圪堵镇",
+    "大路镇",
+    "龙口镇",
+    "准格尔召镇",
+    "纳日松镇",
+    "魏家峁镇",
+    "十二连城乡",
+    "暖水乡",
+    "布尔陶亥苏木",
+    "兴隆街道",
+    "蓝天街道",
+    "友谊街道",
 ]
 COMMUNITY_WORDS = [
-    "幸福", "和谐", "阳光", "康居", "龙凤", "金泰", "迎宾", "朝阳", "新华", "文明", "民族", "团结",
-    "丰泽", "长青", "锦绣", "滨河", "东城", "西城", "南苑", "北苑", "世纪", "育才", "兴旺", "安康",
-    "永盛", "瑞丰", "祥和", "福源", "宏达", "光明", "向阳", "春晖", "丽景", "凤凰", "泰和", "嘉禾",
-    "惠民", "润泽", "广源", "晨光", "绿洲", "星火",
+    "幸福",
+    "和谐",
+    "阳光",
+    "康居",
+    "龙凤",
+    "金泰",
+    "迎宾",
+    "朝阳",
+    "新华",
+    "文明",
+    "民族",
+    "团结",
+    "丰泽",
+    "长青",
+    "锦绣",
+    "滨河",
+    "东城",
+    "西城",
+    "南苑",
+    "北苑",
+    "世纪",
+    "育才",
+    "兴旺",
+    "安康",
+    "永盛",
+    "瑞丰",
+    "祥和",
+    "福源",
+    "宏达",
+    "光明",
+    "向阳",
+    "春晖",
+    "丽景",
+    "凤凰",
+    "泰和",
+    "嘉禾",
+    "惠民",
+    "润泽",
+    "广源",
+    "晨光",
+    "绿洲",
+    "星火",
 ]
-COMPOUND_HEADS = ["金", "银", "华", "鑫", "泰", "盛", "祥", "瑞", "丰", "安", "康", "福", "和", "兴",
-                  "宏", "景", "锦", "御", "翠", "绿", "新", "东", "西", "南", "北", "龙", "凤", "嘉"]
+COMPOUND_HEADS = [
+    "金",
+    "银",
+    "华",
+    "鑫",
+    "泰",
+    "盛",
+    "祥",
+    "瑞",
+    "丰",
+    "安",
+    "康",
+    "福",
+    "和",
+    "兴",
+    "宏",
+    "景",
+    "锦",
+    "御",
+    "翠",
+    "绿",
+    "新",
+    "东",
+    "西",
+    "南",
+    "北",
+    "龙",
+    "凤",
+    "嘉",
+]
 COMPOUND_TAILS = ["苑", "园", "居", "府", "庭", "城", "湾", "轩", "里", "院"]
 COMPOUND_KINDS = ["小区", "家园", "花园", "新村", "片区", "公寓"]
 
@@ -69,7 +146,9 @@ def outline(rng: np.random.Generator, cx: float, cy: float) -> shapely.Polygon:
     return shapely.Polygon(np.column_stack([x, y]))
 
 
-def wobbly(p0: np.ndarray, p1: np.ndarray, step: float, amp: float, rng: np.random.Generator) -> shapely.LineString:
+def wobbly(
+    p0: np.ndarray, p1: np.ndarray, step: float, amp: float, rng: np.random.Generator
+) -> shapely.LineString:
     """A road from p0 to p1 with vertices every ``step`` metres jittered sideways by up to ``amp``."""
     n = max(2, int(np.hypot(*(p1 - p0)) / step) + 1)
     t = np.linspace(0, 1, n)
@@ -117,13 +196,18 @@ def split_recursive(poly: shapely.Polygon, target, rng: np.random.Generator, out
         t = rng.uniform(-0.13, 0.13) * length
         turn = np.deg2rad(rng.uniform(-14, 14))
         across = np.array([-axis[1], axis[0]])
-        across = np.array([across[0] * np.cos(turn) - across[1] * np.sin(turn),
-                           across[0] * np.sin(turn) + across[1] * np.cos(turn)])
+        across = np.array(
+            [
+                across[0] * np.cos(turn) - across[1] * np.sin(turn),
+                across[0] * np.sin(turn) + across[1] * np.cos(turn),
+            ]
+        )
         mid = np.array([c.x, c.y]) + axis * t
         bend = axis * rng.uniform(-0.05, 0.05) * length
         far = 2 * length + 50
-        cut = shapely.LineString([mid - across * far, mid + bend * 0.5 - across * far * 0.02,
-                                  mid + bend, mid + across * far])
+        cut = shapely.LineString(
+            [mid - across * far, mid + bend * 0.5 - across * far * 0.02, mid + bend, mid + across * far]
+        )
         pieces = [g for g in ops.split(poly, cut).geoms if g.area > 1.0]
         if len(pieces) >= 2:
             for piece in sorted(pieces, key=lambda g: (round(g.centroid.x, 3), round(g.centroid.y, 3))):
@@ -178,7 +262,9 @@ def adjacency(geoms: np.ndarray) -> dict[int, dict[int, float]]:
     left, right = tree.query(geoms, predicate="intersects")
     keep = left < right
     left, right = left[keep], right[keep]
-    shared = shapely.length(shapely.intersection(shapely.boundary(geoms[left]), shapely.boundary(geoms[right])))
+    shared = shapely.length(
+        shapely.intersection(shapely.boundary(geoms[left]), shapely.boundary(geoms[right]))
+    )
     adj: dict[int, dict[int, float]] = {i: {} for i in range(len(geoms))}
     for a, b, length in zip(left.tolist(), right.tolist(), shared.tolist(), strict=True):
         if length > 0.5:
@@ -222,7 +308,9 @@ def make_contiguous(groups: list[np.ndarray], adj: dict[int, dict[int, float]]) 
                     moved = True
         if not moved:
             break
-    return [np.array(sorted(m for m, lab in label.items() if lab == g), dtype=int) for g in range(len(groups))]
+    return [
+        np.array(sorted(m for m, lab in label.items() if lab == g), dtype=int) for g in range(len(groups))
+    ]
 
 
 def components(members: list[int], adj: dict[int, dict[int, float]]) -> list[list[int]]:
@@ -285,8 +373,13 @@ class Atoms:
         if any(len(g) == 0 for g in groups):
             raise ValueError("empty group")
         micro_groups = [micro[np.isin(self.atom_of[micro], g)] for g in groups]
-        return sorted(micro_groups, key=lambda g: (-round(self.xy[self.atom_of[g]].mean(axis=0)[1], 1),
-                                                   round(self.xy[self.atom_of[g]].mean(axis=0)[0], 1)))
+        return sorted(
+            micro_groups,
+            key=lambda g: (
+                -round(self.xy[self.atom_of[g]].mean(axis=0)[1], 1),
+                round(self.xy[self.atom_of[g]].mean(axis=0)[0], 1),
+            ),
+        )
 
 
 def by_blocks_or_singles(blocks: Atoms, singles: Atoms, micro: np.ndarray, k: int) -> list[np.ndarray]:
@@ -308,8 +401,12 @@ def grid_households(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def compound_name(rng: np.random.Generator, used: set[str]) -> str:
     while True:
-        name = (rng.choice(COMPOUND_HEADS) + rng.choice(COMPOUND_HEADS) + rng.choice(COMPOUND_TAILS)
-                + rng.choice(COMPOUND_KINDS))
+        name = (
+            rng.choice(COMPOUND_HEADS)
+            + rng.choice(COMPOUND_HEADS)
+            + rng.choice(COMPOUND_TAILS)
+            + rng.choice(COMPOUND_KINDS)
+        )
         if name not in used:
             used.add(name)
             return str(name)
@@ -348,12 +445,16 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
     singles = Atoms(everything, xy, adj)
     streets = blocks.partition(everything, N_STREETS)
     comm_counts = apportion(N_COMMUNITIES, [len(s) for s in streets])
-    communities = [by_blocks_or_singles(blocks, singles, s, k) for s, k in zip(streets, comm_counts, strict=True)]
+    communities = [
+        by_blocks_or_singles(blocks, singles, s, k) for s, k in zip(streets, comm_counts, strict=True)
+    ]
     flat_comms = [c for cs in communities for c in cs]
     grid_counts = apportion(N_GRIDS, [len(c) for c in flat_comms])
     grid_hh = iter(grid_households(rng, N_GRIDS))
 
-    layers: dict[str, list[dict]] = {k: [] for k in ("streets", "communities", "grids", "microgrids", "buildings")}
+    layers: dict[str, list[dict]] = {
+        k: [] for k in ("streets", "communities", "grids", "microgrids", "buildings")
+    }
     used_names: set[str] = set()
     word_order = rng.permutation(len(COMMUNITY_WORDS))
     ci = 0
@@ -373,37 +474,74 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
                 mg_hh = np.floor(shares * hh_total).astype(int)
                 mg_hh[: hh_total - mg_hh.sum()] += 1
                 g_pop = 0
-                for ml, (m, hh) in enumerate(zip(sorted(grid, key=lambda i: (-xy[i, 1], xy[i, 0])), mg_hh, strict=True), start=1):
+                for ml, (m, hh) in enumerate(
+                    zip(sorted(grid, key=lambda i: (-xy[i, 1], xy[i, 0])), mg_hh, strict=True), start=1
+                ):
                     m_code = f"{g_code}{ml:03d}"
                     m_name = compound_name(rng, used_names)
                     n_b = max(1, round(int(hh) / rng.uniform(14, 36)))
                     b_hh = rng.multinomial(int(hh), np.full(n_b, 1.0 / n_b))
                     m_pop = 0
-                    for bn, (pt, bhh) in enumerate(zip(points_in(polys_m[m], n_b, rng), b_hh, strict=True), start=1):
-                        pop = int(round(int(bhh) * rng.uniform(2.3, 3.0)))
+                    for bn, (pt, bhh) in enumerate(
+                        zip(points_in(polys_m[m], n_b, rng), b_hh, strict=True), start=1
+                    ):
+                        pop = round(int(bhh) * rng.uniform(2.3, 3.0))
                         m_pop += pop
-                        layers["buildings"].append(feature(
-                            {"id": f"{m_code}-{bn:02d}", "microgrid_code": m_code, "name": f"{m_name}{bn}号楼",
-                             "households": int(bhh), "population": pop, "floors": int(rng.integers(2, 19))},
-                            shapely.transform(pt, lonlat)))
-                    layers["microgrids"].append(unit(m_code, m_name, "microgrid", g_code, int(hh), m_pop, polys_ll[m]))
+                        layers["buildings"].append(
+                            feature(
+                                {
+                                    "id": f"{m_code}-{bn:02d}",
+                                    "microgrid_code": m_code,
+                                    "name": f"{m_name}{bn}号楼",
+                                    "households": int(bhh),
+                                    "population": pop,
+                                    "floors": int(rng.integers(2, 19)),
+                                },
+                                shapely.transform(pt, lonlat),
+                            )
+                        )
+                    layers["microgrids"].append(
+                        unit(m_code, m_name, "microgrid", g_code, int(hh), m_pop, polys_ll[m])
+                    )
                     g_pop += m_pop
-                layers["grids"].append(unit(g_code, g_name, "grid", c_code, hh_total, g_pop,
-                                            shapely.union_all(polys_ll[grid])))
+                layers["grids"].append(
+                    unit(g_code, g_name, "grid", c_code, hh_total, g_pop, shapely.union_all(polys_ll[grid]))
+                )
                 c_hh, c_pop = c_hh + hh_total, c_pop + g_pop
-            layers["communities"].append(unit(c_code, c_name, "community", s_code, c_hh, c_pop,
-                                              shapely.union_all(polys_ll[comm])))
+            layers["communities"].append(
+                unit(c_code, c_name, "community", s_code, c_hh, c_pop, shapely.union_all(polys_ll[comm]))
+            )
             s_hh, s_pop = s_hh + c_hh, s_pop + c_pop
             ci += 1
-        layers["streets"].append(unit(s_code, s_name, "street", COUNTY_CODE, s_hh, s_pop,
-                                      shapely.union_all(polys_ll[np.concatenate(street_comms)])))
-    layers["county"] = [unit(COUNTY_CODE, COUNTY_NAME, "county", None,
-                             sum(f["properties"]["households"] for f in layers["streets"]),
-                             sum(f["properties"]["population"] for f in layers["streets"]),
-                             shapely.union_all(polys_ll))]
+        layers["streets"].append(
+            unit(
+                s_code,
+                s_name,
+                "street",
+                COUNTY_CODE,
+                s_hh,
+                s_pop,
+                shapely.union_all(polys_ll[np.concatenate(street_comms)]),
+            )
+        )
+    layers["county"] = [
+        unit(
+            COUNTY_CODE,
+            COUNTY_NAME,
+            "county",
+            None,
+            sum(f["properties"]["households"] for f in layers["streets"]),
+            sum(f["properties"]["population"] for f in layers["streets"]),
+            shapely.union_all(polys_ll),
+        )
+    ]
     layers["grids_gcj02"] = [
-        {**f, "geometry": geojson_geometry(shapely.transform(shapely.geometry.shape(f["geometry"]), to_gcj),
-                                           GCJ_DECIMALS)}
+        {
+            **f,
+            "geometry": geojson_geometry(
+                shapely.transform(shapely.geometry.shape(f["geometry"]), to_gcj), GCJ_DECIMALS
+            ),
+        }
         for f in layers["grids"]
     ]
     return layers
@@ -417,8 +555,17 @@ def to_gcj(coords: np.ndarray) -> np.ndarray:
 def unit(code, name, level, parent, households, population, geom) -> dict:
     if geom.geom_type == "Polygon":
         geom = shapely.MultiPolygon([geom])
-    return feature({"code": code, "name": name, "level": level, "parent_code": parent,
-                    "households": households, "population": population}, geom)
+    return feature(
+        {
+            "code": code,
+            "name": name,
+            "level": level,
+            "parent_code": parent,
+            "households": households,
+            "population": population,
+        },
+        geom,
+    )
 
 
 def geojson_geometry(geom, decimals: int = DECIMALS) -> dict:
@@ -446,8 +593,12 @@ def dumps(features: list[dict], name: str) -> str:
 
 
 LAYER_FILES = {
-    "county": "county.geojson", "streets": "streets.geojson", "communities": "communities.geojson",
-    "grids": "grids.geojson", "microgrids": "microgrids.geojson", "buildings": "buildings.geojson",
+    "county": "county.geojson",
+    "streets": "streets.geojson",
+    "communities": "communities.geojson",
+    "grids": "grids.geojson",
+    "microgrids": "microgrids.geojson",
+    "buildings": "buildings.geojson",
     "grids_gcj02": "grids_gcj02.geojson",
 }
 

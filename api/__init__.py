@@ -1,0 +1,1 @@
+"""GeoGrid's HTTP API (FastAPI)."""

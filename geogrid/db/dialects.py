@@ -1,0 +1,79 @@
+"""PostGIS and SpatiaLite differences, in one place; the rest of GeoGrid never asks which engine it is on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+
+@dataclass(frozen=True)
+class PostGIS:
+    """PostgreSQL with the PostGIS extension."""
+
+    name: str = "postgis"
+
+    def init(self, conn: Connection) -> None:
+        """Make the database spatial (idempotent)."""
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+
+    def add_geometry_column(self, conn: Connection, table: str, column: str, kind: str, srid: int) -> None:
+        """Add a NOT NULL geometry column with a GiST index."""
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} geometry({kind}, {srid}) NOT NULL"))
+        conn.execute(text(f"CREATE INDEX ix_{table}_{column} ON {table} USING gist ({column})"))
+
+    def drop_geometry_column(self, conn: Connection, table: str, column: str) -> None:
+        """Drop a geometry column and its index."""
+        conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+
+    def version(self, conn: Connection) -> str:
+        """The spatial extension's version string."""
+        return str(conn.execute(text("SELECT postgis_lib_version()")).scalar())
+
+
+@dataclass(frozen=True)
+class SpatiaLite:
+    """SQLite with the SpatiaLite extension (the embedded default)."""
+
+    name: str = "spatialite"
+
+    def init(self, conn: Connection) -> None:
+        """Create SpatiaLite's metadata tables unless they exist (idempotent)."""
+        exists = conn.execute(
+            text("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='spatial_ref_sys'")
+        ).scalar()
+        if not exists:
+            # 'WGS84' loads only the SRIDs GeoGrid stores in; the full EPSG table takes seconds.
+            conn.execute(text("SELECT InitSpatialMetadata(1, 'WGS84')"))
+
+    def add_geometry_column(self, conn: Connection, table: str, column: str, kind: str, srid: int) -> None:
+        """Add a NOT NULL geometry column with an R*Tree spatial index."""
+        ok = conn.execute(
+            text("SELECT AddGeometryColumn(:t, :c, :srid, :kind, 'XY', 1)"),
+            {"t": table, "c": column, "srid": srid, "kind": kind.upper()},
+        ).scalar()
+        if ok != 1:
+            raise RuntimeError(f"SpatiaLite could not add geometry column {table}.{column}")
+        conn.execute(text("SELECT CreateSpatialIndex(:t, :c)"), {"t": table, "c": column})
+
+    def drop_geometry_column(self, conn: Connection, table: str, column: str) -> None:
+        """Unregister a geometry column and its index (the table drop removes the data)."""
+        conn.execute(text("SELECT DisableSpatialIndex(:t, :c)"), {"t": table, "c": column})
+        conn.execute(text(f"DROP TABLE IF EXISTS idx_{table}_{column}"))
+        conn.execute(text("SELECT DiscardGeometryColumn(:t, :c)"), {"t": table, "c": column})
+
+    def version(self, conn: Connection) -> str:
+        """The spatial extension's version string."""
+        return str(conn.execute(text("SELECT spatialite_version()")).scalar())
+
+
+Dialect = PostGIS | SpatiaLite
+DIALECTS: dict[str, Dialect] = {"postgresql": PostGIS(), "sqlite": SpatiaLite()}
+
+
+def dialect_of(conn: Connection) -> Dialect:
+    """Return the spatial dialect for a connection; raise for engines GeoGrid does not support."""
+    name = conn.dialect.name
+    if name not in DIALECTS:
+        raise ValueError(f"unsupported database {name!r}: GeoGrid runs on PostGIS or SpatiaLite")
+    return DIALECTS[name]

@@ -1,0 +1,67 @@
+"""The tables of the versioned boundary store (created by the Alembic migrations, not by create_all)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+
+metadata = sa.MetaData()
+
+boundary_set = sa.Table(
+    "boundary_set",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("title", sa.String(200)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+boundary_version = sa.Table(
+    "boundary_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # draft | published
+    sa.Column("base_number", sa.Integer),  # the published version this draft started from
+    sa.Column("valid_from", sa.Date),
+    sa.Column("valid_to", sa.Date),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("published_by", sa.String(100)),
+    sa.Column("note", sa.Text),
+    sa.UniqueConstraint("set_id", "number", name="uq_boundary_version_set_number"),
+)
+
+unit = sa.Table(
+    "unit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "version_id", sa.Integer, sa.ForeignKey("boundary_version.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("parent_code", sa.String(32)),
+    sa.Column("households", sa.Integer),
+    sa.Column("population", sa.Integer),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    # Added per dialect by the migration (PostGIS geometry + GiST, SpatiaLite AddGeometryColumn + R*Tree).
+    sa.Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False),
+    sa.UniqueConstraint("version_id", "code", name="uq_unit_version_code"),
+    sa.Index("ix_unit_version_level", "version_id", "level"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("set_name", sa.String(100)),
+    sa.Column("version_number", sa.Integer),
+    sa.Column("detail", sa.JSON, nullable=False),
+)

@@ -1,0 +1,537 @@
+"""The versioned boundary store: boundary sets, draft and published versions, units and the audit log.
+
+A set's history is a sequence of versions. Imports write into the set's one open *draft*, which starts as
+a copy of the latest published version so that a planner can replace one level at a time. Publishing a
+draft gives it ``valid_from`` and closes the validity of the version before it (``valid_to``); nothing is
+ever overwritten, so a read "as of" any date returns the units in force on that day. Every write runs in
+one transaction and leaves a line in the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from geogrid.db.schema import audit_log, boundary_set, boundary_version, unit
+from geogrid.errors import HierarchyViolation, NotFound, VersionConflict
+from geogrid.hierarchy import Level, check_parents, parse_level, prepare_units
+
+DRAFT, PUBLISHED = "draft", "published"
+UNIT_FIELDS = ("code", "name", "level", "parent_code", "households", "population", "attributes")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: None) -> None: ...
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every GeoGrid timestamp is UTC."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a boundary set."""
+
+    set_name: str
+    number: int
+    status: str
+    base_number: int | None
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    created_at: dt.datetime
+    created_by: str
+    published_at: dt.datetime | None
+    published_by: str | None
+    note: str | None
+    units: dict[str, int] = field(default_factory=dict)
+
+    def in_force(self, at: dt.date) -> bool:
+        """True when this version is the published one in force on ``at``."""
+        return (
+            self.status == PUBLISHED
+            and self.valid_from is not None
+            and self.valid_from <= at
+            and (self.valid_to is None or at < self.valid_to)
+        )
+
+
+@dataclass
+class ImportReport:
+    """What an import changes (or, as a dry run, would change) in a set's draft, level by level."""
+
+    set_name: str
+    level: str
+    rows: int
+    draft_number: int | None
+    base_number: int | None
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    committed: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for printing or JSON."""
+        return {
+            "set": self.set_name,
+            "level": self.level,
+            "rows": self.rows,
+            "draft": self.draft_number,
+            "base": self.base_number,
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "changed": len(self.changed),
+            "unchanged": len(self.unchanged),
+            "warnings": len(self.warnings),
+            "committed": self.committed,
+        }
+
+
+class Store:
+    """Read and write versioned boundary sets in a PostGIS or SpatiaLite database."""
+
+    def __init__(self, engine: Engine, actor: str = "geogrid") -> None:
+        self.engine = engine
+        self.actor = actor
+
+    # ---- sets -------------------------------------------------------------------------------------
+    def sets(self) -> list[str]:
+        """Names of all boundary sets."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(boundary_set.c.name).order_by(boundary_set.c.name)).scalars())
+
+    def _set_id(self, conn: Connection, name: str, *, lock: bool = False) -> int:
+        query = sa.select(boundary_set.c.id).where(boundary_set.c.name == name)
+        if lock:
+            query = query.with_for_update()
+        set_id = conn.execute(query).scalar()
+        if set_id is None:
+            raise NotFound(f"no boundary set named {name!r}", set=name)
+        return int(set_id)
+
+    def _ensure_set(self, conn: Connection, name: str, title: str | None, actor: str) -> int:
+        try:
+            return self._set_id(conn, name, lock=True)
+        except NotFound:
+            pass
+        if not name.strip() or len(name) > 100:
+            raise NotFound(f"invalid boundary set name {name!r}", set=name)
+        set_id = conn.execute(
+            sa.insert(boundary_set)
+            .values(name=name, title=title, created_at=_now())
+            .returning(boundary_set.c.id)
+        ).scalar_one()
+        self._audit(conn, actor, "create_set", name, None, {"title": title})
+        return int(set_id)
+
+    # ---- versions ---------------------------------------------------------------------------------
+    def versions(self, set_name: str) -> list[VersionInfo]:
+        """Every version of a set, oldest first, with unit counts per level."""
+        with self.engine.connect() as conn:
+            return self._versions(conn, self._set_id(conn, set_name), set_name)
+
+    def _versions(self, conn: Connection, set_id: int, set_name: str) -> list[VersionInfo]:
+        rows = (
+            conn.execute(
+                sa.select(boundary_version)
+                .where(boundary_version.c.set_id == set_id)
+                .order_by(boundary_version.c.number)
+            )
+            .mappings()
+            .all()
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for version_id, level, n in conn.execute(
+            sa.select(unit.c.version_id, unit.c.level, sa.func.count())
+            .join(boundary_version, boundary_version.c.id == unit.c.version_id)
+            .where(boundary_version.c.set_id == set_id)
+            .group_by(unit.c.version_id, unit.c.level)
+        ):
+            counts.setdefault(version_id, {})[level] = n
+        order = {lvl.name: lvl.value for lvl in Level}
+        return [
+            VersionInfo(
+                set_name=set_name,
+                number=r["number"],
+                status=r["status"],
+                base_number=r["base_number"],
+                valid_from=r["valid_from"],
+                valid_to=r["valid_to"],
+                created_at=_utc(r["created_at"]),
+                created_by=r["created_by"],
+                published_at=_utc(r["published_at"]),
+                published_by=r["published_by"],
+                note=r["note"],
+                units=dict(sorted(counts.get(r["id"], {}).items(), key=lambda kv: order.get(kv[0], 99))),
+            )
+            for r in rows
+        ]
+
+    def version_at(self, set_name: str, at: dt.date | None = None) -> VersionInfo:
+        """The published version in force on ``at`` (default: today)."""
+        at = at or dt.date.today()
+        for version in reversed(self.versions(set_name)):
+            if version.in_force(at):
+                return version
+        raise NotFound(
+            f"no published version of {set_name!r} is in force on {at.isoformat()}",
+            set=set_name,
+            at=at.isoformat(),
+        )
+
+    def _version_row(self, conn: Connection, set_id: int, number: int) -> dict[str, Any]:
+        row = (
+            conn.execute(
+                sa.select(boundary_version).where(
+                    boundary_version.c.set_id == set_id, boundary_version.c.number == number
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no version {number}", version=number)
+        return dict(row)
+
+    def _draft(self, conn: Connection, set_id: int) -> dict[str, Any] | None:
+        row = (
+            conn.execute(
+                sa.select(boundary_version).where(
+                    boundary_version.c.set_id == set_id, boundary_version.c.status == DRAFT
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return dict(row) if row else None
+
+    def _latest_published(self, conn: Connection, set_id: int) -> dict[str, Any] | None:
+        row = (
+            conn.execute(
+                sa.select(boundary_version)
+                .where(boundary_version.c.set_id == set_id, boundary_version.c.status == PUBLISHED)
+                .order_by(boundary_version.c.number.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        return dict(row) if row else None
+
+    # ---- units ------------------------------------------------------------------------------------
+    def units(
+        self,
+        set_name: str,
+        *,
+        at: dt.date | None = None,
+        version: int | None = None,
+        level: str | Level | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Units of a set as a GeoDataFrame (WGS-84): of ``version`` if given, else of the one in force ``at``."""
+        number = version if version is not None else self.version_at(set_name, at).number
+        with self.engine.connect() as conn:
+            set_id = self._set_id(conn, set_name)
+            version_id = self._version_row(conn, set_id, number)["id"]
+            return self._units(conn, version_id, parse_level(level) if level is not None else None)
+
+    def _units(self, conn: Connection, version_id: int, level: Level | None = None) -> gpd.GeoDataFrame:
+        query = sa.select(*(unit.c[f] for f in UNIT_FIELDS), sa.func.ST_AsBinary(unit.c.geom).label("wkb"))
+        query = query.where(unit.c.version_id == version_id).order_by(unit.c.code)
+        if level is not None:
+            query = query.where(unit.c.level == level.name)
+        rows = conn.execute(query).all()
+        table = pd.DataFrame([r[:-1] for r in rows], columns=list(UNIT_FIELDS))
+        geoms = shapely.from_wkb(np.array([bytes(r[-1]) for r in rows], dtype=object)) if rows else []
+        frame = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
+        for col in ("households", "population"):
+            frame[col] = frame[col].astype("Int64")
+        return frame
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def import_units(
+        self,
+        set_name: str,
+        frame: gpd.GeoDataFrame,
+        level: str | Level,
+        *,
+        commit: bool = False,
+        actor: str | None = None,
+        title: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Replace one level of the set's draft with ``frame`` (code, name, geometry in WGS-84).
+
+        A dry run unless ``commit``: the report says what would be added, removed and changed against
+        the draft (or, with no draft yet, against the latest published version). With ``commit`` the
+        set and draft are created as needed, all in one transaction.
+        """
+        level = parse_level(level)
+        units = prepare_units(frame, level)
+        actor = actor or self.actor
+        with self.engine.begin() as conn:
+            try:
+                set_id: int | None = self._set_id(conn, set_name, lock=commit)
+            except NotFound:
+                set_id = None
+            draft = self._draft(conn, set_id) if set_id is not None else None
+            base = self._latest_published(conn, set_id) if set_id is not None else None
+            source_id = (draft or base or {}).get("id")
+            current = self._units(conn, source_id) if source_id else None
+            report = ImportReport(
+                set_name=set_name,
+                level=level.name,
+                rows=len(units),
+                draft_number=draft["number"] if draft else None,
+                base_number=(draft["base_number"] if draft else (base["number"] if base else None)),
+            )
+            before = current[current["level"] == level.name] if current is not None else units.iloc[:0]
+            _diff(report, before, units)
+            if current is not None:
+                report.warnings += _hierarchy_warnings(units, current, level)
+            if not commit:
+                conn.rollback()
+                return report
+            set_id = set_id if set_id is not None else self._ensure_set(conn, set_name, title, actor)
+            if draft is None:
+                draft = self._new_draft(conn, set_id, base, actor)
+                report.draft_number = draft["number"]
+            conn.execute(sa.delete(unit).where(unit.c.version_id == draft["id"], unit.c.level == level.name))
+            _insert_units(conn, draft["id"], units, progress)
+            self._audit(conn, actor, "import", set_name, draft["number"], report.summary())
+            report.committed = True
+        return report
+
+    def _new_draft(
+        self, conn: Connection, set_id: int, base: dict[str, Any] | None, actor: str
+    ) -> dict[str, Any]:
+        number = (
+            conn.execute(
+                sa.select(sa.func.max(boundary_version.c.number)).where(boundary_version.c.set_id == set_id)
+            ).scalar()
+            or 0
+        ) + 1
+        version_id = conn.execute(
+            sa.insert(boundary_version)
+            .values(
+                set_id=set_id,
+                number=number,
+                status=DRAFT,
+                base_number=base["number"] if base else None,
+                created_at=_now(),
+                created_by=actor,
+            )
+            .returning(boundary_version.c.id)
+        ).scalar_one()
+        if base is not None:
+            # Copy in SQL: geometries never leave the database, so they come back bit for bit.
+            cols = "code, name, level, parent_code, households, population, attributes, geom"
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO unit (version_id, {cols}) SELECT :new, {cols} FROM unit WHERE version_id = :old"
+                ),
+                {"new": version_id, "old": base["id"]},
+            )
+        return self._version_row(conn, set_id, number)
+
+    def publish(
+        self,
+        set_name: str,
+        valid_from: dt.date,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
+        tolerance_m2: float = 1.0,
+    ) -> VersionInfo:
+        """Publish the set's draft from ``valid_from``, closing the previous version's validity.
+
+        Refuses (VersionConflict) when ``valid_from`` is not after the previous version's, and
+        (HierarchyViolation) when a unit does not lie in the parent its code names. The set's row is
+        locked for the transaction, so concurrent publishes are serialised.
+        """
+        actor = actor or self.actor
+        with self.engine.begin() as conn:
+            set_id = self._set_id(conn, set_name, lock=True)
+            draft = self._draft(conn, set_id)
+            if draft is None:
+                raise NotFound(f"{set_name!r} has no draft to publish; import into it first", set=set_name)
+            latest = self._latest_published(conn, set_id)
+            latest_number = latest["number"] if latest else None
+            if latest and latest["valid_from"] and valid_from <= latest["valid_from"]:
+                raise VersionConflict(
+                    f"valid_from {valid_from.isoformat()} must be after v{latest['number']}'s "
+                    f"valid_from {latest['valid_from'].isoformat()}",
+                    set=set_name,
+                    field="valid_from",
+                )
+            units = self._units(conn, draft["id"])
+            if units.empty:
+                raise NotFound(f"draft v{draft['number']} of {set_name!r} holds no units", set=set_name)
+            violations = _violations(units, tolerance_m2)
+            if violations:
+                shown = "; ".join(violations[:10]) + (
+                    f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
+                )
+                raise HierarchyViolation(
+                    f"{len(violations)} unit(s) do not lie in the parent their code names: {shown}",
+                    set=set_name,
+                    version=draft["number"],
+                )
+            if latest:
+                conn.execute(
+                    sa.update(boundary_version)
+                    .where(boundary_version.c.id == latest["id"])
+                    .values(valid_to=valid_from)
+                )
+            conn.execute(
+                sa.update(boundary_version)
+                .where(boundary_version.c.id == draft["id"])
+                .values(
+                    status=PUBLISHED,
+                    valid_from=valid_from,
+                    published_at=_now(),
+                    published_by=actor,
+                    note=note,
+                )
+            )
+            self._audit(
+                conn,
+                actor,
+                "publish",
+                set_name,
+                draft["number"],
+                {
+                    "valid_from": valid_from.isoformat(),
+                    "closes": latest_number,
+                    "note": note,
+                    "units": units["level"].value_counts().to_dict(),
+                },
+            )
+            versions = self._versions(conn, set_id, set_name)
+        return next(v for v in versions if v.number == draft["number"])
+
+    def discard_draft(self, set_name: str, *, actor: str | None = None) -> int:
+        """Delete the set's open draft (published versions are never deleted); return its number."""
+        with self.engine.begin() as conn:
+            set_id = self._set_id(conn, set_name, lock=True)
+            draft = self._draft(conn, set_id)
+            if draft is None:
+                raise NotFound(f"{set_name!r} has no draft", set=set_name)
+            conn.execute(sa.delete(unit).where(unit.c.version_id == draft["id"]))
+            conn.execute(sa.delete(boundary_version).where(boundary_version.c.id == draft["id"]))
+            self._audit(conn, actor or self.actor, "discard_draft", set_name, draft["number"], {})
+            return int(draft["number"])
+
+    # ---- audit ------------------------------------------------------------------------------------
+    def _audit(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        set_name: str | None,
+        number: int | None,
+        detail: dict[str, Any],
+    ) -> None:
+        conn.execute(
+            sa.insert(audit_log).values(
+                at=_now(), actor=actor, action=action, set_name=set_name, version_number=number, detail=detail
+            )
+        )
+
+    def audit(self, set_name: str | None = None) -> list[dict[str, Any]]:
+        """The audit log (who, when, what), oldest first, optionally for one set."""
+        query = sa.select(audit_log).order_by(audit_log.c.id)
+        if set_name is not None:
+            query = query.where(audit_log.c.set_name == set_name)
+        with self.engine.connect() as conn:
+            return [{**r, "at": _utc(r["at"])} for r in conn.execute(query).mappings()]
+
+
+def _insert_units(
+    conn: Connection,
+    version_id: int,
+    units: gpd.GeoDataFrame,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = 500,
+) -> None:
+    rows = []
+    for record, geom in zip(units[list(UNIT_FIELDS)].to_dict("records"), units.geometry, strict=True):
+        for key in ("households", "population"):
+            record[key] = None if record[key] is None or pd.isna(record[key]) else int(record[key])
+        rows.append({**record, "version_id": version_id, "geom": from_shape(geom, srid=4326, extended=True)})
+    for start in range(0, len(rows), chunk):
+        conn.execute(sa.insert(unit), rows[start : start + chunk])
+        if progress is not None:
+            progress(min(start + chunk, len(rows)), len(rows))
+
+
+def _diff(report: ImportReport, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> None:
+    old = {c: i for i, c in enumerate(before["code"])}
+    new_codes = set(after["code"])
+    report.removed = sorted(c for c in old if c not in new_codes)
+    old_geoms = before.geometry.to_numpy()
+    for i, code in enumerate(after["code"]):
+        j = old.get(code)
+        if j is None:
+            report.added.append(code)
+            continue
+        same_geom = bool(
+            shapely.equals_exact(
+                shapely.normalize(old_geoms[j]), shapely.normalize(after.geometry.iloc[i]), 0.0
+            )
+        )
+        same_attrs = all(
+            _same(before[f].iloc[j], after[f].iloc[i])
+            for f in ("name", "households", "population", "attributes")
+        )
+        (report.unchanged if same_geom and same_attrs else report.changed).append(code)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None or (not isinstance(a, dict) and pd.isna(a)):
+        return (a is None or (not isinstance(a, dict) and pd.isna(a))) and (
+            b is None or (not isinstance(b, dict) and pd.isna(b))
+        )
+    return bool(a == b)
+
+
+def _hierarchy_warnings(units: gpd.GeoDataFrame, current: gpd.GeoDataFrame, level: Level) -> list[str]:
+    """Warnings for a dry run: parents that do not contain the new units, children left orphaned."""
+    warnings: list[str] = []
+    if level.parent is not None:
+        parents = current[current["level"] == level.parent.name]
+        if not parents.empty:
+            warnings += [str(v) for v in check_parents(units, parents)]
+    if level.child is not None:
+        children = current[current["level"] == level.child.name]
+        orphans = sorted(set(children["parent_code"]) - set(units["code"]))
+        warnings += [f"{level.child.name} units of {code} would lose their parent" for code in orphans]
+    return warnings
+
+
+def _violations(units: gpd.GeoDataFrame, tolerance_m2: float) -> list[str]:
+    present = set(units["level"])
+    out: list[str] = []
+    for level in Level:
+        if level.parent is None or level.name not in present or level.parent.name not in present:
+            continue
+        children = units[units["level"] == level.name]
+        parents = units[units["level"] == level.parent.name]
+        out += [str(v) for v in check_parents(children, parents, tolerance_m2=tolerance_m2)]
+    return out

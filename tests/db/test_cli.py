@@ -1,0 +1,108 @@
+"""The geogrid command on both databases: import (dry run, commit, GCJ-02), publish, versions, export, info."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from geogrid import cli
+from geogrid.cli import app
+from geogrid.db import Store
+from geogrid.io import read_boundaries
+
+runner = CliRunner()
+
+
+def geogrid(database_url: str, *args: str):
+    return runner.invoke(app, ["--database-url", database_url, "--actor", "planner-li", *args])
+
+
+def test_import_is_a_dry_run_until_commit(database_url, store, demo_dir):
+    result = geogrid(
+        database_url, "import", str(demo_dir / "streets.geojson"), "--set", "c", "--level", "street"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Dry run" in result.output and "Nothing was written" in result.output
+    assert store.sets() == []
+    result = geogrid(
+        database_url,
+        "import",
+        str(demo_dir / "streets.geojson"),
+        "--set",
+        "c",
+        "--level",
+        "street",
+        "--commit",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Written to draft v1" in result.output
+    assert store.audit("c")[-1]["actor"] == "planner-li"
+
+
+def test_gcj02_grid_layer_lands_within_a_centimetre(database_url, store, demo_dir, demo_layers):
+    result = geogrid(
+        database_url,
+        "import",
+        str(demo_dir / "grids_gcj02.geojson"),
+        "--set",
+        "g",
+        "--level",
+        "grid",
+        "--crs",
+        "gcj02",
+        "--commit",
+    )
+    assert result.exit_code == 0, result.output
+    result = geogrid(database_url, "publish", "--set", "g", "--valid-from", "2026-01-01")
+    assert result.exit_code == 0, result.output
+    stored = store.units("g", level="grid")
+    original = demo_layers["grids"].sort_values("code")
+    assert stored["code"].tolist() == original["code"].tolist()
+    a = shapely.get_coordinates(stored.geometry.to_numpy())
+    b = shapely.get_coordinates(original.geometry.to_numpy())
+    dx = (a[:, 0] - b[:, 0]) * 111_320 * np.cos(np.radians(b[:, 1]))
+    dy = (a[:, 1] - b[:, 1]) * 110_574
+    assert np.hypot(dx, dy).max() < 0.01
+
+
+def test_demo_publish_versions_export_info(database_url, store: Store, tmp_path, demo_layers):
+    result = geogrid(database_url, "demo", "--valid-from", "2026-01-01")
+    assert result.exit_code == 0, result.output
+    n_micro = f"{len(demo_layers['microgrids']):,}"
+    assert "522" in result.output and n_micro in result.output
+    again = geogrid(database_url, "demo")
+    assert "already loaded" in again.output
+    result = geogrid(database_url, "versions", "--set", "demo")
+    assert result.exit_code == 0 and "published" in result.output
+    out = tmp_path / "grids.gpkg"
+    result = geogrid(
+        database_url, "export", str(out), "--set", "demo", "--level", "grid", "--at", "2026-03-01"
+    )
+    assert result.exit_code == 0, result.output
+    exported = read_boundaries(out)
+    assert exported["code"].tolist() == sorted(demo_layers["grids"]["code"])
+    result = geogrid(database_url, "info", "--set", "demo")
+    households = f"{int(demo_layers['grids']['households'].sum()):,}"
+    assert result.exit_code == 0 and households in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "missing.geojson", "--set", "x", "--level", "grid"], "no such file"),
+        (["publish", "--set", "nope", "--valid-from", "2026-01-01"], "no boundary set named 'nope'"),
+        (["import", "{demo}/grids.geojson", "--set", "x", "--level", "street"], "is not a street code"),
+    ],
+)
+def test_errors_are_one_clear_line(database_url, demo_dir, args, message, monkeypatch, capsys):
+    args = [a.replace("{demo}", str(demo_dir)) for a in args]
+    monkeypatch.setattr(sys, "argv", ["geogrid", "--database-url", database_url, *args])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 2
+    printed = capsys.readouterr().err
+    assert printed.startswith("error: ") and message in printed and "Traceback" not in printed
