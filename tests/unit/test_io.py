@@ -219,3 +219,11 @@ def test_lonlat_csv_points_and_a_bad_row(tmp_path):
     points = io.read_layer(path, crs="gcj02", geometry="point")
     expected = gcj02_to_wgs84(111.2, 39.85)
     assert abs(points.geometry.x[0] - expected[0]) < 1e-12 and abs(points.geometry.y[0] - expected[1]) < 1e-12
+
+
+def test_projected_file_is_normalised_to_wgs84(grids, tmp_path):
+    path = io.write_layer(grids.head(5), tmp_path / "gk.shp", crs="EPSG:4546")
+    assert pyogrio.read_info(path)["crs"] == "EPSG:4546"
+    back = io.read_boundaries(path)
+    assert back.attrs["source_crs"] == "EPSG:4546" and back.crs.to_epsg() == 4326
+    assert same_geometries(back.geometry.to_numpy(), grids.head(5).geometry.to_numpy(), 1e-9)
