@@ -146,12 +146,17 @@ class ParentViolation:
 
 
 def check_parents(
-    children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame, *, tolerance_m2: float = 1.0
+    children: gpd.GeoDataFrame,
+    parents: gpd.GeoDataFrame,
+    *,
+    tolerance_m2: float = 1.0,
+    parent_level: Level | None = None,
 ) -> list[ParentViolation]:
     """Check that each child lies in the parent its code names, by geometry.
 
     A child may stick out of its parent by at most ``tolerance_m2`` square metres (digitising noise).
-    Children whose parent code is absent from ``parents`` are reported too.
+    Children whose parent code is absent from ``parents`` are reported too. ``parent_level`` checks
+    against an ancestor further up (its code is the matching prefix) instead of the direct parent.
     """
     if children.empty:
         return []
@@ -159,7 +164,10 @@ def check_parents(
     center = shapely.union_all(shapely.envelope(children.geometry.to_numpy())).centroid
     metric = local_metric_crs(center.x, center.y)
     child_m = gpd.GeoSeries(children.geometry.to_numpy(), crs=4326).to_crs(metric).to_numpy()
-    parent_codes = [parent_code(str(c)) or "" for c in children["code"]]
+    if parent_level is None:
+        parent_codes = [parent_code(str(c)) or "" for c in children["code"]]
+    else:
+        parent_codes = [str(c)[: parent_level.value] for c in children["code"]]
     parent_geoms = np.array([by_code.get(p) for p in parent_codes], dtype=object)
     have = ~shapely.is_missing(parent_geoms)
     out: list[ParentViolation] = []
