@@ -151,7 +151,7 @@ class IndexStats:
 @dataclass
 class _Packed:
     F: NDArray[np.float64]
-    I: NDArray[np.int32]  # noqa: E741
+    I: NDArray[np.int32]
     stats: IndexStats = field(default_factory=lambda: IndexStats(0, 0, 0, 0, 0, 0))
 
 
@@ -599,10 +599,10 @@ def _build(geoms: NDArray[np.object_]) -> _Packed:
             refs[nudged].ravel(),
         ]
     )
-    I = np.concatenate([np.array([nx, ny, K.BLOCK, K.F_HEADER]), coarse, blocks[mixed].ravel(), records])  # noqa: E741
+    I = np.concatenate([np.array([nx, ny, K.BLOCK, K.F_HEADER]), coarse, blocks[mixed].ravel(), records])
     if F.size >= 2**31 - 2 or I.size >= 2**31 - 2:
         raise InvalidGeometry("index too large for 32-bit cell pointers")
-    I = I.astype(np.int32)  # noqa: E741
+    I = I.astype(np.int32)
     stats = IndexStats(
         units=n_units,
         edges=len(edges),

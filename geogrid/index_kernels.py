@@ -248,7 +248,7 @@ CHUNK = 8192
 
 
 @njit(cache=True)
-def _in_record(px: float, py: float, rx: float, ry: float, F: np.ndarray, I: np.ndarray, k: int) -> int:  # noqa: E741
+def _in_record(px: float, py: float, rx: float, ry: float, F: np.ndarray, I: np.ndarray, k: int) -> int:
     """Rank*2 + on_boundary of the first candidate (smallest code) of the record at I[k] covering p; -1 if none."""
     ref = I[k]
     if ref >= 0:
@@ -285,7 +285,7 @@ def _sub(f: float) -> tuple[int, int]:
 
 
 @njit(cache=True)
-def locate_one(px: float, py: float, F: np.ndarray, I: np.ndarray) -> int:  # noqa: E741
+def locate_one(px: float, py: float, F: np.ndarray, I: np.ndarray) -> int:
     """One point: rank*2 + on_boundary of the unit with the smallest code covering it, or -1."""
     fi = (px - F[F_X0]) * F[F_IDX]
     fj = (py - F[F_Y0]) * F[F_IDY]
