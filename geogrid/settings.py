@@ -24,4 +24,5 @@ class Settings(BaseSettings):
         description="Name or path of the SpatiaLite extension library.",
     )
     actor: str = Field(default="geogrid", description="Who is recorded in the audit log by default.")
+    cache_dir: str = Field(default="var/cache", description="Where built lookup indexes are kept.")
     environment: str = Field(default="local", description="local, demo, test or production.")

@@ -6,6 +6,26 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+LOCATE_FUNCTION = """
+CREATE OR REPLACE FUNCTION geogrid_locate(
+    p_set text, p_lon float8, p_lat float8, p_at date DEFAULT current_date, p_level text DEFAULT NULL
+) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH version AS (
+        SELECT v.id FROM boundary_version v JOIN boundary_set s ON s.id = v.set_id
+        WHERE s.name = p_set AND v.status = 'published' AND v.valid_from <= p_at
+          AND (v.valid_to IS NULL OR p_at < v.valid_to)
+    ), lvl AS (
+        SELECT coalesce(p_level, (
+            SELECT u.level FROM unit u WHERE u.version_id = (SELECT id FROM version)
+            ORDER BY length(u.code) DESC LIMIT 1)) AS level
+    )
+    SELECT u.code FROM unit u
+    WHERE u.version_id = (SELECT id FROM version) AND u.level = (SELECT level FROM lvl)
+      AND ST_Covers(u.geom, ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326))
+    ORDER BY u.code COLLATE "C" LIMIT 1
+$$;
+"""
+
 
 @dataclass(frozen=True)
 class PostGIS:
@@ -29,6 +49,18 @@ class PostGIS:
     def version(self, conn: Connection) -> str:
         """The spatial extension's version string."""
         return str(conn.execute(text("SELECT postgis_lib_version()")).scalar())
+
+    def create_locate_function(self, conn: Connection) -> None:
+        """Install ``geogrid_locate(set, lon, lat, at, level)``: the unit covering a WGS-84 point.
+
+        ``ST_Covers`` on the original polygons (GiST-indexed) and the smallest code among the units
+        covering the point (codes compared bytewise, as in Python), the rule every GeoGrid path shares.
+        """
+        conn.execute(text(LOCATE_FUNCTION))
+
+    def drop_locate_function(self, conn: Connection) -> None:
+        """Remove ``geogrid_locate``."""
+        conn.execute(text("DROP FUNCTION IF EXISTS geogrid_locate(text, float8, float8, date, text)"))
 
 
 @dataclass(frozen=True)
@@ -65,6 +97,12 @@ class SpatiaLite:
     def version(self, conn: Connection) -> str:
         """The spatial extension's version string."""
         return str(conn.execute(text("SELECT spatialite_version()")).scalar())
+
+    def create_locate_function(self, conn: Connection) -> None:
+        """SQLite has no stored functions; lookups on SpatiaLite go through the in-process index."""
+
+    def drop_locate_function(self, conn: Connection) -> None:
+        """Nothing to drop on SpatiaLite."""
 
 
 Dialect = PostGIS | SpatiaLite

@@ -111,6 +111,11 @@ class Store:
         self.engine = engine
         self.actor = actor
 
+    @property
+    def identity(self) -> str:
+        """Which database this is (its URL without a password): keys caches of immutable versions."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     # ---- sets -------------------------------------------------------------------------------------
     def sets(self) -> list[str]:
         """Names of all boundary sets."""
