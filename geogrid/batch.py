@@ -71,10 +71,10 @@ def assign_file(
     writer = _Writer(out)
     error_rows: list[pd.DataFrame] = []
     try:
-        for chunk, x_raw, y_raw, geometry_reason, start in _chunks(
+        for chunk, x_raw, y_raw, geometry_reason, start, names in _chunks(
             source, lon_col, lat_col, chunk_rows, progress
         ):
-            x, y, reason = _coordinates(x_raw, y_raw, geographic)
+            x, y, reason = _coordinates(x_raw, y_raw, geographic, names)
             if geometry_reason is not None:
                 reason = np.where(geometry_reason != "", geometry_reason, reason)
             bad = reason != ""
@@ -117,13 +117,15 @@ def assign_file(
     return report
 
 
-def _coordinates(x_raw: Any, y_raw: Any, geographic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers from raw lon/lat values, and a reason ('' when fine) for every row that has none."""
+def _coordinates(
+    x_raw: Any, y_raw: Any, geographic: bool, names: tuple[str, str] = ("lon", "lat")
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers from raw lon/lat values, and a reason naming the field ('' when fine) for every bad row."""
     xs, ys = pd.Series(x_raw), pd.Series(y_raw)
     x = pd.to_numeric(xs, errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(ys, errors="coerce").to_numpy(dtype=float)
     reason = np.full(len(x), "", dtype=object)
-    for values, numbers, name in ((xs, x, "lon"), (ys, y, "lat")):
+    for values, numbers, name in ((xs, x, names[0]), (ys, y, names[1])):
         blank = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
         bad = ~np.isfinite(numbers) & (reason == "")
         if bad.any():
@@ -133,13 +135,15 @@ def _coordinates(x_raw: Any, y_raw: Any, geographic: bool) -> tuple[np.ndarray, 
             reason[other] = [f"{name} is not a finite number: {v!r}" for v in values.to_numpy()[other]]
     if geographic:
         out = (reason == "") & ((np.abs(x) > 180) | (np.abs(y) > 90))
-        reason[out] = [f"out of range: lon {a}, lat {b}" for a, b in zip(x[out], y[out], strict=True)]
+        reason[out] = [
+            f"out of range: {names[0]} {a}, {names[1]} {b}" for a, b in zip(x[out], y[out], strict=True)
+        ]
     return x, y, reason.astype(str)
 
 
 def _chunks(
     source: Path, lon_col: str | None, lat_col: str | None, chunk_rows: int, progress: Progress | None
-) -> Iterator[tuple[pd.DataFrame, Any, Any, np.ndarray | None, int]]:
+) -> Iterator[tuple[pd.DataFrame, Any, Any, np.ndarray | None, int, tuple[str, str]]]:
     suffix = source.suffix.lower()
     start = 0
     if suffix == ".csv":
@@ -151,7 +155,7 @@ def _chunks(
             )
             for chunk in reader:
                 lon, lat = _lonlat_columns(chunk, lon_col, lat_col, source)
-                yield chunk, chunk[lon].to_numpy(), chunk[lat].to_numpy(), None, start
+                yield chunk, chunk[lon].to_numpy(), chunk[lat].to_numpy(), None, start, (lon, lat)
                 start += len(chunk)
         return
     if suffix in (".parquet", ".geoparquet"):
@@ -182,11 +186,11 @@ def _chunks(
 
 def _from_table(
     table: pd.DataFrame, lon_col: str | None, lat_col: str | None, source: Path, geometry: str, start: int
-) -> tuple[pd.DataFrame, Any, Any, np.ndarray | None, int]:
+) -> tuple[pd.DataFrame, Any, Any, np.ndarray | None, int, tuple[str, str]]:
     """Coordinates from lon/lat columns when named or when there is no geometry, else from points."""
     if lon_col or lat_col or geometry not in table.columns:
         lon, lat = _lonlat_columns(table, lon_col, lat_col, source)
-        return table, table[lon].to_numpy(), table[lat].to_numpy(), None, start
+        return table, table[lon].to_numpy(), table[lat].to_numpy(), None, start, (lon, lat)
     geoms = shapely.from_wkb(table.pop(geometry).to_numpy(), on_invalid="ignore")
     points = shapely.get_type_id(geoms) == 0
     x = np.where(points, shapely.get_x(geoms), np.nan)
@@ -199,7 +203,7 @@ def _from_table(
         dtype=object,
     ).astype(str)
     table = table.assign(lon=x, lat=y) if "lon" not in table.columns and "lat" not in table.columns else table
-    return table, x, y, reason, start
+    return table, x, y, reason, start, ("lon", "lat")
 
 
 def _lonlat_columns(

@@ -94,7 +94,7 @@ def orient(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> 
     detright = (ay - cy) * (bx - cx)
     det = detleft - detright
     if abs(det) > _CCW_ERRBOUND_A * (abs(detleft) + abs(detright)):
-        return (det > 0.0) - (det < 0.0)
+        return int(det > 0.0) - int(det < 0.0)
     return _orient_exact(ax, ay, bx, by, cx, cy)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -45,6 +46,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"CI=true: {skipped} test(s) were skipped; failing the run.", red=True)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the CLI's index cache out of the checkout."""
+    previous = os.environ.get("GEOGRID_CACHE_DIR")
+    os.environ["GEOGRID_CACHE_DIR"] = str(tmp_path_factory.mktemp("index-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("GEOGRID_CACHE_DIR", None)
+    else:
+        os.environ["GEOGRID_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     return DEMO
@@ -57,16 +70,13 @@ def demo_layers() -> dict[str, gpd.GeoDataFrame]:
     return {name: read_boundaries(DEMO / f"{name}.geojson") for name in names}
 
 
-def _spatialite_engine(tmp: Path) -> sa.Engine:
-    return create_engine(Settings(database_url=f"sqlite:///{tmp / 'geogrid-test.sqlite'}"))
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    """A migrated database on each backend, created for the test session and dropped after it."""
-    if request.param == "spatialite":
+@contextmanager
+def migrated_engine(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """A fresh, migrated database of ``kind`` (spatialite or postgis), dropped afterwards."""
+    if kind == "spatialite":
         try:
-            eng = _spatialite_engine(tmp_path_factory.mktemp("spatialite"))
+            path = tmp_path_factory.mktemp("spatialite") / "geogrid-test.sqlite"
+            eng = create_engine(Settings(database_url=f"sqlite:///{path}"))
             upgrade(eng)
         except Exception as exc:  # SpatialiteUnavailable, or a broken library
             unavailable(f"SpatiaLite: {exc}")
@@ -86,20 +96,41 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         upgrade(eng)
     except Exception as exc:
         unavailable(f"PostGIS extension: {exc}")
-    yield eng
-    eng.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """A migrated database on each backend, created for the test session and dropped after it."""
+    with migrated_engine(request.param, tmp_path_factory) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def postgis_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    """A migrated PostGIS database, for what only PostGIS has (the SQL lookup function)."""
+    with migrated_engine("postgis", tmp_path_factory) as eng:
+        yield eng
+
+
+def empty_store(engine: sa.Engine) -> Store:
+    """Delete every row, and return a store on the engine."""
+    with engine.begin() as conn:
+        for table in ("audit_log", "unit", "boundary_version", "boundary_set"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    return Store(engine, actor="tester")
 
 
 @pytest.fixture
 def store(engine: sa.Engine) -> Store:
     """An empty store on the backend under test."""
-    with engine.begin() as conn:
-        for table in ("audit_log", "unit", "boundary_version", "boundary_set"):
-            conn.execute(sa.text(f"DELETE FROM {table}"))
-    return Store(engine, actor="tester")
+    return empty_store(engine)
 
 
 @pytest.fixture

@@ -8,19 +8,14 @@ from sqlalchemy import Connection, text
 
 LOCATE_FUNCTION = """
 CREATE OR REPLACE FUNCTION geogrid_locate(
-    p_set text, p_lon float8, p_lat float8, p_at date DEFAULT current_date, p_level text DEFAULT NULL
+    p_set text, p_lon float8, p_lat float8, p_at date DEFAULT current_date, p_level text DEFAULT 'microgrid'
 ) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH version AS (
-        SELECT v.id FROM boundary_version v JOIN boundary_set s ON s.id = v.set_id
-        WHERE s.name = p_set AND v.status = 'published' AND v.valid_from <= p_at
-          AND (v.valid_to IS NULL OR p_at < v.valid_to)
-    ), lvl AS (
-        SELECT coalesce(p_level, (
-            SELECT u.level FROM unit u WHERE u.version_id = (SELECT id FROM version)
-            ORDER BY length(u.code) DESC LIMIT 1)) AS level
-    )
     SELECT u.code FROM unit u
-    WHERE u.version_id = (SELECT id FROM version) AND u.level = (SELECT level FROM lvl)
+    JOIN boundary_version v ON v.id = u.version_id
+    JOIN boundary_set s ON s.id = v.set_id
+    WHERE s.name = p_set AND v.status = 'published' AND v.valid_from <= p_at
+      AND (v.valid_to IS NULL OR p_at < v.valid_to)
+      AND u.level = p_level
       AND ST_Covers(u.geom, ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326))
     ORDER BY u.code COLLATE "C" LIMIT 1
 $$;
