@@ -43,6 +43,7 @@ format: install
 bench: install
 	scripts/system-deps.sh spatialite postgis
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/bench_index.py
 
 serve: install
 	scripts/system-deps.sh spatialite

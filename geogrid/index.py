@@ -49,7 +49,7 @@ from geogrid.errors import (
 from geogrid.hierarchy import Level, check_parents, parse_level
 
 FORMAT = 1  # bump when the cached layout changes
-FINE_CELLS_PER_EDGE = 400  # fine cells per boundary edge: ~3% of the area lies in boundary cells
+FINE_CELLS_PER_EDGE = 600  # fine cells per boundary edge: ~2.5% of the area lies in boundary cells
 MAX_FINE_CELLS = 1 << 24
 PAD_DEG = 1e-9  # cells are widened by this when collecting the edges that cross them (conservative)
 
