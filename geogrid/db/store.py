@@ -201,44 +201,28 @@ class Store:
             at=at.isoformat(),
         )
 
-    def _version_row(self, conn: Connection, set_id: int, number: int) -> dict[str, Any]:
-        row = (
-            conn.execute(
-                sa.select(boundary_version).where(
-                    boundary_version.c.set_id == set_id, boundary_version.c.number == number
-                )
-            )
-            .mappings()
-            .first()
+    def _first_version(self, conn: Connection, set_id: int, *where: Any) -> dict[str, Any] | None:
+        """The set's version matching ``where`` with the highest number, as a dict (None if none)."""
+        query = (
+            sa.select(boundary_version)
+            .where(boundary_version.c.set_id == set_id, *where)
+            .order_by(boundary_version.c.number.desc())
+            .limit(1)
         )
+        row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def _version_row(self, conn: Connection, set_id: int, number: int) -> dict[str, Any]:
+        row = self._first_version(conn, set_id, boundary_version.c.number == number)
         if row is None:
             raise NotFound(f"no version {number}", version=number)
-        return dict(row)
+        return row
 
     def _draft(self, conn: Connection, set_id: int) -> dict[str, Any] | None:
-        row = (
-            conn.execute(
-                sa.select(boundary_version).where(
-                    boundary_version.c.set_id == set_id, boundary_version.c.status == DRAFT
-                )
-            )
-            .mappings()
-            .first()
-        )
-        return dict(row) if row else None
+        return self._first_version(conn, set_id, boundary_version.c.status == DRAFT)
 
     def _latest_published(self, conn: Connection, set_id: int) -> dict[str, Any] | None:
-        row = (
-            conn.execute(
-                sa.select(boundary_version)
-                .where(boundary_version.c.set_id == set_id, boundary_version.c.status == PUBLISHED)
-                .order_by(boundary_version.c.number.desc())
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
-        return dict(row) if row else None
+        return self._first_version(conn, set_id, boundary_version.c.status == PUBLISHED)
 
     # ---- units ------------------------------------------------------------------------------------
     def units(
