@@ -182,10 +182,77 @@ def publish(
     set_name: Annotated[str, typer.Option("--set", help="Boundary set.")],
     valid_from: DateOpt = None,
     note: Annotated[str | None, typer.Option(help="Why; kept in the version and the audit log.")] = None,
+    force: Annotated[
+        str | None,
+        typer.Option(help="Publish despite topology problems; the reason goes into the audit log."),
+    ] = None,
 ) -> None:
     """Publish the set's draft, in force from --valid-from (default: today)."""
-    version = _state(ctx).store.publish(set_name, _date(valid_from) or dt.date.today(), note=note)
+    version = _state(ctx).store.publish(
+        set_name, _date(valid_from) or dt.date.today(), note=note, force=force
+    )
     console.print(f"Published v{version.number} of {set_name!r}, valid from {version.valid_from}.")
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="A boundary file to check (or use --set).")] = None,
+    set_name: Annotated[
+        str | None, typer.Option("--set", help="Check a level of a set's version instead.")
+    ] = None,
+    level: Annotated[
+        str, typer.Option(help="With --set: the level to check against the level above.")
+    ] = "microgrid",
+    at: DateOpt = None,
+    version: Annotated[int | None, typer.Option(help="With --set: a version number, e.g. a draft.")] = None,
+    parent: Annotated[
+        Path | None, typer.Option(help="A file of the parent units the layer must tile.")
+    ] = None,
+    crs: Annotated[str | None, typer.Option(help="Source CRS of the file(s).")] = None,
+    tolerance_m: Annotated[
+        float, typer.Option(help="Gaps and overlaps thinner than this are slivers.")
+    ] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Write the problems as a layer (.geojson, .gpkg).")] = None,
+    summary: Annotated[Path | None, typer.Option(help="Write the summary as JSON.")] = None,
+) -> None:
+    """Check that units tile their parent; exit code 1 when problems are found."""
+    import json
+
+    from geogrid.topology import check
+
+    if (file is None) == (set_name is None):
+        raise typer.BadParameter("give a FILE or --set, not both")
+    if file is not None:
+        units = io.read_boundaries(file, crs=crs, name=None)
+        parents = io.read_boundaries(parent, crs=crs, name=None) if parent else None
+        label = file.name
+    else:
+        assert set_name is not None
+        store = _state(ctx).store
+        number = version if version is not None else store.version_at(set_name, _date(at)).number
+        target = parse_level(level)
+        units = store.units(set_name, version=number, level=target)
+        parents = store.units(set_name, version=number, level=target.parent) if target.parent else None
+        parents = parents if parents is not None and len(parents) else None
+        label = f"{set_name} v{number} {target.name}"
+    report = check(units, parents, tolerance_m=tolerance_m)
+    table = Table(title=f"Topology of {label}: {report.summary['units']:,} units")
+    for column in ("problem", "count", "area m²"):
+        table.add_column(column, justify="left" if column == "problem" else "right")
+    for kind, n in report.summary["count"].items():
+        if n:
+            table.add_row(kind, f"{n:,}", f"{report.summary['area_m2'][kind]:,.1f}")
+    if "covered_share" in report.summary:
+        table.caption = f"{report.summary['covered_share']:.4%} of the parent covered"
+    console.print(table if not report.ok else f"{label}: no problems ({report.summary['units']:,} units).")
+    if out:
+        report.to_file(out)
+        console.print(f"Problems written to {out}.")
+    if summary:
+        summary.write_text(json.dumps(report.summary, ensure_ascii=False, indent=2))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

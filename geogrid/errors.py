@@ -89,6 +89,13 @@ class HierarchyViolation(GeoGridError):
     status = 422
 
 
+class TopologyProblems(GeoGridError):
+    """Units that do not tile their parent: gaps, overlaps, slivers, invalid or stray units."""
+
+    title = "Topology problems"
+    status = 422
+
+
 class NotFound(GeoGridError):
     """A boundary set, version or unit that does not exist."""
 

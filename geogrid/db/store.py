@@ -24,8 +24,9 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from geogrid.db.schema import audit_log, boundary_set, boundary_version, unit
-from geogrid.errors import HierarchyViolation, NotFound, VersionConflict
+from geogrid.errors import HierarchyViolation, NotFound, TopologyProblems, VersionConflict
 from geogrid.hierarchy import Level, check_parents, parse_level, prepare_units
+from geogrid.topology import check
 
 DRAFT, PUBLISHED = "draft", "published"
 UNIT_FIELDS = ("code", "name", "level", "parent_code", "households", "population", "attributes")
@@ -347,12 +348,15 @@ class Store:
         actor: str | None = None,
         note: str | None = None,
         tolerance_m2: float = 1.0,
+        force: str | None = None,
     ) -> VersionInfo:
         """Publish the set's draft from ``valid_from``, closing the previous version's validity.
 
-        Refuses (VersionConflict) when ``valid_from`` is not after the previous version's, and
-        (HierarchyViolation) when a unit does not lie in the parent its code names. The set's row is
-        locked for the transaction, so concurrent publishes are serialised.
+        Refuses (VersionConflict) when ``valid_from`` is not after the previous version's,
+        (HierarchyViolation) when a unit does not lie in the parent its code names, and
+        (TopologyProblems) when a level does not tile the level above; ``force`` (the reason, kept in
+        the audit log with the problems) publishes it anyway. The set's row is locked for the
+        transaction, so concurrent publishes are serialised.
         """
         actor = actor or self.actor
         with self.engine.begin() as conn:
@@ -379,6 +383,18 @@ class Store:
                 )
                 raise HierarchyViolation(
                     f"{len(violations)} unit(s) do not lie in the parent their code names: {shown}",
+                    set=set_name,
+                    version=draft["number"],
+                )
+            topology = _topology(units)
+            if topology and not force:
+                shown = "; ".join(
+                    f"{level}: {', '.join(f'{n} {k}' for k, n in counts.items())}"
+                    for level, counts in topology.items()
+                )
+                raise TopologyProblems(
+                    f"draft v{draft['number']} of {set_name!r} does not tile: {shown}. Fix it (geogrid validate "
+                    "shows where), or publish with a reason to force it",
                     set=set_name,
                     version=draft["number"],
                 )
@@ -410,6 +426,8 @@ class Store:
                     "closes": latest_number,
                     "note": note,
                     "units": units["level"].value_counts().to_dict(),
+                    "forced": force if topology else None,
+                    "topology": topology,
                 },
             )
             versions = self._versions(conn, set_id, set_name)
@@ -512,6 +530,24 @@ def _hierarchy_warnings(units: gpd.GeoDataFrame, current: gpd.GeoDataFrame, leve
         orphans = sorted(set(children["parent_code"]) - set(units["code"]))
         warnings += [f"{level.child.name} units of {code} would lose their parent" for code in orphans]
     return warnings
+
+
+def _topology(units: gpd.GeoDataFrame) -> dict[str, dict[str, int]]:
+    """Problem counts per level (each level checked against the level above it when present)."""
+    present = set(units["level"])
+    out: dict[str, dict[str, int]] = {}
+    for level in Level:
+        if level.name not in present:
+            continue
+        children = units[units["level"] == level.name]
+        parent = level.parent
+        parents = (
+            units[units["level"] == parent.name] if parent is not None and parent.name in present else None
+        )
+        counts = {k: n for k, n in check(children, parents).summary["count"].items() if n}
+        if counts:
+            out[level.name] = counts
+    return out
 
 
 def _violations(units: gpd.GeoDataFrame, tolerance_m2: float) -> list[str]:

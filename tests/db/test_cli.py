@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from geogrid import cli
 from geogrid.cli import app
 from geogrid.db import Store
-from geogrid.io import read_boundaries
+from geogrid.io import read_boundaries, read_layer
 
 runner = CliRunner()
 
@@ -88,6 +89,37 @@ def test_demo_publish_versions_export_info(database_url, store: Store, tmp_path,
     result = geogrid(database_url, "info", "--set", "demo")
     households = f"{int(demo_layers['grids']['households'].sum()):,}"
     assert result.exit_code == 0 and households in result.output
+
+
+def test_validate_a_file_and_a_set(database_url, store, demo_dir, demo_layers, tmp_path):
+    result = geogrid(
+        database_url,
+        "validate",
+        str(demo_dir / "grids.geojson"),
+        "--parent",
+        str(demo_dir / "communities.geojson"),
+    )
+    assert result.exit_code == 0 and "no problems" in result.output
+    broken = demo_layers["grids"].iloc[1:]
+    broken.to_file(tmp_path / "broken.geojson")
+    out, summary = tmp_path / "problems.gpkg", tmp_path / "summary.json"
+    result = geogrid(
+        database_url,
+        "validate",
+        str(tmp_path / "broken.geojson"),
+        "--parent",
+        str(demo_dir / "communities.geojson"),
+        "--out",
+        str(out),
+        "--summary",
+        str(summary),
+    )
+    assert result.exit_code == 1 and "gap" in result.output
+    assert json.loads(summary.read_text())["count"]["gap"] == 1
+    assert read_layer(out)["kind"].tolist() == ["gap"]
+    geogrid(database_url, "demo", "--valid-from", "2026-01-01")
+    result = geogrid(database_url, "validate", "--set", "demo", "--level", "grid")
+    assert result.exit_code == 0 and "no problems" in result.output
 
 
 @pytest.mark.parametrize(

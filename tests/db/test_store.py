@@ -10,7 +10,7 @@ from shapely import affinity
 
 from geogrid.db import Store
 from geogrid.db.migrate import current_revision, downgrade, head_revision, upgrade
-from geogrid.errors import HierarchyViolation, InvalidCode, NotFound, VersionConflict
+from geogrid.errors import HierarchyViolation, InvalidCode, NotFound, TopologyProblems, VersionConflict
 
 V1, V2 = dt.date(2026, 1, 1), dt.date(2026, 7, 1)
 
@@ -98,7 +98,7 @@ def test_as_of_reads_old_geometry(store, one_street):
         [affinity.scale(micro.geometry.iloc[0].geoms[0], 0.5, 0.5)]
     )
     store.import_units("s", shrunk, "microgrid", commit=True)
-    store.publish("s", V2)
+    store.publish("s", V2, force="test: a micro-grid shrunk on purpose")
     old = store.units("s", at=dt.date(2026, 3, 1), level="microgrid").set_index("code").geometry[code]
     new = store.units("s", at=dt.date(2026, 8, 1), level="microgrid").set_index("code").geometry[code]
     assert old.equals_exact(micro.geometry.iloc[0], 0) and new.area < old.area
@@ -158,6 +158,18 @@ def test_bad_rows_are_refused_whole(store, one_street):
     with pytest.raises(InvalidCode, match="row 3"):
         store.import_units("s", grids, "grid", commit=True)
     assert store.sets() == []
+
+
+def test_publish_refuses_a_layer_with_gaps_unless_forced(store, one_street):
+    micro = one_street["microgrids"]
+    load(store, {**one_street, "microgrids": micro.iloc[1:]})  # one micro-grid missing: a gap in its grid
+    with pytest.raises(TopologyProblems, match=r"microgrid: 1 gap"):
+        store.publish("s", V1)
+    assert all(v.status == "draft" for v in store.versions("s"))
+    store.publish("s", V1, force="the missing compound is being surveyed")
+    entry = [a for a in store.audit("s") if a["action"] == "publish"][-1]
+    assert entry["detail"]["forced"] == "the missing compound is being surveyed"
+    assert entry["detail"]["topology"] == {"microgrid": {"gap": 1}}
 
 
 def test_discard_draft(store, one_street):

@@ -1,0 +1,194 @@
+"""Topology: planted defects are all found, with their codes and areas; the clean demo county has none."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geogrid.crs import local_metric_crs
+from geogrid.topology import check
+
+METRIC = local_metric_crs(111.2, 39.85)
+
+
+def metric(geom):
+    return gpd.GeoSeries([geom], crs=4326).to_crs(METRIC).iloc[0]
+
+
+def wgs(geom):
+    return gpd.GeoSeries([geom], crs=METRIC).to_crs(4326).iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("child", "parent"),
+    [("streets", "county"), ("communities", "streets"), ("grids", "communities"), ("microgrids", "grids")],
+)
+def test_the_clean_demo_county_has_no_problems(demo_layers, child, parent):
+    report = check(demo_layers[child], demo_layers[parent])
+    assert report.ok, report.problems[["kind", "codes", "area_m2"]].head().to_dict("records")
+    assert report.summary["covered_share"] == pytest.approx(1.0, abs=1e-9)
+    assert check(demo_layers[child]).ok  # and without a parent
+
+
+@pytest.fixture(scope="module")
+def planted(demo_layers):
+    """The demo grids with one defect of each kind, at known places; returns the layer and expectations."""
+    grids = demo_layers["grids"].copy().reset_index(drop=True)
+    communities = demo_layers["communities"]
+    by_comm = {c: grids.index[grids["parent_code"] == c].tolist() for c in communities["code"]}
+    pick = [by_comm[c] for c in sorted(by_comm) if len(by_comm[c]) >= 4]
+    m = {i: metric(g) for i, g in enumerate(grids.geometry)}
+    expect = {}
+
+    # 1. a gap: a grid deleted
+    gone = pick[1][0]
+    expect["gap"] = (grids.loc[gone, "code"], m[gone].area)
+    # 2. an overlap: a 30 m square of one grid's neighbour added to it
+    a = pick[4][0]
+    neighbours = [j for j in pick[4][1:] if m[a].touches(m[j]) or m[a].intersects(m[j])]
+    b = max(neighbours, key=lambda j: m[j].buffer(-40).area)
+    centre = m[b].buffer(-40).representative_point()
+    square = shapely.box(centre.x - 15, centre.y - 15, centre.x + 15, centre.y + 15)
+    grids.loc[a, "geometry"] = wgs(shapely.union(m[a], square))
+    expect["overlap"] = ({grids.loc[a, "code"], grids.loc[b, "code"]}, 900.0)
+    # 3. a sliver: a grid shrunk by 0.3 m all round
+    s = pick[8][0]
+    shrunk = m[s].buffer(-0.3, join_style="mitre")
+    grids.loc[s, "geometry"] = wgs(shrunk)
+    expect["sliver"] = (grids.loc[s, "code"], m[s].area - shrunk.area)
+    # 4. a bow-tie: a self-crossing ring in place of a grid
+    t = pick[12][0]
+    x0, y0, x1, y1 = shapely.bounds(m[t].buffer(-30))
+    grids.loc[t, "geometry"] = wgs(shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)]))
+    expect["invalid"] = grids.loc[t, "code"]
+    # 5. a grid pushed 600 m east, out of its community
+    p = pick[20][0]
+    moved = shapely.affinity.translate(m[p], xoff=600)
+    grids.loc[p, "geometry"] = wgs(moved)
+    own = metric(communities.set_index("code").loc[grids.loc[p, "parent_code"], "geometry"])
+    county = metric(demo_layers["county"].geometry.iloc[0])
+    expect["wrong_parent"] = (grids.loc[p, "code"], moved.difference(own).intersection(county).area)
+    # 6. a duplicate code
+    d1, d2 = pick[25][0], pick[25][1]
+    expect["duplicate_code"] = grids.loc[d1, "code"]
+    grids.loc[d2, "code"] = grids.loc[d1, "code"]
+    # 7. a two-part unit: one grid takes over another, not adjacent to it
+    j = pick[30][0]
+    far = max(pick[30][1:], key=lambda k: m[j].distance(m[k]))
+    grids.loc[j, "geometry"] = wgs(shapely.union(m[j], m[far]))
+    expect["multipart"] = (grids.loc[j, "code"], min(m[j].area, m[far].area))
+    grids = grids.drop(index=[gone, far]).reset_index(drop=True)
+    return grids, expect
+
+
+@pytest.fixture(scope="module")
+def planted_report(planted, demo_layers):
+    grids, _ = planted
+    return check(grids, demo_layers["communities"])
+
+
+def rows(report, kind):
+    return report.problems[report.problems["kind"] == kind]
+
+
+def test_gap_found_with_area(planted, planted_report):
+    _, expect = planted
+    code, area = expect["gap"]
+    gaps = rows(planted_report, "gap")
+    match = gaps[gaps["area_m2"].between(area * 0.99, area * 1.01)]
+    assert len(match) == 1
+    assert code[:12] in {c[:12] for c in match["codes"].iloc[0]}  # its neighbours, in its community
+
+
+def test_overlap_found_per_pair(planted, planted_report):
+    _, expect = planted
+    pair, area = expect["overlap"]
+    overlaps = rows(planted_report, "overlap")
+    match = overlaps[overlaps["codes"].map(set) == pair]
+    assert len(match) == 1 and match["area_m2"].iloc[0] == pytest.approx(area, rel=0.01)
+
+
+def test_sliver_reported_apart(planted, planted_report):
+    _, expect = planted
+    code, area = expect["sliver"]
+    slivers = rows(planted_report, "sliver")
+    mine = slivers[slivers["codes"].map(lambda c: code in c) & (slivers["detail"] == "gap")]
+    assert mine["area_m2"].sum() == pytest.approx(area, rel=0.01)
+    assert not rows(planted_report, "gap")["codes"].map(lambda c: c == [code]).any()
+
+
+def test_bow_tie_is_invalid(planted, planted_report):
+    _, expect = planted
+    invalid = rows(planted_report, "invalid")
+    assert invalid["codes"].tolist() == [[expect["invalid"]]]
+    assert "Self-intersection" in invalid["detail"].iloc[0]
+
+
+def test_unit_pushed_out_of_its_community(planted, planted_report):
+    _, expect = planted
+    code, area = expect["wrong_parent"]
+    wrong = rows(planted_report, "wrong_parent")
+    mine = wrong[wrong["codes"].map(lambda c: code in c)]
+    assert mine["area_m2"].sum() == pytest.approx(area, rel=0.01)
+    assert code[:12] in mine["detail"].iloc[0]
+
+
+def test_duplicate_code_and_two_part_unit(planted, planted_report):
+    _, expect = planted
+    assert rows(planted_report, "duplicate_code")["codes"].tolist() == [[expect["duplicate_code"]]]
+    code, area = expect["multipart"]
+    multi = rows(planted_report, "multipart")
+    mine = multi[multi["codes"].map(lambda c: c == [code])]
+    assert len(mine) == 1 and mine["area_m2"].iloc[0] == pytest.approx(area, rel=0.01)
+
+
+def test_summary_and_layer(planted_report, tmp_path):
+    summary = planted_report.summary
+    for kind in ("gap", "overlap", "sliver", "invalid", "wrong_parent", "duplicate_code", "multipart"):
+        assert summary["count"][kind] >= 1, kind
+    assert 0.99 < summary["covered_share"] < 1.0
+    path = planted_report.to_file(tmp_path / "problems.gpkg")
+    back = gpd.read_file(path)
+    assert len(back) == len(planted_report.problems) and "kind" in back.columns
+
+
+def voronoi_units(seed: int, n: int) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(seed)
+    box = shapely.box(111.1, 39.8, 111.12, 39.815)
+    sites = shapely.multipoints(rng.uniform(0, 1, (n, 2)) * [0.02, 0.015] + [111.1, 39.8])
+    cells = [shapely.intersection(c, box) for c in shapely.voronoi_polygons(sites, extend_to=box).geoms]
+    cells = [c for c in cells if c.area > 0]
+    return gpd.GeoDataFrame({"code": [f"{i:03d}" for i in range(len(cells))]}, geometry=cells, crs=4326), box
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), n=st.integers(3, 40), size=st.floats(20, 60), which=st.integers(0, 1000))
+def test_random_tessellations_are_clean_and_planted_problems_are_found(seed, n, size, which):
+    units, box = voronoi_units(seed, n)
+    parent = gpd.GeoDataFrame({"code": ["p"]}, geometry=[box], crs=4326)
+    assert check(units, parent).ok
+    i = which % len(units)
+    m = metric(units.geometry.iloc[i])
+    hole = (
+        m.buffer(-size).representative_point().buffer(size / 3, quad_segs=2)
+        if m.buffer(-size).area > 0
+        else None
+    )
+    if hole is None or not m.contains(hole):
+        return
+    gapped = units.copy()
+    gapped.loc[gapped.index[i], "geometry"] = wgs(m.difference(hole))
+    found = check(gapped, parent)
+    gaps = rows(found, "gap")
+    assert gaps["area_m2"].sum() == pytest.approx(hole.area, rel=0.01)
+    overlapping = units.copy()
+    j = (i + 1) % len(units)
+    overlapping.loc[overlapping.index[j], "geometry"] = wgs(
+        shapely.union(metric(units.geometry.iloc[j]), hole)
+    )
+    overlaps = rows(check(overlapping, parent), "overlap")
+    assert overlaps["area_m2"].sum() == pytest.approx(hole.area, rel=0.01)
