@@ -44,6 +44,7 @@ bench: install
 	scripts/system-deps.sh spatialite postgis
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/bench_index.py
+	$(BIN)/python benchmarks/bench_topology.py
 
 serve: install
 	scripts/system-deps.sh spatialite

@@ -256,6 +256,79 @@ def validate(
 
 
 @app.command()
+def repair(
+    file: Annotated[Path, typer.Argument(help="The boundary file to repair.")],
+    out: Annotated[Path, typer.Option(help="Where the repaired layer goes (format from the suffix).")],
+    parent: Annotated[
+        Path | None, typer.Option(help="A file of the parent units to clip to and fill.")
+    ] = None,
+    crs: Annotated[str | None, typer.Option(help="Source CRS of the file(s).")] = None,
+    max_fill_m2: Annotated[float, typer.Option(help="Gaps up to this size go to a neighbour.")] = 500.0,
+    changes: Annotated[Path | None, typer.Option(help="Write the change log as CSV.")] = None,
+) -> None:
+    """Repair a layer with the least change; gaps too big to fill are written beside it for the planner."""
+    from geogrid.topology import check
+    from geogrid.topology import repair as repair_layer
+
+    units = io.read_boundaries(file, crs=crs, name=None)
+    parents = io.read_boundaries(parent, crs=crs, name=None) if parent else None
+    result = repair_layer(units, parents, max_fill_m2=max_fill_m2)
+    io.write_layer(result.units, out)
+    log = changes or out.with_name(out.stem + ".changes.csv")
+    result.changes.to_csv(log, index=False)
+    if len(result.unassigned):
+        result.unassigned.to_file(out.with_name(out.stem + ".unassigned.geojson"))
+    after = check(result.units, parents)
+    moved = result.changes.groupby("action")["area_m2"].agg(["count", "sum"])
+    table = Table(title=f"Repaired {file.name} → {out.name}")
+    for column in ("action", "count", "area m²"):
+        table.add_column(column, justify="left" if column == "action" else "right")
+    for action, row in moved.iterrows():
+        table.add_row(str(action), f"{int(row['count']):,}", f"{row['sum']:,.1f}")
+    console.print(table)
+    console.print(
+        f"{len(result.unassigned)} gap(s) left unassigned for the planner; change log in {log}; "
+        f"check after repair: {after.summary['problems']} problem(s)."
+    )
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="The first layer (e.g. the comprehensive-governance grids).")],
+    b: Annotated[Path, typer.Argument(help="The second layer (e.g. the urban-management grids).")],
+    threshold: Annotated[
+        float, typer.Option(help="Share of a unit's area outside its best match that counts.")
+    ] = 0.05,
+    out: Annotated[Path | None, typer.Option(help="Write the pair table as CSV.")] = None,
+    merged: Annotated[Path | None, typer.Option(help="Write the proposed merged layer.")] = None,
+    crs: Annotated[str | None, typer.Option(help="Source CRS of both files.")] = None,
+) -> None:
+    """Compare two layers over the same area (多网合一): overlaps, shares, disagreements, a merged proposal."""
+    from geogrid.topology import compare as compare_layers
+
+    result = compare_layers(
+        io.read_boundaries(a, crs=crs, name=None),
+        io.read_boundaries(b, crs=crs, name=None),
+        threshold=threshold,
+    )
+    table = Table(
+        title=f"{a.name} vs {b.name}: {len(result.disagreements)} unit(s) disagree beyond {threshold:.0%}"
+    )
+    for column in ("layer", "code", "best match", "share", "misfit m²"):
+        table.add_column(column, justify="right" if column in ("share", "misfit m²") else "left")
+    for row in result.disagreements.sort_values("misfit_m2", ascending=False).head(20).itertuples():
+        table.add_row(
+            row.layer, row.code, str(row.best_match or ""), f"{row.share:.1%}", f"{row.misfit_m2:,.0f}"
+        )
+    console.print(table)
+    if out:
+        result.pairs.to_csv(out, index=False)
+    if merged:
+        io.write_layer(result.merged, merged)
+        console.print(f"Proposed merged layer ({len(result.merged)} units) written to {merged}.")
+
+
+@app.command()
 def info(
     ctx: typer.Context,
     set_name: Annotated[str | None, typer.Option("--set", help="Show this set's version in force.")] = None,

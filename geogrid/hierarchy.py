@@ -21,7 +21,8 @@ import numpy as np
 import shapely
 
 from geogrid.crs import local_metric_crs
-from geogrid.errors import InvalidCode
+from geogrid.errors import InvalidCode, InvalidGeometry
+from geogrid.io import as_multipolygons
 
 
 class Level(enum.IntEnum):
@@ -226,6 +227,17 @@ def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFra
                     field="parent_code",
                     code=codes[row - 1],
                 )
+    geoms = as_multipolygons(frame.geometry.to_numpy())
+    wrong = shapely.get_type_id(geoms) != 6
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0]) + 1
+        kind = "no geometry" if geoms[row - 1] is None else f"a {geoms[row - 1].geom_type}"
+        raise InvalidGeometry(
+            f"row {row}: unit {codes[row - 1]} has {kind}; units are polygons",
+            row=row,
+            code=codes[row - 1],
+            field="geometry",
+        )
     counts = {field: _counts(frame, field, codes) for field in ("households", "population")}
     extra = [c for c in frame.columns if c not in (*UNIT_COLUMNS, frame.geometry.name)]
     records = frame[extra].to_dict("records") if extra else [{} for _ in codes]
@@ -239,7 +251,7 @@ def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFra
             "population": counts["population"],
             "attributes": [_json_safe(r) for r in records],
         },
-        geometry=frame.geometry.to_numpy(),
+        geometry=geoms,
         crs=4326,
     )
 

@@ -97,7 +97,7 @@ def read_boundaries(
     if blank.any():
         row = int(np.flatnonzero(blank.to_numpy())[0]) + 1
         raise MissingColumn(f"row {row} has an empty code", file=str(path), layer=layer, row=row, field=code)
-    frame["geometry"] = _to_multipolygons(frame.geometry.to_numpy())
+    frame["geometry"] = as_multipolygons(frame.geometry.to_numpy())
     return frame
 
 
@@ -326,8 +326,9 @@ def _as_code_strings(values: pd.Series) -> pd.Series:
     return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
 
 
-def _to_multipolygons(geoms: np.ndarray) -> np.ndarray:
-    out = geoms.copy()
+def as_multipolygons(geoms: np.ndarray) -> np.ndarray:
+    """Polygons as one-part MultiPolygons (the store keeps one geometry type); others unchanged."""
+    out = np.asarray(geoms, dtype=object).copy()
     single = shapely.get_type_id(out) == 3
     out[single] = [shapely.MultiPolygon([g]) for g in out[single]]
     return out

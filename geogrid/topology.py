@@ -39,7 +39,7 @@ KINDS = (
     "wrong_parent",
 )
 TOLERANCE_M = 1.0  # gaps and overlaps thinner than this are digitising slivers, reported apart
-MIN_AREA_M2 = 0.01  # below this an area is floating-point noise, not a problem
+MIN_AREA_M2 = 0.1  # below this an area is noise (floating point, reprojection), not a problem
 
 
 @dataclass
@@ -125,7 +125,15 @@ def check(
             f"{int((codes == code).sum())} units",
         )
     usable = geoms.copy()
+    simple = (
+        shapely.is_valid(geoms)
+        & (shapely.get_num_geometries(geoms) == 1)
+        & (shapely.get_num_interior_rings(shapely.get_geometry(geoms, 0)) == 0)
+    )
+    simple &= gpd.GeoSeries(geoms, crs=4326).to_crs(metric).area.to_numpy() > min_area_m2
     for i, (code, geom) in enumerate(zip(codes, geoms, strict=True)):
+        if simple[i]:  # valid, one part, no hole, not degenerate: nothing to look at
+            continue
         reason = shapely.is_valid_reason(geom)
         if geom is None or shapely.is_empty(geom):
             add("invalid", [code], shapely.Polygon(), "empty geometry")
@@ -178,36 +186,45 @@ def check(
         plen = len(pcodes[0]) if len(pcodes) else 0
         # Codes link units to parents only where they follow the hierarchy (a parent's code prefixes its units').
         by_prefix = any(code[:plen] in by_code for code in codes)
-        for i, code in enumerate(codes):
-            outside = _polygonal(shapely.difference(usable[i], whole))
-            for piece in shapely.get_parts(outside):
+        shapely.prepare(whole)
+        # Only units not plainly inside are measured: the vectorised predicates skip the rest.
+        for i in np.flatnonzero(~shapely.covered_by(usable, whole)).tolist():
+            for piece in shapely.get_parts(_polygonal(shapely.difference(usable[i], whole))):
                 if area(piece) > min_area_m2:
                     add(
                         "sliver" if thin(piece) else "outside_parent",
-                        [code],
+                        [codes[i]],
                         piece,
                         "outside the parent" if thin(piece) else "",
                     )
-            if not by_prefix:
-                continue
-            named = by_code.get(code[:plen])
-            if named is None:
-                add("wrong_parent", [code], usable[i], f"its code names {code[:plen]}, which does not exist")
-                continue
-            astray = _polygonal(shapely.intersection(shapely.difference(usable[i], named), whole))
-            for piece in shapely.get_parts(astray):
-                if area(piece) > min_area_m2:
-                    others = [
-                        str(pcodes[k])
-                        for k in shapely.STRtree(pgeoms).query(piece, predicate="intersects")
-                        if pcodes[k] != code[:plen]
-                    ]
-                    add(
-                        "sliver" if thin(piece) else "wrong_parent",
-                        [code, *others],
-                        piece,
-                        f"lies in {', '.join(others) or 'another parent'}, not {code[:plen]}",
-                    )
+        if by_prefix:
+            named = np.array([by_code.get(code[:plen]) for code in codes], dtype=object)
+            for i in np.flatnonzero(shapely.is_missing(named)).tolist():
+                add(
+                    "wrong_parent",
+                    [codes[i]],
+                    usable[i],
+                    f"its code names {codes[i][:plen]}, which does not exist",
+                )
+            have = ~shapely.is_missing(named)
+            loose = np.flatnonzero(have)[~shapely.covered_by(usable[have], named[have])]
+            ptree = shapely.STRtree(pgeoms)
+            for i in loose.tolist():
+                code = codes[i]
+                astray = _polygonal(shapely.intersection(shapely.difference(usable[i], named[i]), whole))
+                for piece in shapely.get_parts(astray):
+                    if area(piece) > min_area_m2:
+                        others = [
+                            str(pcodes[k])
+                            for k in ptree.query(piece, predicate="intersects")
+                            if pcodes[k] != code[:plen]
+                        ]
+                        add(
+                            "sliver" if thin(piece) else "wrong_parent",
+                            [code, *others],
+                            piece,
+                            f"lies in {', '.join(others) or 'another parent'}, not {code[:plen]}",
+                        )
     else:
         gaps = shapely.union_all(
             [
@@ -266,3 +283,239 @@ def _summary(
         out["parent_m2"] = round(parent_m2, 3)
         out["covered_share"] = round(1.0 - gap_m2 / parent_m2, 6)
     return out
+
+
+# ---- repair --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RepairResult:
+    """Repaired units, the change log (one row per area moved) and the gaps left for the planner."""
+
+    units: gpd.GeoDataFrame
+    changes: pd.DataFrame  # code, other, action, area_m2: `code` gained (+) or lost (-) area to/from `other`
+    unassigned: gpd.GeoDataFrame
+
+    def balance(self) -> pd.DataFrame:
+        """Area gained and lost per unit, in m²."""
+        c = self.changes
+        gained = c[c["area_m2"] > 0].groupby("code")["area_m2"].sum()
+        lost = -c[c["area_m2"] < 0].groupby("code")["area_m2"].sum()
+        return pd.DataFrame({"gained_m2": gained, "lost_m2": lost}).fillna(0.0)
+
+
+def repair(
+    units: gpd.GeoDataFrame,
+    parent: gpd.GeoDataFrame | None = None,
+    *,
+    tolerance_m: float = TOLERANCE_M,
+    max_fill_m2: float = 500.0,
+    priority: dict[str, int] | None = None,
+    min_area_m2: float = MIN_AREA_M2,
+) -> RepairResult:
+    """Repair a layer with the least change, logging every square metre moved.
+
+    In order: repeated codes get a suffix; geometries are made valid; units are clipped to the parent;
+    each overlap goes to one unit (the higher ``priority``, else the unit whose remainder shares the
+    longer border with it); stray parts of a unit, slivers and gaps up to ``max_fill_m2`` go to the
+    neighbour with the longest shared edge, as does a gap of any size enclosed by a single unit; larger
+    gaps between several units are returned as ``unassigned`` for the planner.
+    """
+    frame = (units.to_crs(4326) if units.crs is not None else units.set_crs(4326)).reset_index(drop=True)
+    x0, y0, x1, y1 = shapely.total_bounds(frame.geometry.to_numpy())
+    project = Transformer.from_crs(4326, local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2), always_xy=True)
+
+    def to_m(geom: Any) -> Any:
+        return shapely.transform(geom, lambda xy: np.column_stack(project.transform(xy[:, 0], xy[:, 1])))
+
+    def area(geom: Any) -> float:
+        return float(shapely.area(to_m(geom)))
+
+    def border(a: Any, b: Any) -> float:
+        return float(shapely.length(to_m(shapely.intersection(shapely.boundary(a), shapely.boundary(b)))))
+
+    log: list[tuple[str, str, str, float]] = []
+    codes = frame["code"].astype(str).tolist()
+    seen: dict[str, int] = {}
+    for i, code in enumerate(codes):
+        seen[code] = seen.get(code, 0) + 1
+        if seen[code] > 1:
+            codes[i] = f"{code}-{seen[code]}"
+            log.append((codes[i], code, "renamed_duplicate", 0.0))
+    geoms = [shapely.Polygon() if g is None else g for g in frame.geometry.to_numpy()]
+    for i, geom in enumerate(geoms):
+        if not shapely.is_valid(geom):
+            fixed = _polygonal(shapely.make_valid(geom))
+            log.append((codes[i], "", "made_valid", area(fixed) - area(geom)))
+            geoms[i] = fixed
+    whole = None
+    if parent is not None and len(parent):
+        pframe = parent.to_crs(4326) if parent.crs is not None else parent.set_crs(4326)
+        pgeoms = [_polygonal(shapely.make_valid(g)) for g in pframe.geometry.to_numpy()]
+        whole = shapely.union_all(pgeoms)
+        pcodes = pframe["code"].astype(str).tolist()
+        plen = len(pcodes[0]) if pcodes else 0
+        by_code = dict(zip(pcodes, pgeoms, strict=True))
+        by_prefix = any(c[:plen] in by_code for c in codes)
+        for i, geom in enumerate(geoms):
+            # each unit is clipped to the parent its code names (or, without such codes, to them all)
+            target = by_code.get(codes[i][:plen], whole) if by_prefix else whole
+            inside = _polygonal(shapely.intersection(geom, target))
+            cut = area(geom) - area(inside)
+            if cut > min_area_m2:
+                log.append((codes[i], "outside its parent", "clipped", -cut))
+                geoms[i] = inside
+    rank = {c: (-(priority or {}).get(c, 0)) for c in codes}
+    for _pass in range(3):  # an overlap resolved can reveal none new; three passes settle chains
+        tree = shapely.STRtree(np.array(geoms, dtype=object))
+        left, right = tree.query(np.array(geoms, dtype=object), predicate="intersects")
+        moved = False
+        for i, j in zip(left.tolist(), right.tolist(), strict=True):
+            if i >= j:
+                continue
+            piece = _polygonal(shapely.intersection(geoms[i], geoms[j]))
+            size = area(piece)
+            if size <= min_area_m2:
+                continue
+            keep_i = (rank[codes[i]], -border(piece, shapely.difference(geoms[i], piece)), codes[i]) < (
+                rank[codes[j]],
+                -border(piece, shapely.difference(geoms[j], piece)),
+                codes[j],
+            )
+            winner, loser = (i, j) if keep_i else (j, i)
+            geoms[loser] = _polygonal(shapely.difference(geoms[loser], piece))
+            log.append((codes[loser], codes[winner], "ceded_overlap", -size))
+            log.append((codes[winner], codes[loser], "kept_overlap", size))
+            moved = True
+        if not moved:
+            break
+    unassigned: list[Any] = []
+
+    def neighbours(piece: Any, exclude: int) -> dict[int, float]:
+        """Units sharing an edge with ``piece``, and the length shared, in metres."""
+        tree = shapely.STRtree(np.array(geoms, dtype=object))
+        near = [k for k in tree.query(shapely.buffer(piece, 1e-9), predicate="intersects") if k != exclude]
+        lengths = {k: border(piece, geoms[k]) for k in near}
+        return {k: v for k, v in lengths.items() if v > 0}
+
+    def give(piece: Any, exclude: int, action: str, source: str) -> bool:
+        """Add ``piece`` to the neighbour sharing the longest edge with it; False if it has none."""
+        lengths = neighbours(piece, exclude)
+        best = max(sorted(lengths), key=lambda k: lengths[k]) if lengths else None
+        if best is None:
+            return False
+        geoms[best] = _polygonal(shapely.union(geoms[best], piece))
+        log.append((codes[best], source, action, area(piece)))
+        return True
+
+    for i in range(len(geoms)):  # stray parts: the largest part stays, the others go to a neighbour
+        parts = sorted(shapely.get_parts(_polygonal(geoms[i])), key=area, reverse=True)
+        if len(parts) > 1:
+            geoms[i] = parts[0]
+            for part in parts[1:]:  # a part with no neighbour is left uncovered: a gap, dealt with below
+                taken = give(part, i, "took_part", codes[i])
+                log.append((codes[i], "" if not taken else "neighbour", "gave_part", -area(part)))
+    covered = shapely.union_all(geoms)
+    if whole is not None:
+        gaps = _polygonal(shapely.difference(whole, covered))
+    else:
+        gaps = shapely.union_all(
+            [
+                shapely.Polygon(r)
+                for p in shapely.get_parts(_polygonal(covered))
+                for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
+            ]
+        )
+    for piece in shapely.get_parts(_polygonal(gaps)):
+        size = area(piece)
+        if size <= min_area_m2:
+            continue
+        thin = bool(shapely.is_empty(shapely.buffer(to_m(piece), -tolerance_m / 2)))
+        enclosed = len(neighbours(piece, -1)) == 1  # a hole in one unit: no one else could claim it
+        if not ((thin or size <= max_fill_m2 or enclosed) and give(piece, -1, "filled_gap", "gap")):
+            unassigned.append(piece)
+    repaired = frame.copy()
+    repaired["code"] = codes
+    repaired["geometry"] = [shapely.MultiPolygon(list(shapely.get_parts(g))) for g in geoms]
+    changes = pd.DataFrame(log, columns=["code", "other", "action", "area_m2"])
+    holes = gpd.GeoDataFrame({"area_m2": [area(g) for g in unassigned]}, geometry=unassigned, crs=4326)
+    return RepairResult(gpd.GeoDataFrame(repaired, geometry="geometry", crs=4326), changes, holes)
+
+
+# ---- comparing two layers (多网合一) -----------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """How two layers over the same area relate: every overlapping pair, the disagreements, a proposal."""
+
+    pairs: pd.DataFrame  # code_a, code_b, area_m2, share_of_a, share_of_b
+    disagreements: pd.DataFrame  # layer, code, best_match, share, misfit_m2
+    merged: gpd.GeoDataFrame  # a proposed single layer: a's units, split where b cuts them substantially
+
+
+def compare(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, *, threshold: float = 0.05) -> Comparison:
+    """Compare two layers: for each unit of ``a`` the units of ``b`` it overlaps and with what share.
+
+    A unit disagrees when more than ``threshold`` of its area lies outside its best match in the other
+    layer. The proposed merged layer keeps ``a``'s units and splits each where ``b`` cuts off more than
+    ``threshold`` of it (pieces coded ``a_code|b_code``); smaller pieces stay with the largest piece.
+    """
+    fa = a.to_crs(4326) if a.crs is not None else a.set_crs(4326)
+    fb = b.to_crs(4326) if b.crs is not None else b.set_crs(4326)
+    x0, y0, x1, y1 = shapely.total_bounds(fa.geometry.to_numpy())
+    metric = local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2)
+    ga, gb = fa.geometry.to_numpy(), fb.geometry.to_numpy()
+    ca, cb = fa["code"].astype(str).to_numpy(), fb["code"].astype(str).to_numpy()
+    left, right = shapely.STRtree(gb).query(ga, predicate="intersects")
+    pieces = np.array([_polygonal(g) for g in shapely.intersection(ga[left], gb[right])], dtype=object)
+    area_m = gpd.GeoSeries(pieces, crs=4326).to_crs(metric).area.to_numpy()
+    area_a = gpd.GeoSeries(ga, crs=4326).to_crs(metric).area.to_numpy()
+    area_b = gpd.GeoSeries(gb, crs=4326).to_crs(metric).area.to_numpy()
+    keep = area_m > MIN_AREA_M2
+    left, right, pieces, area_m = left[keep], right[keep], pieces[keep], area_m[keep]
+    pairs = pd.DataFrame(
+        {
+            "code_a": ca[left],
+            "code_b": cb[right],
+            "area_m2": area_m,
+            "share_of_a": area_m / area_a[left],
+            "share_of_b": area_m / area_b[right],
+        }
+    )
+    rows = []
+    for layer, codes, areas, key, other, share in (
+        ("a", ca, area_a, "code_a", "code_b", "share_of_a"),
+        ("b", cb, area_b, "code_b", "code_a", "share_of_b"),
+    ):
+        best = pairs.sort_values(share, ascending=False).drop_duplicates(key).set_index(key)
+        for code, total in zip(codes, areas, strict=True):
+            match = best.loc[code] if code in best.index else None
+            s = float(match[share]) if match is not None else 0.0
+            if s < 1 - threshold:
+                rows.append(
+                    {
+                        "layer": layer,
+                        "code": code,
+                        "best_match": match[other] if match is not None else None,
+                        "share": s,
+                        "misfit_m2": float(total * (1 - s)),
+                    }
+                )
+    disagreements = pd.DataFrame(rows, columns=["layer", "code", "best_match", "share", "misfit_m2"])
+    merged_rows = []
+    for i, code in enumerate(ca):
+        mine = np.flatnonzero(left == i)
+        big = [k for k in mine if pairs["share_of_a"].iloc[k] > threshold]
+        if len(big) <= 1:
+            merged_rows.append((code, ga[i]))
+            continue
+        parts = {k: pieces[k] for k in big}
+        largest = max(big, key=lambda k: area_m[k])
+        rest = _polygonal(shapely.difference(ga[i], shapely.union_all(list(parts.values()))))
+        parts[largest] = _polygonal(shapely.union(parts[largest], rest))
+        merged_rows.extend((f"{code}|{cb[right[k]]}", geom) for k, geom in parts.items())
+    merged = gpd.GeoDataFrame(
+        {"code": [c for c, _ in merged_rows]}, geometry=[g for _, g in merged_rows], crs=4326
+    )
+    return Comparison(pairs, disagreements, merged)

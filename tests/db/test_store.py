@@ -10,7 +10,14 @@ from shapely import affinity
 
 from geogrid.db import Store
 from geogrid.db.migrate import current_revision, downgrade, head_revision, upgrade
-from geogrid.errors import HierarchyViolation, InvalidCode, NotFound, TopologyProblems, VersionConflict
+from geogrid.errors import (
+    HierarchyViolation,
+    InvalidCode,
+    InvalidGeometry,
+    NotFound,
+    TopologyProblems,
+    VersionConflict,
+)
 
 V1, V2 = dt.date(2026, 1, 1), dt.date(2026, 7, 1)
 
@@ -207,3 +214,15 @@ def test_migrations_go_down_and_up(engine):
     assert current_revision(engine) is None
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_polygons_are_stored_as_multipolygons_and_other_shapes_refused(store, one_street):
+    grids = one_street["grids"].copy()
+    grids["geometry"] = [
+        shapely.get_geometry(g, 0) for g in grids.geometry
+    ]  # plain Polygons, as Python makes them
+    store.import_units("s", grids, "grid", commit=True)
+    assert set(store.units("s", version=1, level="grid").geometry.geom_type) == {"MultiPolygon"}
+    grids.loc[1, "geometry"] = shapely.Point(111.2, 39.85)
+    with pytest.raises(InvalidGeometry, match="row 2: unit .* has a Point; units are polygons"):
+        store.import_units("s", grids, "grid", commit=True)

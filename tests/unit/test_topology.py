@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geogrid.crs import local_metric_crs
-from geogrid.topology import check
+from geogrid.topology import check, compare, repair
 
 METRIC = local_metric_crs(111.2, 39.85)
 
@@ -192,3 +192,64 @@ def test_random_tessellations_are_clean_and_planted_problems_are_found(seed, n, 
     )
     overlaps = rows(check(overlapping, parent), "overlap")
     assert overlaps["area_m2"].sum() == pytest.approx(hole.area, rel=0.01)
+
+
+def test_repair_leaves_only_the_gaps_it_hands_to_the_planner(planted, demo_layers):
+    grids, _ = planted
+    communities = demo_layers["communities"]
+    result = repair(grids, communities)
+    after = check(result.units, communities)
+    assert set(after.problems["kind"]) <= {"gap"}, after.problems[["kind", "codes", "area_m2"]].to_dict(
+        "records"
+    )
+    assert after.problems["area_m2"].sum() == pytest.approx(result.unassigned["area_m2"].sum(), rel=0.01)
+    assert len(result.unassigned) >= 2  # the deleted grid and the hole the pushed grid left
+    c = result.changes
+    gained = c.loc[c["action"].isin(["kept_overlap", "took_part", "filled_gap"]), "area_m2"].sum()
+    ceded = -c.loc[c["action"] == "ceded_overlap", "area_m2"].sum()
+    parts = -c.loc[(c["action"] == "gave_part") & (c["other"] == "neighbour"), "area_m2"].sum()
+    filled = c.loc[c["action"] == "filled_gap", "area_m2"].sum()
+    assert gained == pytest.approx(ceded + parts + filled, rel=1e-9)
+    assert filled > 0 and ceded > 0
+    # the 0.3 m sliver around the shrunk grid went back (mostly to that grid's neighbours or itself)
+    assert c.loc[c["action"] == "filled_gap", "area_m2"].sum() >= 0.99 * planted[1]["sliver"][1]
+    assert (result.units["code"].value_counts() == 1).all()
+    balance = result.balance()
+    assert set(balance.columns) == {"gained_m2", "lost_m2"}
+
+
+def test_repair_of_a_clean_layer_changes_nothing(demo_layers):
+    result = repair(demo_layers["grids"], demo_layers["communities"])
+    assert result.changes.empty and result.unassigned.empty
+    assert shapely.equals(result.units.geometry.to_numpy(), demo_layers["grids"].geometry.to_numpy()).all()
+
+
+def test_compare_two_layers_against_an_independent_overlay(demo_layers):
+    grids = demo_layers["grids"]
+    micro = demo_layers["microgrids"]
+    # layer b: the same county cut differently — each grid gives its first micro-grid to the next grid
+    moved = micro.groupby("parent_code").head(1)
+    reassigned = micro.copy()
+    order = sorted(grids["code"])
+    nxt = {c: order[(k + 1) % len(order)] for k, c in enumerate(order)}
+    reassigned.loc[moved.index, "parent_code"] = moved["parent_code"].map(nxt)
+    b = reassigned[["parent_code", "geometry"]].dissolve("parent_code").reset_index()
+    b = b.rename(columns={"parent_code": "code"})
+    result = compare(grids, b, threshold=0.05)
+    metric = local_metric_crs(111.2, 39.85)
+    independent = gpd.overlay(
+        grids[["code", "geometry"]].to_crs(metric),
+        b.rename(columns={"code": "code_b"}).to_crs(metric),
+        how="intersection",
+    )
+    independent = independent[independent.area > 0.01]
+    expected = (
+        independent.assign(area_m2=independent.area).set_index(["code", "code_b"])["area_m2"].sort_index()
+    )
+    got = result.pairs.set_index(["code_a", "code_b"])["area_m2"].sort_index()
+    assert got.index.equals(expected.index)
+    assert np.allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-6)
+    disagree = result.disagreements[result.disagreements["layer"] == "a"]
+    shares = got.groupby(level=0).max() / grids.set_index("code").to_crs(metric).area
+    assert set(disagree["code"]) == set(shares[shares < 0.95].index)
+    assert len(result.merged) >= len(grids)
