@@ -315,7 +315,8 @@ def repair(
 ) -> RepairResult:
     """Repair a layer with the least change, logging every square metre moved.
 
-    In order: repeated codes get a suffix; geometries are made valid; units are clipped to the parent;
+    In order: repeated codes get a suffix; geometries are made valid; vertices within ``tolerance_m`` of
+    a neighbour's edge are snapped onto it; units are clipped to the parent;
     each overlap goes to one unit (the higher ``priority``, else the unit whose remainder shares the
     longer border with it); stray parts of a unit, slivers and gaps up to ``max_fill_m2`` go to the
     neighbour with the longest shared edge, as does a gap of any size enclosed by a single unit; larger
@@ -348,6 +349,33 @@ def repair(
             fixed = _polygonal(shapely.make_valid(geom))
             log.append((codes[i], "", "made_valid", area(fixed) - area(geom)))
             geoms[i] = fixed
+    # Snap the vertices of units beside a sliver onto their neighbours' edges (digitising noise), where
+    # that leaves no new overlap; clean edges elsewhere are never touched.
+    tol_deg = tolerance_m / (111_320.0 * max(np.cos(np.radians((y0 + y1) / 2)), 0.05))
+    first = check(
+        gpd.GeoDataFrame({"code": codes}, geometry=geoms, crs=4326),
+        parent,
+        tolerance_m=tolerance_m,
+        min_area_m2=min_area_m2,
+    )
+    beside_slivers = {c for cs in first.problems.loc[first.problems["kind"] == "sliver", "codes"] for c in cs}
+    tree = shapely.STRtree(np.array(geoms, dtype=object))
+    for i in [k for k, c in enumerate(codes) if c in beside_slivers]:
+        near = [k for k in tree.query(shapely.buffer(geoms[i], tol_deg), predicate="intersects") if k != i]
+        if not near:
+            continue
+        snapped = _polygonal(
+            shapely.make_valid(
+                shapely.snap(geoms[i], shapely.union_all([shapely.boundary(geoms[k]) for k in near]), tol_deg)
+            )
+        )
+        overlap_before = sum(area(shapely.intersection(geoms[i], geoms[k])) for k in near)
+        overlap_after = sum(area(shapely.intersection(snapped, geoms[k])) for k in near)
+        if shapely.is_valid(snapped) and overlap_after <= overlap_before + min_area_m2:
+            change = area(snapped) - area(geoms[i])
+            if abs(change) > min_area_m2:
+                log.append((codes[i], "", "snapped", change))
+                geoms[i] = snapped
     whole = None
     if parent is not None and len(parent):
         pframe = parent.to_crs(4326) if parent.crs is not None else parent.set_crs(4326)

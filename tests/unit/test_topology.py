@@ -253,3 +253,26 @@ def test_compare_two_layers_against_an_independent_overlay(demo_layers):
     shares = got.groupby(level=0).max() / grids.set_index("code").to_crs(metric).area
     assert set(disagree["code"]) == set(shares[shares < 0.95].index)
     assert len(result.merged) >= len(grids)
+
+
+def test_repair_snaps_near_coincident_edges():
+    d = 0.001
+    gap = 0.2 / 85_000  # a 0.2 m digitising gap between two neighbours
+    units = gpd.GeoDataFrame(
+        {"code": ["A", "B"]},
+        geometry=[
+            shapely.box(111.2, 39.85, 111.2 + d, 39.85 + d),
+            shapely.box(111.2 + d + gap, 39.85, 111.2 + 2 * d, 39.85 + d),
+        ],
+        crs=4326,
+    )
+    assert rows(check(units), "sliver").empty  # without a parent, an open notch is not an enclosed gap
+    parent = gpd.GeoDataFrame(
+        {"code": ["P"]}, geometry=[shapely.box(111.2, 39.85, 111.2 + 2 * d, 39.85 + d)], crs=4326
+    )
+    before = check(units, parent)
+    assert rows(before, "sliver")["detail"].tolist() == ["gap"]
+    result = repair(units, parent)
+    assert check(result.units, parent).ok
+    assert "snapped" in set(result.changes["action"])
+    assert result.unassigned.empty
