@@ -377,6 +377,7 @@ def repair(
                 log.append((codes[i], "", "snapped", change))
                 geoms[i] = snapped
     whole = None
+    home: dict[str, Any] = {}  # unit code -> the parent geometry its code names
     if parent is not None and len(parent):
         pframe = parent.to_crs(4326) if parent.crs is not None else parent.set_crs(4326)
         pgeoms = [_polygonal(shapely.make_valid(g)) for g in pframe.geometry.to_numpy()]
@@ -385,6 +386,8 @@ def repair(
         plen = len(pcodes[0]) if pcodes else 0
         by_code = dict(zip(pcodes, pgeoms, strict=True))
         by_prefix = any(c[:plen] in by_code for c in codes)
+        if by_prefix:
+            home = {c: by_code[c[:plen]] for c in codes if c[:plen] in by_code}
         for i, geom in enumerate(geoms):
             # each unit is clipped to the parent its code names (or, without such codes, to them all)
             target = by_code.get(codes[i][:plen], whole) if by_prefix else whole
@@ -427,8 +430,12 @@ def repair(
         return {k: v for k, v in lengths.items() if v > 0}
 
     def give(piece: Any, exclude: int, action: str, source: str) -> bool:
-        """Add ``piece`` to the neighbour sharing the longest edge with it; False if it has none."""
+        """Add ``piece`` to the neighbour sharing the longest edge with it, within the same parent; False if
+        there is none."""
         lengths = neighbours(piece, exclude)
+        if home:
+            inside = shapely.point_on_surface(piece)
+            lengths = {k: v for k, v in lengths.items() if codes[k] in home and home[codes[k]].covers(inside)}
         best = max(sorted(lengths), key=lambda k: lengths[k]) if lengths else None
         if best is None:
             return False
@@ -443,25 +450,26 @@ def repair(
             for part in parts[1:]:  # a part with no neighbour is left uncovered: a gap, dealt with below
                 taken = give(part, i, "took_part", codes[i])
                 log.append((codes[i], "" if not taken else "neighbour", "gave_part", -area(part)))
-    covered = shapely.union_all(geoms)
-    if whole is not None:
-        gaps = _polygonal(shapely.difference(whole, covered))
-    else:
-        gaps = shapely.union_all(
-            [
-                shapely.Polygon(r)
-                for p in shapely.get_parts(_polygonal(covered))
-                for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
-            ]
-        )
-    for piece in shapely.get_parts(_polygonal(gaps)):
-        size = area(piece)
-        if size <= min_area_m2:
-            continue
-        thin = bool(shapely.is_empty(shapely.buffer(to_m(piece), -tolerance_m / 2)))
-        enclosed = len(neighbours(piece, -1)) == 1  # a hole in one unit: no one else could claim it
-        if not ((thin or size <= max_fill_m2 or enclosed) and give(piece, -1, "filled_gap", "gap")):
-            unassigned.append(piece)
+    for _pass in range(2):  # the second pass takes the crumbs that the first pass's unions leave
+        covered = shapely.union_all(geoms + unassigned)
+        if whole is not None:
+            gaps = _polygonal(shapely.difference(whole, covered))
+        else:
+            gaps = shapely.union_all(
+                [
+                    shapely.Polygon(r)
+                    for p in shapely.get_parts(_polygonal(covered))
+                    for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
+                ]
+            )
+        for piece in shapely.get_parts(_polygonal(gaps)):
+            size = area(piece)
+            if size <= min_area_m2:
+                continue
+            thin = bool(shapely.is_empty(shapely.buffer(to_m(piece), -tolerance_m / 2)))
+            enclosed = len(neighbours(piece, -1)) == 1  # a hole in one unit: no one else could claim it
+            if not ((thin or size <= max_fill_m2 or enclosed) and give(piece, -1, "filled_gap", "gap")):
+                unassigned.append(piece)
     repaired = frame.copy()
     repaired["code"] = codes
     repaired["geometry"] = [shapely.MultiPolygon(list(shapely.get_parts(g))) for g in geoms]

@@ -276,3 +276,17 @@ def test_repair_snaps_near_coincident_edges():
     assert check(result.units, parent).ok
     assert "snapped" in set(result.changes["action"])
     assert result.unassigned.empty
+
+
+def test_repair_filling_every_gap_passes_check(planted, demo_layers):
+    grids, _ = planted
+    communities = demo_layers["communities"]
+    result = repair(grids, communities, max_fill_m2=float("inf"))
+    after = check(result.units, communities)
+    assert after.ok, after.problems[["kind", "codes", "area_m2"]].to_dict("records")
+    assert result.unassigned.empty
+    c = result.changes
+    gained = c.loc[c["action"].isin(["kept_overlap", "took_part", "filled_gap"]), "area_m2"].sum()
+    lost = -c.loc[c["action"].isin(["ceded_overlap", "gave_part"]), "area_m2"].sum()
+    filled = c.loc[c["action"] == "filled_gap", "area_m2"].sum()
+    assert gained == pytest.approx(lost + filled, rel=1e-9)
