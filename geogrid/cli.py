@@ -304,7 +304,7 @@ def compare(
     crs: Annotated[str | None, typer.Option(help="Source CRS of both files.")] = None,
 ) -> None:
     """Compare two layers over the same area (多网合一): overlaps, shares, disagreements, a merged proposal."""
-    from geogrid.topology import compare as compare_layers
+    from geogrid.reconcile import compare as compare_layers
 
     result = compare_layers(
         io.read_boundaries(a, crs=crs, name=None),

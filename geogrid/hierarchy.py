@@ -21,7 +21,7 @@ import numpy as np
 import shapely
 
 from geogrid.crs import local_metric_crs
-from geogrid.errors import InvalidCode, InvalidGeometry
+from geogrid.errors import InvalidCode, InvalidGeometry, NotFound
 from geogrid.io import as_multipolygons
 
 
@@ -292,3 +292,76 @@ def _json_safe(record: dict) -> dict:
             value = str(value)
         out[str(key)] = value
     return out
+
+
+@dataclass(frozen=True)
+class ParentCorrection:
+    """A unit whose code names one parent while its geometry lies in another (or in none)."""
+
+    code: str
+    level: str
+    code_says: str
+    geometry_says: str | None
+    outside_m2: float
+
+
+def split_levels(
+    frame: gpd.GeoDataFrame, level: str | Level | None
+) -> list[tuple[Level | None, gpd.GeoDataFrame]]:
+    """The frame's levels, outermost first, ending with the one to index."""
+    if "level" not in frame.columns:
+        return [(None, frame)]
+    present = sorted({parse_level(v) for v in frame["level"].dropna().unique()})
+    target = parse_level(level) if level is not None else present[-1]
+    if target not in present:
+        raise NotFound(f"no units of level {target.name} to index", level=target.name)
+    layers = [(lvl, frame[frame["level"] == lvl.name]) for lvl in present if lvl < target]
+    return [*layers, (target, frame[frame["level"] == target.name])]
+
+
+def link_ancestors(
+    layers: list[tuple[Level | None, gpd.GeoDataFrame]], code: str, name: str | None, tolerance_m2: float
+) -> tuple[dict[str, tuple[dict[str, str], dict[str, str]]], list[ParentCorrection]]:
+    """For each ancestor level: leaf code -> ancestor code and leaf code -> ancestor name, by geometry."""
+    leaf_level, leaf = layers[-1]
+    if leaf_level is None or len(layers) == 1:
+        return {}, []
+    corrections: list[ParentCorrection] = []
+    # Walk up from the indexed level: each level's units are linked to the next level present above.
+    child_level, children = leaf_level, leaf
+    chain: dict[str, str] = {}  # unit code -> its parent's code (corrected), across all levels
+    for parent_level, parents in reversed(layers[:-1]):
+        assert parent_level is not None
+        codes = children[code].astype(str).to_numpy()
+        linked = {c: c[: parent_level.value] for c in codes}
+        check = gpd.GeoDataFrame({"code": codes}, geometry=children.geometry.to_numpy(), crs=4326)
+        parent_frame = gpd.GeoDataFrame(
+            {"code": parents[code].astype(str).to_numpy()}, geometry=parents.geometry.to_numpy(), crs=4326
+        )
+        violations = check_parents(check, parent_frame, tolerance_m2=tolerance_m2, parent_level=parent_level)
+        if violations:
+            tree = shapely.STRtree(parent_frame.geometry.to_numpy())
+            by_code = dict(zip(codes, children.geometry.to_numpy(), strict=True))
+            for v in violations:
+                geom = by_code[v.code]
+                hits = tree.query(geom, predicate="intersects")
+                areas = shapely.area(shapely.intersection(parent_frame.geometry.to_numpy()[hits], geom))
+                best = str(parent_frame["code"].iloc[hits[int(np.argmax(areas))]]) if len(hits) else None
+                linked[v.code] = best or ""
+                corrections.append(
+                    ParentCorrection(v.code, child_level.name, v.parent_code, best, v.outside_m2)
+                )
+        chain.update(linked)
+        child_level, children = parent_level, parents
+    names: dict[str, str] = {}
+    for _, frame in layers[:-1]:
+        values = frame[name].astype(str) if name and name in frame.columns else frame[code].astype(str)
+        names.update(zip(frame[code].astype(str), values, strict=True))
+    leaf_codes = leaf[code].astype(str).to_numpy()
+    result: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    current = {c: c for c in leaf_codes}
+    for lvl, _ in reversed(layers[:-1]):
+        assert lvl is not None
+        current = {c: chain.get(p, "") if p else "" for c, p in current.items()}
+        result[lvl.name] = (dict(current), {c: names.get(p, "") for c, p in current.items()})
+    return result, corrections

@@ -46,12 +46,10 @@ from geogrid.errors import (
     MissingColumn,
     NotFound,
 )
-from geogrid.hierarchy import Level, check_parents, parse_level
+from geogrid.hierarchy import Level, ParentCorrection, link_ancestors, split_levels
+from geogrid.index_build import IndexStats, Packed, build_cover
 
 FORMAT = 1  # bump when the cached layout changes
-FINE_CELLS_PER_EDGE = 600  # fine cells per boundary edge: ~2.5% of the area lies in boundary cells
-MAX_FINE_CELLS = 1 << 24
-PAD_DEG = 1e-9  # cells are widened by this when collecting the edges that cross them (conservative)
 
 
 class OutsideValidity(GeoGridError):
@@ -124,37 +122,6 @@ class AssignResult:
         return len(self.rank)
 
 
-@dataclass(frozen=True)
-class ParentCorrection:
-    """A unit whose code names one parent while its geometry lies in another (or in none)."""
-
-    code: str
-    level: str
-    code_says: str
-    geometry_says: str | None
-    outside_m2: float
-
-
-@dataclass
-class IndexStats:
-    """Size and shape of an index."""
-
-    units: int
-    edges: int
-    cells: int
-    boundary_cells: int
-    edge_entries: int
-    nbytes: int
-    build_seconds: float = 0.0
-
-
-@dataclass
-class _Packed:
-    F: NDArray[np.float64]
-    I: NDArray[np.int32]
-    stats: IndexStats = field(default_factory=lambda: IndexStats(0, 0, 0, 0, 0, 0))
-
-
 class GridIndex:
     """An exact point-in-polygon index over a layer of units with unique codes."""
 
@@ -163,7 +130,7 @@ class GridIndex:
         codes: NDArray[np.str_],
         names: NDArray[np.str_],
         geoms: NDArray[np.object_],
-        packed: _Packed,
+        packed: Packed,
         *,
         level: str | None = None,
         parents: dict[str, tuple[NDArray[np.str_], NDArray[np.str_]]] | None = None,
@@ -211,7 +178,7 @@ class GridIndex:
             raise MissingColumn(f"no {code!r} column to index by", field=code)
         if frame.crs is not None and crs_mod.normalize_crs(frame.crs) != crs_mod.WGS84:
             frame = frame.to_crs(4326)
-        layers = _split_levels(frame, level)
+        layers = split_levels(frame, level)
         leaf_level, leaf = layers[-1]
         leaf = leaf.assign(_code=leaf[code].astype(str)).sort_values("_code", kind="stable")
         codes = leaf["_code"].to_numpy().astype(str)
@@ -227,13 +194,13 @@ class GridIndex:
                 code=str(codes[bad]),
             )
         names = (leaf[name].astype(str).to_numpy() if name and name in leaf.columns else codes).astype(str)
-        parents, corrections = _link_parents(layers, code, name, tolerance_m2)
+        parents, corrections = link_ancestors(layers, code, name, tolerance_m2)
         if strict and corrections:
             shown = "; ".join(f"{c.code} lies outside {c.code_says}" for c in corrections[:10])
             raise HierarchyViolation(
                 f"{len(corrections)} unit(s) lie outside the parent their code names: {shown}"
             )
-        packed = _build(geoms)
+        packed = build_cover(geoms)
         packed.stats.build_seconds = time.perf_counter() - started
         ordered_parents = {
             lvl: (
@@ -325,7 +292,7 @@ class GridIndex:
                 lvl: (data[f"parent_code_{lvl}"], data[f"parent_name_{lvl}"]) for lvl in meta["parents"]
             }
             geoms = shapely.from_wkb(data["wkb"])
-            packed = _Packed(data["F"], data["I"], IndexStats(**meta["stats"]))
+            packed = Packed(data["F"], data["I"], IndexStats(**meta["stats"]))
             return cls(
                 data["codes"],
                 data["names"],
@@ -477,203 +444,3 @@ def _entry_point(kernel: Any, *example: Any) -> Callable[..., int]:
     except (AttributeError, IndexError, KeyError):  # pure-Python mode (NUMBA_DISABLE_JIT) or a newer numba
         fallback: Callable[..., int] = kernel
         return fallback
-
-
-# ---- building the cell cover ----------------------------------------------------------------------
-
-
-def _edges(geoms: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Every ring segment of every unit, (ax, ay, bx, by), with the rank of its unit, by rank."""
-    parts, part_owner = shapely.get_parts(geoms, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    same = ring_of[:-1] == ring_of[1:]
-    a, b = coords[:-1][same], coords[1:][same]
-    owner = part_owner[ring_part[ring_of[:-1][same]]]
-    keep = (a != b).any(axis=1)
-    edges = np.ascontiguousarray(np.hstack([a[keep], b[keep]]))
-    return edges, owner[keep].astype(np.int64)
-
-
-def _grid(
-    edges: NDArray[np.float64], bounds: NDArray[np.float64]
-) -> tuple[float, float, float, float, int, int]:
-    """The fine grid: square cells on the ground, about FINE_CELLS_PER_EDGE per boundary edge."""
-    x0, y0, x1, y1 = bounds
-    margin = max(x1 - x0, y1 - y0, 1e-6) * 1e-4
-    x0, y0, x1, y1 = x0 - margin, y0 - margin, x1 + margin, y1 + margin
-    width, height = x1 - x0, y1 - y0
-    k = max(np.cos(np.radians((y0 + y1) / 2)), 0.05)
-    cells = int(np.clip(FINE_CELLS_PER_EDGE * len(edges), 4096, MAX_FINE_CELLS))
-    dy = float(np.sqrt(width * height * k / cells))
-    dx = dy / k
-    # whole coarse cells of K.BLOCK x K.BLOCK fine cells
-    nx = max(int(np.ceil(width / dx / K.BLOCK)), 1) * K.BLOCK
-    ny = max(int(np.ceil(height / dy / K.BLOCK)), 1) * K.BLOCK
-    return x0, y0, dx, dy, nx, ny
-
-
-def _build(geoms: NDArray[np.object_]) -> _Packed:
-    """The cell cover of ``geoms`` (ranked in the given order) packed into the kernel's two arrays."""
-    edges, owner = _edges(geoms)
-    n_units = len(geoms)
-    x0, y0, dx, dy, fnx, fny = _grid(edges, np.asarray(shapely.total_bounds(geoms)))
-    cells, which = K.edge_cells(edges, x0, y0, dx, dy, fnx, fny, PAD_DEG)
-    order = np.lexsort((which, owner[which], cells))
-    cells, which = cells[order], which[order]
-    boundary_cells, first = np.unique(cells, return_index=True)
-    n_leaves = len(boundary_cells)
-    leaf_of_pair = np.repeat(np.arange(n_leaves), np.diff(np.append(first, len(cells))))
-
-    # Reference points: cell centres, nudged off any edge they happen to lie on.
-    bi, bj = boundary_cells % fnx, boundary_cells // fnx
-    centres_x, centres_y = x0 + (bi + 0.5) * dx, y0 + (bj + 0.5) * dy
-    refs = np.column_stack([centres_x, centres_y])
-    starts = np.append(first, len(cells)).astype(np.int64)
-    for attempt in range(1, 20):
-        bad = K.refs_on_edges(refs, starts, which, edges)
-        if not bad.any():
-            break
-        refs[bad, 0] += dx * 0.0731 * attempt * (-1) ** attempt
-        refs[bad, 1] += dy * 0.0497 * attempt
-    else:  # pragma: no cover - would need a cell full of edges through every nudge
-        raise InvalidGeometry("could not place a reference point off the boundaries; is a unit degenerate?")
-
-    # Which units cover each reference point (GEOS's exact predicates; the point is on no boundary).
-    tree = shapely.STRtree(geoms)
-    ref_pt, ref_unit = tree.query(shapely.points(refs), predicate="intersects")
-    # Candidates of a cell: units with edges in it, plus units covering its reference point.
-    edge_keys = leaf_of_pair * n_units + owner[which]
-    inside_keys = ref_pt.astype(np.int64) * n_units + ref_unit
-    cand_keys = np.union1d(edge_keys, inside_keys)
-    cand_leaf, cand_rank = cand_keys // n_units, cand_keys % n_units
-    cand_inside = np.isin(cand_keys, inside_keys).astype(np.int64)
-    # edge_keys is sorted (pairs are ordered by cell, then unit): each candidate's edges are contiguous
-    cand_edges = np.searchsorted(edge_keys, cand_keys, side="left").astype(np.int64)
-    cand_edges = np.append(cand_edges, len(edge_keys))
-    leaf_cand = np.searchsorted(cand_leaf, np.arange(n_leaves + 1), side="left")
-
-    # Cells crossed by no edge: flood-fill the regions between boundaries, one lookup per region.
-    is_boundary = np.zeros(fnx * fny, dtype=np.bool_)
-    is_boundary[boundary_cells] = True
-    labels, n_regions = K.flood_components(is_boundary, fnx, fny)
-    fine = np.full(fnx * fny, K.NONE, dtype=np.int64)
-    if n_regions:
-        inner = labels >= 0
-        _, region_cell = np.unique(labels[inner], return_index=True)
-        cell_of_region = np.flatnonzero(inner)[region_cell]
-        centres = shapely.points(
-            x0 + (cell_of_region % fnx + 0.5) * dx, y0 + (cell_of_region // fnx + 0.5) * dy
-        )
-        pt, unit = tree.query(centres, predicate="intersects")
-        region_unit = np.full(n_regions, n_units, dtype=np.int64)
-        np.minimum.at(region_unit, pt, unit)  # overlapping layers: the smallest code
-        region_unit[region_unit == n_units] = K.NONE
-        fine[inner] = region_unit[labels[inner]]
-    del labels, is_boundary
-    fine[boundary_cells] = K.NONE - 1  # a placeholder until the records have their places
-
-    # Coarse cells of K.BLOCK x K.BLOCK fine cells: one entry where the block is uniform, else a block.
-    nx, ny = fnx // K.BLOCK, fny // K.BLOCK
-    blocks = fine.reshape(ny, K.BLOCK, nx, K.BLOCK).transpose(0, 2, 1, 3).reshape(nx * ny, K.BLOCK * K.BLOCK)
-    uniform = (blocks == blocks[:, :1]).all(axis=1) & (blocks[:, 0] >= K.NONE)
-    mixed = np.flatnonzero(~uniform)
-    blocks_base = K.I_HEADER + nx * ny
-    records_base = blocks_base + len(mixed) * K.BLOCK * K.BLOCK
-
-    # Boundary records; reference points are cell centres (recomputed by the kernel) unless nudged.
-    nudged = np.flatnonzero((refs[:, 0] != centres_x) | (refs[:, 1] != centres_y))
-    ref_index = np.full(n_leaves, -1, dtype=np.int64)
-    ref_index[nudged] = K.F_HEADER + edges.size + 2 * np.arange(len(nudged))
-    records, offsets = K.pack_records(
-        ref_index, leaf_cand, cand_rank, cand_inside, cand_edges, which, records_base
-    )
-    fine[boundary_cells] = -(offsets + 2)
-    blocks = fine.reshape(ny, K.BLOCK, nx, K.BLOCK).transpose(0, 2, 1, 3).reshape(nx * ny, K.BLOCK * K.BLOCK)
-    coarse = np.where(uniform, blocks[:, 0], 0)
-    coarse[mixed] = -(blocks_base + np.arange(len(mixed)) * K.BLOCK * K.BLOCK + 2)
-    F = np.concatenate(
-        [
-            np.array([x0, y0, 1.0 / (dx * K.BLOCK), 1.0 / (dy * K.BLOCK), dx, dy]),
-            edges.ravel(),
-            refs[nudged].ravel(),
-        ]
-    )
-    I = np.concatenate([np.array([nx, ny, K.BLOCK, K.F_HEADER]), coarse, blocks[mixed].ravel(), records])
-    if F.size >= 2**31 - 2 or I.size >= 2**31 - 2:
-        raise InvalidGeometry("index too large for 32-bit cell pointers")
-    I = I.astype(np.int32)
-    stats = IndexStats(
-        units=n_units,
-        edges=len(edges),
-        cells=fnx * fny,
-        boundary_cells=n_leaves,
-        edge_entries=len(which),
-        nbytes=int(F.nbytes + I.nbytes),
-    )
-    return _Packed(F, I, stats)
-
-
-# ---- hierarchy -----------------------------------------------------------------------------------
-
-
-def _split_levels(
-    frame: gpd.GeoDataFrame, level: str | Level | None
-) -> list[tuple[Level | None, gpd.GeoDataFrame]]:
-    """The frame's levels, outermost first, ending with the one to index."""
-    if "level" not in frame.columns:
-        return [(None, frame)]
-    present = sorted({parse_level(v) for v in frame["level"].dropna().unique()})
-    target = parse_level(level) if level is not None else present[-1]
-    if target not in present:
-        raise NotFound(f"no units of level {target.name} to index", level=target.name)
-    layers = [(lvl, frame[frame["level"] == lvl.name]) for lvl in present if lvl < target]
-    return [*layers, (target, frame[frame["level"] == target.name])]
-
-
-def _link_parents(
-    layers: list[tuple[Level | None, gpd.GeoDataFrame]], code: str, name: str | None, tolerance_m2: float
-) -> tuple[dict[str, tuple[dict[str, str], dict[str, str]]], list[ParentCorrection]]:
-    """For each ancestor level: leaf code -> ancestor code and leaf code -> ancestor name, by geometry."""
-    leaf_level, leaf = layers[-1]
-    if leaf_level is None or len(layers) == 1:
-        return {}, []
-    corrections: list[ParentCorrection] = []
-    # Walk up from the indexed level: each level's units are linked to the next level present above.
-    child_level, children = leaf_level, leaf
-    chain: dict[str, str] = {}  # unit code -> its parent's code (corrected), across all levels
-    for parent_level, parents in reversed(layers[:-1]):
-        assert parent_level is not None
-        codes = children[code].astype(str).to_numpy()
-        linked = {c: c[: parent_level.value] for c in codes}
-        check = gpd.GeoDataFrame({"code": codes}, geometry=children.geometry.to_numpy(), crs=4326)
-        parent_frame = gpd.GeoDataFrame(
-            {"code": parents[code].astype(str).to_numpy()}, geometry=parents.geometry.to_numpy(), crs=4326
-        )
-        violations = check_parents(check, parent_frame, tolerance_m2=tolerance_m2, parent_level=parent_level)
-        if violations:
-            tree = shapely.STRtree(parent_frame.geometry.to_numpy())
-            by_code = dict(zip(codes, children.geometry.to_numpy(), strict=True))
-            for v in violations:
-                geom = by_code[v.code]
-                hits = tree.query(geom, predicate="intersects")
-                areas = shapely.area(shapely.intersection(parent_frame.geometry.to_numpy()[hits], geom))
-                best = str(parent_frame["code"].iloc[hits[int(np.argmax(areas))]]) if len(hits) else None
-                linked[v.code] = best or ""
-                corrections.append(
-                    ParentCorrection(v.code, child_level.name, v.parent_code, best, v.outside_m2)
-                )
-        chain.update(linked)
-        child_level, children = parent_level, parents
-    names: dict[str, str] = {}
-    for _, frame in layers[:-1]:
-        values = frame[name].astype(str) if name and name in frame.columns else frame[code].astype(str)
-        names.update(zip(frame[code].astype(str), values, strict=True))
-    leaf_codes = leaf[code].astype(str).to_numpy()
-    result: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-    current = {c: c for c in leaf_codes}
-    for lvl, _ in reversed(layers[:-1]):
-        assert lvl is not None
-        current = {c: chain.get(p, "") if p else "" for c, p in current.items()}
-        result[lvl.name] = (dict(current), {c: names.get(p, "") for c, p in current.items()})
-    return result, corrections

@@ -141,9 +141,9 @@ def check(
             continue
         if reason != "Valid Geometry":
             add("invalid", [code], geom, reason)
-            usable[i] = _polygonal(shapely.make_valid(geom))
-        parts = [p for p in shapely.get_parts(_polygonal(usable[i])) if area(p) > min_area_m2]
-        degenerate = [p for p in shapely.get_parts(_polygonal(usable[i])) if area(p) <= min_area_m2]
+            usable[i] = polygonal(shapely.make_valid(geom))
+        parts = [p for p in shapely.get_parts(polygonal(usable[i])) if area(p) > min_area_m2]
+        degenerate = [p for p in shapely.get_parts(polygonal(usable[i])) if area(p) <= min_area_m2]
         if degenerate and reason == "Valid Geometry":
             add("invalid", [code], shapely.union_all(degenerate), f"{len(degenerate)} degenerate part(s)")
         if len(parts) > 1:
@@ -160,7 +160,7 @@ def check(
     left, right = tree.query(usable, predicate="intersects")
     pairs = left < right
     for i, j in zip(left[pairs].tolist(), right[pairs].tolist(), strict=True):
-        shared = _polygonal(shapely.intersection(usable[i], usable[j]))
+        shared = polygonal(shapely.intersection(usable[i], usable[j]))
         for piece in shapely.get_parts(shared):
             if area(piece) > min_area_m2:
                 add(
@@ -177,11 +177,11 @@ def check(
         pframe = parent.to_crs(4326) if parent.crs is not None else parent.set_crs(4326)
         pcodes = pframe["code"].astype(str).to_numpy()
         pgeoms = np.array(
-            [_polygonal(shapely.make_valid(g)) for g in pframe.geometry.to_numpy()], dtype=object
+            [polygonal(shapely.make_valid(g)) for g in pframe.geometry.to_numpy()], dtype=object
         )
         whole = shapely.union_all(pgeoms)
         parent_area = area(whole)
-        gaps = _polygonal(shapely.difference(whole, covered))
+        gaps = polygonal(shapely.difference(whole, covered))
         by_code = dict(zip(pcodes, pgeoms, strict=True))
         plen = len(pcodes[0]) if len(pcodes) else 0
         # Codes link units to parents only where they follow the hierarchy (a parent's code prefixes its units').
@@ -189,7 +189,7 @@ def check(
         shapely.prepare(whole)
         # Only units not plainly inside are measured: the vectorised predicates skip the rest.
         for i in np.flatnonzero(~shapely.covered_by(usable, whole)).tolist():
-            for piece in shapely.get_parts(_polygonal(shapely.difference(usable[i], whole))):
+            for piece in shapely.get_parts(polygonal(shapely.difference(usable[i], whole))):
                 if area(piece) > min_area_m2:
                     add(
                         "sliver" if thin(piece) else "outside_parent",
@@ -211,7 +211,7 @@ def check(
             ptree = shapely.STRtree(pgeoms)
             for i in loose.tolist():
                 code = codes[i]
-                astray = _polygonal(shapely.intersection(shapely.difference(usable[i], named[i]), whole))
+                astray = polygonal(shapely.intersection(shapely.difference(usable[i], named[i]), whole))
                 for piece in shapely.get_parts(astray):
                     if area(piece) > min_area_m2:
                         others = [
@@ -229,11 +229,11 @@ def check(
         gaps = shapely.union_all(
             [
                 shapely.Polygon(r)
-                for p in shapely.get_parts(_polygonal(covered))
+                for p in shapely.get_parts(polygonal(covered))
                 for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
             ]
         )
-    for piece in shapely.get_parts(_polygonal(gaps)):
+    for piece in shapely.get_parts(polygonal(gaps)):
         if area(piece) > min_area_m2:
             near = tree.query(shapely.buffer(piece, max(tolerance_m, 0.01) / 111_000), predicate="intersects")
             add(
@@ -250,7 +250,7 @@ def check(
     return CheckReport(problems, summary)
 
 
-def _polygonal(geom: Any) -> Any:
+def polygonal(geom: Any) -> Any:
     """The polygonal part of any geometry (empty polygon if none)."""
     if geom is None:
         return shapely.Polygon()
@@ -346,7 +346,7 @@ def repair(
     geoms = [shapely.Polygon() if g is None else g for g in frame.geometry.to_numpy()]
     for i, geom in enumerate(geoms):
         if not shapely.is_valid(geom):
-            fixed = _polygonal(shapely.make_valid(geom))
+            fixed = polygonal(shapely.make_valid(geom))
             log.append((codes[i], "", "made_valid", area(fixed) - area(geom)))
             geoms[i] = fixed
     # Snap the vertices of units beside a sliver onto their neighbours' edges (digitising noise), where
@@ -364,7 +364,7 @@ def repair(
         near = [k for k in tree.query(shapely.buffer(geoms[i], tol_deg), predicate="intersects") if k != i]
         if not near:
             continue
-        snapped = _polygonal(
+        snapped = polygonal(
             shapely.make_valid(
                 shapely.snap(geoms[i], shapely.union_all([shapely.boundary(geoms[k]) for k in near]), tol_deg)
             )
@@ -380,7 +380,7 @@ def repair(
     home: dict[str, Any] = {}  # unit code -> the parent geometry its code names
     if parent is not None and len(parent):
         pframe = parent.to_crs(4326) if parent.crs is not None else parent.set_crs(4326)
-        pgeoms = [_polygonal(shapely.make_valid(g)) for g in pframe.geometry.to_numpy()]
+        pgeoms = [polygonal(shapely.make_valid(g)) for g in pframe.geometry.to_numpy()]
         whole = shapely.union_all(pgeoms)
         pcodes = pframe["code"].astype(str).tolist()
         plen = len(pcodes[0]) if pcodes else 0
@@ -391,7 +391,7 @@ def repair(
         for i, geom in enumerate(geoms):
             # each unit is clipped to the parent its code names (or, without such codes, to them all)
             target = by_code.get(codes[i][:plen], whole) if by_prefix else whole
-            inside = _polygonal(shapely.intersection(geom, target))
+            inside = polygonal(shapely.intersection(geom, target))
             cut = area(geom) - area(inside)
             if cut > min_area_m2:
                 log.append((codes[i], "outside its parent", "clipped", -cut))
@@ -404,7 +404,7 @@ def repair(
         for i, j in zip(left.tolist(), right.tolist(), strict=True):
             if i >= j:
                 continue
-            piece = _polygonal(shapely.intersection(geoms[i], geoms[j]))
+            piece = polygonal(shapely.intersection(geoms[i], geoms[j]))
             size = area(piece)
             if size <= min_area_m2:
                 continue
@@ -414,7 +414,7 @@ def repair(
                 codes[j],
             )
             winner, loser = (i, j) if keep_i else (j, i)
-            geoms[loser] = _polygonal(shapely.difference(geoms[loser], piece))
+            geoms[loser] = polygonal(shapely.difference(geoms[loser], piece))
             log.append((codes[loser], codes[winner], "ceded_overlap", -size))
             log.append((codes[winner], codes[loser], "kept_overlap", size))
             moved = True
@@ -439,12 +439,12 @@ def repair(
         best = max(sorted(lengths), key=lambda k: lengths[k]) if lengths else None
         if best is None:
             return False
-        geoms[best] = _polygonal(shapely.union(geoms[best], piece))
+        geoms[best] = polygonal(shapely.union(geoms[best], piece))
         log.append((codes[best], source, action, area(piece)))
         return True
 
     for i in range(len(geoms)):  # stray parts: the largest part stays, the others go to a neighbour
-        parts = sorted(shapely.get_parts(_polygonal(geoms[i])), key=area, reverse=True)
+        parts = sorted(shapely.get_parts(polygonal(geoms[i])), key=area, reverse=True)
         if len(parts) > 1:
             geoms[i] = parts[0]
             for part in parts[1:]:  # a part with no neighbour is left uncovered: a gap, dealt with below
@@ -453,16 +453,16 @@ def repair(
     for _pass in range(2):  # the second pass takes the crumbs that the first pass's unions leave
         covered = shapely.union_all(geoms + unassigned)
         if whole is not None:
-            gaps = _polygonal(shapely.difference(whole, covered))
+            gaps = polygonal(shapely.difference(whole, covered))
         else:
             gaps = shapely.union_all(
                 [
                     shapely.Polygon(r)
-                    for p in shapely.get_parts(_polygonal(covered))
+                    for p in shapely.get_parts(polygonal(covered))
                     for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
                 ]
             )
-        for piece in shapely.get_parts(_polygonal(gaps)):
+        for piece in shapely.get_parts(polygonal(gaps)):
             size = area(piece)
             if size <= min_area_m2:
                 continue
@@ -476,82 +476,3 @@ def repair(
     changes = pd.DataFrame(log, columns=["code", "other", "action", "area_m2"])
     holes = gpd.GeoDataFrame({"area_m2": [area(g) for g in unassigned]}, geometry=unassigned, crs=4326)
     return RepairResult(gpd.GeoDataFrame(repaired, geometry="geometry", crs=4326), changes, holes)
-
-
-# ---- comparing two layers (多网合一) -----------------------------------------------------------------
-
-
-@dataclass
-class Comparison:
-    """How two layers over the same area relate: every overlapping pair, the disagreements, a proposal."""
-
-    pairs: pd.DataFrame  # code_a, code_b, area_m2, share_of_a, share_of_b
-    disagreements: pd.DataFrame  # layer, code, best_match, share, misfit_m2
-    merged: gpd.GeoDataFrame  # a proposed single layer: a's units, split where b cuts them substantially
-
-
-def compare(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, *, threshold: float = 0.05) -> Comparison:
-    """Compare two layers: for each unit of ``a`` the units of ``b`` it overlaps and with what share.
-
-    A unit disagrees when more than ``threshold`` of its area lies outside its best match in the other
-    layer. The proposed merged layer keeps ``a``'s units and splits each where ``b`` cuts off more than
-    ``threshold`` of it (pieces coded ``a_code|b_code``); smaller pieces stay with the largest piece.
-    """
-    fa = a.to_crs(4326) if a.crs is not None else a.set_crs(4326)
-    fb = b.to_crs(4326) if b.crs is not None else b.set_crs(4326)
-    x0, y0, x1, y1 = shapely.total_bounds(fa.geometry.to_numpy())
-    metric = local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2)
-    ga, gb = fa.geometry.to_numpy(), fb.geometry.to_numpy()
-    ca, cb = fa["code"].astype(str).to_numpy(), fb["code"].astype(str).to_numpy()
-    left, right = shapely.STRtree(gb).query(ga, predicate="intersects")
-    pieces = np.array([_polygonal(g) for g in shapely.intersection(ga[left], gb[right])], dtype=object)
-    area_m = gpd.GeoSeries(pieces, crs=4326).to_crs(metric).area.to_numpy()
-    area_a = gpd.GeoSeries(ga, crs=4326).to_crs(metric).area.to_numpy()
-    area_b = gpd.GeoSeries(gb, crs=4326).to_crs(metric).area.to_numpy()
-    keep = area_m > MIN_AREA_M2
-    left, right, pieces, area_m = left[keep], right[keep], pieces[keep], area_m[keep]
-    pairs = pd.DataFrame(
-        {
-            "code_a": ca[left],
-            "code_b": cb[right],
-            "area_m2": area_m,
-            "share_of_a": area_m / area_a[left],
-            "share_of_b": area_m / area_b[right],
-        }
-    )
-    rows = []
-    for layer, codes, areas, key, other, share in (
-        ("a", ca, area_a, "code_a", "code_b", "share_of_a"),
-        ("b", cb, area_b, "code_b", "code_a", "share_of_b"),
-    ):
-        best = pairs.sort_values(share, ascending=False).drop_duplicates(key).set_index(key)
-        for code, total in zip(codes, areas, strict=True):
-            match = best.loc[code] if code in best.index else None
-            s = float(match[share]) if match is not None else 0.0
-            if s < 1 - threshold:
-                rows.append(
-                    {
-                        "layer": layer,
-                        "code": code,
-                        "best_match": match[other] if match is not None else None,
-                        "share": s,
-                        "misfit_m2": float(total * (1 - s)),
-                    }
-                )
-    disagreements = pd.DataFrame(rows, columns=["layer", "code", "best_match", "share", "misfit_m2"])
-    merged_rows = []
-    for i, code in enumerate(ca):
-        mine = np.flatnonzero(left == i)
-        big = [k for k in mine if pairs["share_of_a"].iloc[k] > threshold]
-        if len(big) <= 1:
-            merged_rows.append((code, ga[i]))
-            continue
-        parts = {k: pieces[k] for k in big}
-        largest = max(big, key=lambda k: area_m[k])
-        rest = _polygonal(shapely.difference(ga[i], shapely.union_all(list(parts.values()))))
-        parts[largest] = _polygonal(shapely.union(parts[largest], rest))
-        merged_rows.extend((f"{code}|{cb[right[k]]}", geom) for k, geom in parts.items())
-    merged = gpd.GeoDataFrame(
-        {"code": [c for c, _ in merged_rows]}, geometry=[g for _, g in merged_rows], crs=4326
-    )
-    return Comparison(pairs, disagreements, merged)

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geogrid.crs import local_metric_crs
-from geogrid.topology import check, compare, repair
+from geogrid.reconcile import compare
+from geogrid.topology import check, repair
 
 METRIC = local_metric_crs(111.2, 39.85)
 
