@@ -17,22 +17,21 @@ import datetime as dt
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-import sqlalchemy as sa
 
-from geogrid.db import Store, create_engine, upgrade
+from geogrid.db import Store
 from geogrid.index import GridIndex
 from geogrid.io import read_boundaries
-from geogrid.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _postgis import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -60,13 +59,7 @@ def probe(geoms: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
 
 def postgis_join(micro: gpd.GeoDataFrame, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, float]:
     """Unit ranks by a PostGIS ST_Covers join (smallest code per point), and the join's seconds."""
-    name = f"geogrid_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = create_engine(Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
-        upgrade(engine)
+    with scratch_database() as engine:
         store = Store(engine)
         store.import_units("bench", micro, "microgrid", commit=True)
         store.publish("bench", dt.date(2026, 1, 1))
@@ -80,17 +73,11 @@ def postgis_join(micro: gpd.GeoDataFrame, xs: np.ndarray, ys: np.ndarray) -> tup
         raw.commit()
         start = time.perf_counter()
         cur.execute(
-            "SELECT p.id, u.code FROM pts p JOIN unit u ON ST_Covers(u.geom, p.geom) "
-            "WHERE u.level = 'microgrid'"
+            "SELECT p.id, u.code FROM pts p JOIN unit u ON ST_Covers(u.geom, p.geom) WHERE u.level = 'microgrid'"
         )
         rows = cur.fetchall()
         seconds = time.perf_counter() - start
         raw.close()
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     rank_of = {c: i for i, c in enumerate(micro.sort_values("code")["code"])}
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     ranks = np.fromiter((rank_of[r[1]] for r in rows), dtype=np.int64, count=len(rows))

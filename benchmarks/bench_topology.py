@@ -11,20 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
 import sqlalchemy as sa
 
 from geogrid.crs import local_metric_crs
-from geogrid.db import Store, create_engine, upgrade
+from geogrid.db import Store
 from geogrid.io import read_boundaries
-from geogrid.settings import Settings
 from geogrid.topology import check
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _postgis import scratch_database
+
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def planted(micro: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -38,13 +38,7 @@ def planted(micro: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def postgis(micro: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> tuple[float, float, float]:
     """Gap area inside the grids and total overlap area, by ST_Union/ST_Difference and a self-join."""
-    name = f"geogrid_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = create_engine(Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
-        upgrade(engine)
+    with scratch_database() as engine:
         store = Store(engine)
         store.import_units("b", grids, "grid", commit=True)
         store.import_units("b", micro, "microgrid", commit=True)
@@ -58,17 +52,12 @@ def postgis(micro: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> tuple[float, fl
             ).scalar()
             overlap = conn.execute(
                 sa.text(
-                    "SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom)::geography)), 0) FROM unit a JOIN unit b"
-                    " ON a.level='microgrid' AND b.level='microgrid' AND a.id < b.id AND ST_Overlaps(a.geom, b.geom)"
+                    "SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom)::geography)), 0) FROM unit a"
+                    " JOIN unit b ON a.level='microgrid' AND b.level='microgrid' AND a.id < b.id"
+                    " AND ST_Overlaps(a.geom, b.geom)"
                 )
             ).scalar()
             seconds = time.perf_counter() - start
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
     return seconds, float(gap), float(overlap)
 
 

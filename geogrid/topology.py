@@ -226,13 +226,7 @@ def check(
                             f"lies in {', '.join(others) or 'another parent'}, not {code[:plen]}",
                         )
     else:
-        gaps = shapely.union_all(
-            [
-                shapely.Polygon(r)
-                for p in shapely.get_parts(polygonal(covered))
-                for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
-            ]
-        )
+        gaps = enclosed(covered)
     for piece in shapely.get_parts(polygonal(gaps)):
         if area(piece) > min_area_m2:
             near = tree.query(shapely.buffer(piece, max(tolerance_m, 0.01) / 111_000), predicate="intersects")
@@ -248,6 +242,17 @@ def check(
     )
     summary = _summary(problems, len(codes), area(covered), parent_area)
     return CheckReport(problems, summary)
+
+
+def enclosed(covered: Any) -> Any:
+    """The holes of a union of units: land enclosed by units yet covered by none (gaps without a parent)."""
+    return shapely.union_all(
+        [
+            shapely.Polygon(ring)
+            for part in shapely.get_parts(polygonal(covered))
+            for ring in shapely.get_interior_ring(part, range(shapely.get_num_interior_rings(part)))
+        ]
+    )
 
 
 def polygonal(geom: Any) -> Any:
@@ -452,23 +457,14 @@ def repair(
                 log.append((codes[i], "" if not taken else "neighbour", "gave_part", -area(part)))
     for _pass in range(2):  # the second pass takes the crumbs that the first pass's unions leave
         covered = shapely.union_all(geoms + unassigned)
-        if whole is not None:
-            gaps = polygonal(shapely.difference(whole, covered))
-        else:
-            gaps = shapely.union_all(
-                [
-                    shapely.Polygon(r)
-                    for p in shapely.get_parts(polygonal(covered))
-                    for r in shapely.get_interior_ring(p, range(shapely.get_num_interior_rings(p)))
-                ]
-            )
+        gaps = polygonal(shapely.difference(whole, covered)) if whole is not None else enclosed(covered)
         for piece in shapely.get_parts(polygonal(gaps)):
             size = area(piece)
             if size <= min_area_m2:
                 continue
             thin = bool(shapely.is_empty(shapely.buffer(to_m(piece), -tolerance_m / 2)))
-            enclosed = len(neighbours(piece, -1)) == 1  # a hole in one unit: no one else could claim it
-            if not ((thin or size <= max_fill_m2 or enclosed) and give(piece, -1, "filled_gap", "gap")):
+            surrounded = len(neighbours(piece, -1)) == 1  # a hole in one unit: no one else could claim it
+            if not ((thin or size <= max_fill_m2 or surrounded) and give(piece, -1, "filled_gap", "gap")):
                 unassigned.append(piece)
     repaired = frame.copy()
     repaired["code"] = codes
