@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: help install demo test lint format bench serve demo-data clean
 
 help:
-	@echo "make demo    load the demo county into the embedded SpatiaLite database and summarise it"
+	@echo "make demo    load the demo county into the embedded SpatiaLite database, then serve it (Ctrl-C stops)"
 	@echo "make test    install everything needed (Python and Debian packages) and run every test"
 	@echo "make lint    ruff and mypy"
 	@echo "make bench   benchmarks, side by side with their peers"
@@ -26,6 +28,7 @@ install: $(STAMP)
 demo: install
 	scripts/system-deps.sh spatialite
 	$(BIN)/geogrid demo
+	$(BIN)/geogrid serve --host $(HOST) --port $(PORT)
 
 test: install
 	scripts/system-deps.sh spatialite postgis
@@ -48,7 +51,7 @@ bench: install
 
 serve: install
 	scripts/system-deps.sh spatialite
-	$(BIN)/geogrid serve
+	$(BIN)/geogrid serve --host $(HOST) --port $(PORT)
 
 demo-data: install
 	$(BIN)/python boundaries/demo/generate.py

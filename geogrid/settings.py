@@ -25,4 +25,6 @@ class Settings(BaseSettings):
     )
     actor: str = Field(default="geogrid", description="Who is recorded in the audit log by default.")
     cache_dir: str = Field(default="var/cache", description="Where built lookup indexes are kept.")
+    default_set: str = Field(default="demo", description="The boundary set lookups use when none is named.")
+    max_batch_points: int = Field(default=1_000_000, description="Most points one batch lookup may carry.")
     environment: str = Field(default="local", description="local, demo, test or production.")

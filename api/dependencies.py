@@ -1,0 +1,18 @@
+"""Request dependencies: the service state, typed for handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.state import ServiceState
+
+
+def get_state(request: Request) -> ServiceState:
+    """The service state the app was created with."""
+    state: ServiceState = request.app.state.service
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]

@@ -1,0 +1,207 @@
+"""The HTTP service on both databases: lookups, boundaries, OGC API Features, operations, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pyogrio
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geogrid.crs import wgs84_to_gcj02
+from geogrid.settings import Settings
+from tests.conftest import BACKENDS, empty_store, migrated_engine
+
+LEVELS = (
+    ("county", "county"),
+    ("streets", "street"),
+    ("communities", "community"),
+    ("grids", "grid"),
+    ("microgrids", "microgrid"),
+)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def published(request, demo_layers, tmp_path_factory):
+    """The demo county, published from 2026-01-01, in a database of its own on each backend."""
+    with migrated_engine(request.param, tmp_path_factory) as engine:
+        yield _publish(engine, demo_layers)
+
+
+def _publish(engine, demo_layers):
+    store = empty_store(engine)
+    for name, level in LEVELS:
+        store.import_units("demo", demo_layers[name], level, commit=True)
+    store.publish("demo", dt.date(2026, 1, 1))
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+def client(published, tmp_path_factory):
+    settings = Settings(database_url=published, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def problem(response, status, *words):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and "Traceback" not in response.text
+    for word in words:
+        assert word in json.dumps(body, ensure_ascii=False), body
+    return body
+
+
+def test_lookup_one_point(client, demo_layers):
+    micro = demo_layers["microgrids"].iloc[100]
+    x, y = micro.geometry.representative_point().coords[0]
+    body = client.get("/v1/lookup", params={"lon": x, "lat": y}).json()
+    assert body["unit"]["code"] == micro["code"] and body["version"] == 1
+    assert body["parents"]["grid"]["code"] == micro["parent_code"]
+    assert body["parents"]["street"]["code"] == micro["code"][:9]
+    gx, gy = wgs84_to_gcj02(x, y)
+    assert (
+        client.get("/v1/lookup", params={"lon": gx, "lat": gy, "crs": "gcj02"}).json()["unit"]["code"]
+        == micro["code"]
+    )
+    outside = client.get("/v1/lookup", params={"lon": 112.5, "lat": 39.85}).json()
+    assert outside["unit"] is None and outside["nearest"] and outside["nearest_distance_m"] > 50_000
+
+
+def test_lookup_errors_name_the_parameter(client):
+    problem(client.get("/v1/lookup", params={"lon": 500, "lat": 39.8}), 422, "lon")
+    problem(client.get("/v1/lookup", params={"lon": 111.2}), 422, "lat")
+    problem(client.get("/v1/lookup", params={"lon": 111.2, "lat": 39.85, "crs": "mercator"}), 422, "crs")
+    problem(client.get("/v1/lookup", params={"lon": 111.2, "lat": 39.85, "set": "nope"}), 404, "nope")
+    problem(
+        client.get("/v1/lookup", params={"lon": 111.2, "lat": 39.85, "at": "2025-06-01"}), 404, "2025-06-01"
+    )
+
+
+def test_batch_lookup_in_each_format(client, demo_layers):
+    micro = demo_layers["microgrids"].iloc[:50]
+    pts = [g.representative_point() for g in micro.geometry]
+    body = client.post(
+        "/v1/lookup", json=[{"lon": p.x, "lat": p.y} for p in pts] + [{"lon": "east", "lat": 1}]
+    ).json()
+    assert [r["unit_code"] for r in body["results"][:50]] == micro["code"].tolist()
+    assert body["results"][50]["error"].startswith("point 50:")
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id": i},
+                "geometry": {"type": "Point", "coordinates": [p.x, p.y]},
+            }
+            for i, p in enumerate(pts)
+        ],
+    }
+    back = client.post("/v1/lookup", json=collection).json()
+    assert [f["properties"]["unit_code"] for f in back["features"]] == micro["code"].tolist()
+    csv = "id,lon,lat\n" + "".join(f"{i},{p.x},{p.y}\n" for i, p in enumerate(pts[:3])) + "9,,39.8\n"
+    text = client.post("/v1/lookup", content=csv, headers={"content-type": "text/csv"}).text.splitlines()
+    assert text[0] == "id,lon,lat,unit_code,on_boundary,error"
+    assert [line.split(",")[3] for line in text[1:4]] == micro["code"].tolist()[:3]
+    assert "point 3" in text[4]
+    problem(
+        client.post("/v1/lookup", content="{not json", headers={"content-type": "application/json"}),
+        400,
+        "JSON",
+    )
+
+
+def test_boundaries(client, demo_layers):
+    sets = client.get("/v1/sets").json()
+    assert sets[0]["name"] == "demo" and sets[0]["versions"][0]["units"]["grid"] == 522
+    grids = client.get("/v1/sets/demo/units", params={"level": "grid"}).json()
+    assert len(grids["features"]) == 522
+    box = "111.18,39.84,111.22,39.86"
+    sub = client.get("/v1/sets/demo/units", params={"level": "grid", "bbox": box}).json()
+    expected = shapely.intersects(
+        demo_layers["grids"].geometry.to_numpy(), shapely.box(111.18, 39.84, 111.22, 39.86)
+    ).sum()
+    assert len(sub["features"]) == expected
+    kids = client.get("/v1/sets/demo/units", params={"level": "grid", "parent": "150622001001"}).json()
+    assert {f["properties"]["parent_code"] for f in kids["features"]} == {"150622001001"}
+    problem(client.get("/v1/sets/demo/units", params={"bbox": "1,2,3"}), 400, "bbox")
+
+
+def test_ogc_api_features(client):
+    landing = client.get("/ogc").json()
+    assert {"conformance", "data", "service-desc"} <= {link["rel"] for link in landing["links"]}
+    assert any("core" in c for c in client.get("/ogc/conformance").json()["conformsTo"])
+    ids = [c["id"] for c in client.get("/ogc/collections").json()["collections"]]
+    assert ids == ["county", "street", "community", "grid", "microgrid"]
+    page = client.get("/ogc/collections/grid/items", params={"limit": 100, "offset": 500}).json()
+    assert page["numberMatched"] == 522 and page["numberReturned"] == 22
+    assert "next" not in {link["rel"] for link in page["links"]}
+    first = client.get("/ogc/collections/grid/items", params={"limit": 100}).json()
+    assert any(link["rel"] == "next" and "offset=100" in link["href"] for link in first["links"])
+    one = client.get(f"/ogc/collections/grid/items/{first['features'][0]['id']}").json()
+    assert one["properties"]["level"] == "grid"
+    problem(client.get("/ogc/collections/grid/items", params={"datetime": "2025-01-01"}), 404, "2025-01-01")
+    problem(client.get("/ogc/collections/parcels"), 404, "parcels")
+
+
+def test_operations_and_openapi(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["ready"] and ready["indexes"] == [{"set": "demo", "version": 1}]
+    assert "geogrid_requests_total" in client.get("/metrics").text
+    spec = client.get("/openapi.json").json()
+    assert (
+        spec["openapi"].startswith("3.")
+        and "/v1/lookup" in spec["paths"]
+        and "/ogc/collections" in spec["paths"]
+    )
+    assert client.get("/healthz").headers["x-request-id"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_gdal_oapif_driver_reads_the_micro_grids(published, demo_layers, tmp_path):
+    # A server in its own process: GDAL holds the GIL while it pages, so an in-process server would starve.
+    port = free_port()
+    env = {**os.environ, "GEOGRID_CACHE_DIR": str(tmp_path)}
+    command = [
+        sys.executable,
+        "-c",
+        "from geogrid.cli import main; main()",
+        "--database-url",
+        published,
+        "serve",
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        url = f"OAPIF:http://127.0.0.1:{port}/ogc"
+        assert "microgrid" in [name for name, _ in pyogrio.list_layers(url)]
+        frame = pyogrio.read_dataframe(url, layer="microgrid", PAGE_SIZE=1000)
+        assert len(frame) == len(demo_layers["microgrids"])
+        assert sorted(frame["code"]) == sorted(demo_layers["microgrids"]["code"])
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
