@@ -1,0 +1,53 @@
+"""schemathesis against the OpenAPI schema: no 5xx and no response that breaks the schema, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error, response_schema_conformance
+
+from api.main import create_app
+from geogrid.settings import Settings
+from tests.conftest import BACKENDS, empty_store, migrated_engine
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def api_app(request, demo_layers, tmp_path_factory):
+    with migrated_engine(request.param, tmp_path_factory) as engine:
+        store = empty_store(engine)
+        for name, level in (("grids", "grid"), ("microgrids", "microgrid")):
+            store.import_units("demo", demo_layers[name], level, commit=True)
+        store.publish("demo", dt.date(2026, 1, 1))
+        app = create_app(
+            Settings(
+                database_url=engine.url.render_as_string(hide_password=False),
+                cache_dir=str(tmp_path_factory.mktemp("cache")),
+                max_batch_points=1000,
+            )
+        )
+        with TestClient(app):  # runs the lifespan: the index is loaded
+            yield app
+
+
+def test_every_route_survives_generated_requests(api_app):
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api_app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 10
+    calls: list[int] = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case):
+            response = case.call()
+            calls.append(response.status_code)
+            assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text[:300]}"
+            case.validate_response(response, checks=(not_a_server_error, response_schema_conformance))
+
+        run()
+    assert len(calls) > 5 * len(operations)  # generated requests really ran
+    assert {200, 422} <= set(calls)  # some valid, some refused with a problem
