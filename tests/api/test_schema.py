@@ -50,4 +50,4 @@ def test_every_route_survives_generated_requests(api_app):
 
         run()
     assert len(calls) > 5 * len(operations)  # generated requests really ran
-    assert {200, 422} <= set(calls)  # some valid, some refused with a problem
+    assert 200 in calls and any(400 <= c < 500 for c in calls)  # some answered, some refused with a problem
