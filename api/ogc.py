@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import shapely
@@ -163,7 +164,6 @@ def item(state: StateDep, collection_id: str, feature_id: str) -> Response:
     if hit.empty:
         raise NotFound(f"no feature {feature_id!r} in {collection_id}", parameter="featureId")
     text = to_geojson(hit)
-    import json
 
     return Response(
         json.dumps(json.loads(text)["features"][0], ensure_ascii=False), media_type="application/geo+json"
