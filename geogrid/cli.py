@@ -462,8 +462,10 @@ def serve(
 
     from api.main import create_app
 
-    console.print(f"GeoGrid API on http://{host}:{port}/  (docs: /docs, lookup: /v1/lookup?lon=111.2&lat=39.85,"
-                  f" OGC API Features: /ogc)")
+    console.print(
+        f"GeoGrid API on http://{host}:{port}/  (docs: /docs, lookup: /v1/lookup?lon=111.2&lat=39.85,"
+        f" OGC API Features: /ogc)"
+    )
     uvicorn.run(create_app(_state(ctx).settings), host=host, port=port)
 
 
