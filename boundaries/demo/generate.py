@@ -391,7 +391,11 @@ def by_blocks_or_singles(blocks: Atoms, singles: Atoms, micro: np.ndarray, k: in
 
 
 def grid_households(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Households per grid: most 300-500, about 6% deliberately over and 6% under the norm."""
+    """Households per grid: most 300-500, about 6% deliberately over and 6% under the norm.
+
+    The per-grid norm wins over a county total: 522 grids at 300-500 households come to ~210,000, so a
+    total of ~85,000 (as once asked for) cannot hold together with it.
+    """
     hh = rng.integers(300, 501, n)
     kind = rng.random(n)
     hh[kind < 0.06] = rng.integers(120, 281, int((kind < 0.06).sum()))
