@@ -1,4 +1,4 @@
-"""Boundary sets and versions, read-only: list them, and serve a version's units as GeoJSON."""
+"""Boundary sets and versions, read-only: list them, diff two versions, serve a version's units as GeoJSON."""
 
 from __future__ import annotations
 
@@ -7,19 +7,42 @@ import json
 from typing import Any
 
 import shapely
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from api.auth import reader
 from api.dependencies import StateDep
+from api.drafts import etag
 from geogrid.errors import InvalidCoordinates
 
-router = APIRouter(prefix="/v1/sets", tags=["boundaries"])
+router = APIRouter(prefix="/v1/sets", tags=["boundaries"], dependencies=[Depends(reader)])
 
 
 @router.get("", summary="Boundary sets")
 def list_sets(state: StateDep) -> list[dict[str, Any]]:
     """Every boundary set with its versions."""
     return [{"name": name, "versions": versions(state, name)} for name in state.store.sets()]
+
+
+@router.get("/{name}", summary="A set: its revision (also the ETag), draft and versions")
+def one_set(state: StateDep, name: str, response: Response) -> dict[str, Any]:
+    """The set's current revision (send it back as If-Match to write), its open draft and its versions."""
+    revision = state.store.revision(name)
+    found = versions(state, name)
+    response.headers["ETag"] = etag(revision)
+    draft = next((v["number"] for v in found if v["status"] == "draft"), None)
+    return {"name": name, "revision": revision, "etag": etag(revision), "draft": draft, "versions": found}
+
+
+@router.get("/{name}/diff", summary="What changed between two versions")
+def diff(
+    state: StateDep,
+    name: str,
+    old: int = Query(..., alias="from", ge=1, description="The earlier version number."),
+    new: int = Query(..., alias="to", ge=1, description="The later version number (a draft too)."),
+) -> dict[str, Any]:
+    """Per level, the codes added, removed and changed (geometry or attributes) from one version to another."""
+    return {"set": name, "from": old, "to": new, "levels": state.store.diff(name, old, new)}
 
 
 @router.get("/{name}/versions", summary="Versions of a set")

@@ -28,7 +28,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(GeoGridError)
     async def geogrid_error(request: Request, exc: GeoGridError) -> JSONResponse:
         body = exc.to_problem()
-        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM)
+        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=exc.headers() or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,18 +8,22 @@ import json
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from api.auth import reader
 from api.dependencies import StateDep
+from api.state import ServiceState
 from geogrid.crs import normalize_crs
 from geogrid.errors import InvalidCoordinates
 from geogrid.index import GridIndex
 
-router = APIRouter(prefix="/v1", tags=["lookup"])
+router = APIRouter(prefix="/v1", tags=["lookup"], dependencies=[Depends(reader)])
 CrsName = Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
+CRS_NAMES = frozenset(CrsName.__args__)  # type: ignore[attr-defined]
 
 
 class UnitOut(BaseModel):
@@ -46,7 +50,28 @@ class LookupOut(BaseModel):
     snapped: bool = False
 
 
-@router.get("/lookup", response_model=LookupOut, summary="Which unit holds this point?")
+def answer(
+    state: ServiceState,
+    lon: float,
+    lat: float,
+    crs: str = "wgs84",
+    at: dt.date | None = None,
+    set_name: str | None = None,
+    snap_m: float = 0.0,
+) -> bytes:
+    """The JSON body of a single lookup (shared by the route and the hot path in api.hotpath)."""
+    index = state.index(set_name, at)
+    result = index.lookup(lon, lat, crs=crs, at=at, snap_m=snap_m)
+    return orjson.dumps({"set": index.meta["set"], "version": index.meta["version"], **result.__dict__})
+
+
+@router.get(
+    "/lookup",
+    response_model=LookupOut,
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+    summary="Which unit holds this point?",
+)
 def lookup(
     state: StateDep,
     lon: float = Query(..., ge=-180, le=180, description="Longitude (or x in a projected CRS)."),
@@ -57,12 +82,10 @@ def lookup(
     snap_m: float = Query(
         0.0, ge=0, le=1000, description="Give points this close outside a unit to the nearest."
     ),
-) -> dict[str, Any]:
+) -> Response:
     """The micro-grid holding a point, its grid, community and street; on-boundary flag and distance to the
     nearest boundary; for points outside every unit, the nearest unit and its distance."""
-    index = state.index(set, at)
-    result = index.lookup(lon, lat, crs=crs, snap_m=snap_m).to_dict()
-    return {"set": index.meta["set"], "version": index.meta["version"], **result}
+    return Response(answer(state, lon, lat, crs, at, set, snap_m), media_type="application/json")
 
 
 @router.post("/lookup", summary="Which units hold these points? (JSON array, GeoJSON or CSV)")

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 
-from api import boundaries, errors, lookup, ogc
+from api import boundaries, drafts, errors, keys, lookup, ogc
+from api.auth import RateLimiter
 from api.dependencies import StateDep
+from api.hotpath import HotLookup
+from api.middleware import Metrics, Operations
 from api.state import ServiceState
 from geogrid import __version__
 from geogrid.errors import GeoGridError
@@ -25,6 +26,7 @@ log = logging.getLogger("geogrid.api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Create the GeoGrid API for ``settings``; the index of the version in force is loaded at start-up."""
     settings = settings or Settings()
+    settings.check_secrets()  # refuse a default secret before anything listens
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,32 +45,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Point-in-grid lookup and grid boundaries for grid-based governance.",
     )
-    app.state.metrics = {"requests": 0, "errors": 0, "seconds": 0.0}
+    app.state.metrics = Metrics()
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     errors.install(app)
-    app.include_router(lookup.router)
-    app.include_router(boundaries.router)
-    app.include_router(ogc.router)
-
-    @app.middleware("http")
-    async def request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        start = time.perf_counter()
-        response = await call_next(request)
-        took = time.perf_counter() - start
-        metrics = app.state.metrics
-        metrics["requests"] += 1
-        metrics["errors"] += response.status_code >= 500
-        metrics["seconds"] += took
-        response.headers["x-request-id"] = request_id
-        log.info(
-            "request_id=%s method=%s path=%s status=%s ms=%.2f",
-            request_id,
-            request.method,
-            request.url.path,
-            response.status_code,
-            took * 1000,
-        )
-        return response
+    for module in (lookup, boundaries, drafts, ogc, keys):
+        app.include_router(module.router)
+    # Middleware: the last added runs first. Operations wraps everything, the hot path included.
+    app.add_middleware(HotLookup, service=lambda: app.state.service, limiter=lambda: app.state.limiter)
+    app.add_middleware(
+        Operations,
+        max_body_bytes=int(settings.max_body_mb * 1e6),
+        timeout_s=settings.request_timeout_s,
+        metrics=app.state.metrics,
+    )
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -91,15 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> str:
-        """Prometheus text exposition of request counters."""
-        m = app.state.metrics
-        return (
-            "# TYPE geogrid_requests_total counter\n"
-            f"geogrid_requests_total {m['requests']}\n"
-            "# TYPE geogrid_request_errors_total counter\n"
-            f"geogrid_request_errors_total {m['errors']}\n"
-            "# TYPE geogrid_request_seconds_total counter\n"
-            f"geogrid_request_seconds_total {m['seconds']:.6f}\n"
-        )
+        """Prometheus text exposition: requests by status, errors, a latency histogram."""
+        exposition: str = app.state.metrics.exposition()
+        return exposition
 
     return app

@@ -7,15 +7,16 @@ import json
 from typing import Any
 
 import shapely
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from api.auth import reader
 from api.boundaries import parse_bbox, to_geojson
 from api.dependencies import StateDep
 from geogrid.errors import InvalidCoordinates, NotFound
 from geogrid.hierarchy import Level
 
-router = APIRouter(prefix="/ogc", tags=["ogc"])
+router = APIRouter(prefix="/ogc", tags=["ogc"], dependencies=[Depends(reader)])
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",

@@ -10,7 +10,6 @@ class GeoGridError(Exception):
 
     status = 400
     title = "GeoGrid error"
-
     def __init__(self, detail: str, **where: Any) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -32,6 +31,10 @@ class GeoGridError(Exception):
             "detail": self.detail,
             **self.where,
         }
+
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP headers for this problem's response (WWW-Authenticate, Retry-After ...)."""
+        return {}
 
     def __str__(self) -> str:
         if not self.where:
@@ -108,6 +111,71 @@ class VersionConflict(GeoGridError):
 
     title = "Version conflict"
     status = 409
+
+
+class NotAuthenticated(GeoGridError):
+    """No API key, or one that is unknown or revoked."""
+
+    title = "Not authenticated"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(GeoGridError):
+    """The caller's role, or the street or community it is limited to, does not allow this."""
+
+    title = "Forbidden"
+    status = 403
+
+
+class OutOfScope(Forbidden):
+    """A write that reaches outside the street or community it is limited to."""
+
+    title = "Outside the permitted scope"
+
+
+class RateLimited(GeoGridError):
+    """Too many requests from one anonymous client."""
+
+    title = "Too many requests"
+    status = 429
+
+    def __init__(self, detail: str, retry_after_s: float, **where: Any) -> None:
+        super().__init__(detail, **where)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after_s + 0.5)))}
+
+
+class PreconditionRequired(GeoGridError):
+    """A write that must say which revision it is based on (If-Match) did not."""
+
+    title = "Precondition required"
+    status = 428
+
+
+class PayloadTooLarge(GeoGridError):
+    """A request body over the configured limit."""
+
+    title = "Payload too large"
+    status = 413
+
+
+class RequestTimeout(GeoGridError):
+    """A request that ran longer than the configured limit."""
+
+    title = "Request timed out"
+    status = 503
+
+
+class InsecureConfiguration(GeoGridError):
+    """Settings that would run a non-local service with a default or weak secret."""
+
+    title = "Insecure configuration"
+    status = 500
 
 
 class SpatialiteUnavailable(GeoGridError):

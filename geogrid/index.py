@@ -29,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import geopandas as gpd
 import numpy as np
+import pyproj
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
@@ -68,6 +69,15 @@ class VersionSource(Protocol):
     def version_at(self, set_name: str, at: dt.date | None = None) -> Any: ...
 
     def units(self, set_name: str, *, version: int | None = None) -> gpd.GeoDataFrame: ...
+
+
+class _Metric(NamedTuple):
+    """The units projected to the local metric CRS, for distances in metres."""
+
+    to_metric: pyproj.Transformer
+    geoms: NDArray[np.object_]
+    boundaries: NDArray[np.object_]
+    tree: shapely.STRtree
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,8 @@ class GridIndex:
         self._codes_or_empty = np.array([*codes.tolist(), ""], dtype=object)
         self._one = _entry_point(K.locate_one, 0.0, 0.0, self._F, self._I)
         self.locate = _fast_locate(self._one, self._F, self._I, [*codes.tolist(), ""])  # type: ignore[method-assign,assignment]
-        self._metric: tuple[Any, NDArray[np.object_], shapely.STRtree] | None = None
+        self._metric: _Metric | None = None
+        self._units: dict[int, tuple[Unit, dict[str, Unit]]] = {}  # rank -> (unit, parents), made on demand
 
     # ---- construction -----------------------------------------------------------------------------
     @classmethod
@@ -245,7 +256,9 @@ class GridIndex:
             slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", set_name)
             path = Path(cache_dir) / f"{slug}-v{version.number}-{key}.npz"
             if path.exists():
-                return cls.load(path)
+                index = cls.load(path)
+                index.meta.update(meta)  # validity may have closed since the file was written
+                return index
         index = cls.from_frame(store.units(set_name, version=version.number), strict=strict)
         index.meta.update(meta)
         if path is not None:
@@ -340,9 +353,13 @@ class GridIndex:
         """Everything about one point: its unit and ancestors, whether it lies on a boundary, how far the
         nearest boundary is; for a point outside every unit, the nearest unit and its distance."""
         self._check_validity(at)
-        x, y = crs_mod.transform([lon], [lat], crs, crs_mod.WGS84)
-        px, py = float(x[0]), float(y[0])
-        crs_mod.check_lonlat([px], [py])
+        if crs == crs_mod.WGS84:
+            px, py = float(lon), float(lat)
+        else:
+            x, y = crs_mod.transform([lon], [lat], crs, crs_mod.WGS84)
+            px, py = float(x[0]), float(y[0])
+        if not (-180.0 <= px <= 180.0 and -90.0 <= py <= 90.0):  # also false for NaN
+            crs_mod.check_lonlat([px], [py])
         encoded = self._one(px, py, self._F, self._I)
         rank, on = (encoded >> 1, bool(encoded & 1)) if encoded >= 0 else (-1, False)
         nearest: Unit | None = None
@@ -357,12 +374,13 @@ class GridIndex:
         if rank < 0:
             return LookupResult(px, py, None, None, {}, False, None, nearest, nearest_m)
         distance = 0.0 if on else self._distance_to_boundary(rank, px, py)
+        found, parents = self._hierarchy(rank)
         return LookupResult(
             px,
             py,
-            self._unit(rank),
+            found,
             self.level,
-            self._parents_of(rank),
+            parents,
             on,
             distance,
             nearest,
@@ -372,10 +390,17 @@ class GridIndex:
 
     # ---- helpers ----------------------------------------------------------------------------------
     def _unit(self, rank: int) -> Unit:
-        return Unit(str(self.codes[rank]), str(self.names[rank]))
+        return self._hierarchy(rank)[0]
 
-    def _parents_of(self, rank: int) -> dict[str, Unit]:
-        return {lvl: Unit(str(pc[rank]), str(pn[rank])) for lvl, (pc, pn) in self.parents.items() if pc[rank]}
+    def _hierarchy(self, rank: int) -> tuple[Unit, dict[str, Unit]]:
+        """The unit of ``rank`` and its ancestors by level (shared, read-only objects)."""
+        found = self._units.get(rank)
+        if found is None:
+            parents = {
+                lvl: Unit(str(pc[rank]), str(pn[rank])) for lvl, (pc, pn) in self.parents.items() if pc[rank]
+            }
+            found = self._units[rank] = (Unit(str(self.codes[rank]), str(self.names[rank])), parents)
+        return found
 
     def _check_validity(self, at: dt.date | None) -> None:
         if at is None or not self.meta.get("valid_from"):
@@ -389,24 +414,26 @@ class GridIndex:
                 at=at.isoformat(),
             )
 
-    def _metric_space(self) -> tuple[Any, NDArray[np.object_], shapely.STRtree]:
+    def _metric_space(self) -> _Metric:
+        """The units in the local metric CRS (made on first use): for distances in metres."""
         if self._metric is None:
             x0, y0, x1, y1 = shapely.total_bounds(self.geoms)
             metric = crs_mod.local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2)
             geoms = gpd.GeoSeries(self.geoms, crs=4326).to_crs(metric).to_numpy()
-            self._metric = (metric, geoms, shapely.STRtree(geoms))
+            to_metric = pyproj.Transformer.from_crs(4326, metric, always_xy=True)
+            boundaries = shapely.boundary(geoms)
+            self._metric = _Metric(to_metric, geoms, boundaries, shapely.STRtree(geoms))
         return self._metric
 
     def _to_metric(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.object_]:
-        metric, _, _ = self._metric_space()
-        mx, my = crs_mod.transform(x, y, crs_mod.WGS84, f"EPSG:{metric.to_epsg()}")
+        mx, my = self._metric_space().to_metric.transform(x, y)
         return shapely.points(mx, my)
 
     def _nearest(
         self, x: NDArray[np.float64], y: NDArray[np.float64], max_distance_m: float | None = None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Rank of the nearest unit (ties: smallest code) and its distance in metres; -1 beyond the limit."""
-        _, _, tree = self._metric_space()
+        tree = self._metric_space().tree
         points = self._to_metric(x, y)
         kwargs = {"max_distance": max_distance_m} if max_distance_m else {}
         (pt, unit), dist = tree.query_nearest(points, return_distance=True, all_matches=True, **kwargs)
@@ -418,9 +445,9 @@ class GridIndex:
         return near, best
 
     def _distance_to_boundary(self, rank: int, x: float, y: float) -> float:
-        _, geoms, _ = self._metric_space()
-        point = self._to_metric(np.array([x]), np.array([y]))[0]
-        return float(shapely.distance(shapely.boundary(geoms[rank]), point))
+        metric = self._metric_space()
+        mx, my = metric.to_metric.transform(x, y)
+        return float(metric.boundaries[rank].distance(shapely.Point(mx, my)))
 
 
 def _fast_locate(

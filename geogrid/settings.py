@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geogrid.errors import InsecureConfiguration
+
 DEFAULT_DB = Path("var") / "geogrid.sqlite"
+# The admin key local and demo installs start with; anywhere else it is refused (check_secrets).
+DEMO_ADMIN_KEY = "geogrid-demo-admin-key"
+OPEN_ENVIRONMENTS = ("local", "demo")
 
 
 class Settings(BaseSettings):
@@ -28,3 +33,40 @@ class Settings(BaseSettings):
     default_set: str = Field(default="demo", description="The boundary set lookups use when none is named.")
     max_batch_points: int = Field(default=1_000_000, description="Most points one batch lookup may carry.")
     environment: str = Field(default="local", description="local, demo, test or production.")
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="A bootstrap admin API key. Local/demo default to a well-known one; elsewhere unset "
+        "means none (create keys with `geogrid keys create`), and a short or well-known one is refused.",
+    )
+    public_reads: bool = Field(
+        default=True, description="Lookups, boundaries and OGC API Features answer callers without a key."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute per anonymous client address (0: no limit)."
+    )
+    max_body_mb: float = Field(default=100.0, gt=0, description="Largest request body accepted.")
+    request_timeout_s: float = Field(default=120.0, gt=0, description="Longest a request may run.")
+    version_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long the service trusts its list of versions (writes it makes "
+        "through the API are seen at once).",
+    )
+
+    def bootstrap_admin_key(self) -> str | None:
+        """The admin key from the settings, or the demo key in local/demo mode."""
+        if self.admin_key is not None:
+            return self.admin_key.get_secret_value()
+        return DEMO_ADMIN_KEY if self.environment in OPEN_ENVIRONMENTS else None
+
+    def check_secrets(self) -> None:
+        """Refuse a default or weak admin key outside local/demo mode."""
+        key = self.admin_key.get_secret_value() if self.admin_key is not None else None
+        if self.environment in OPEN_ENVIRONMENTS or key is None:
+            return
+        if key == DEMO_ADMIN_KEY or len(key) < 24:
+            raise InsecureConfiguration(
+                f"GEOGRID_ADMIN_KEY is the demo key or shorter than 24 characters, and GEOGRID_ENVIRONMENT is "
+                f"{self.environment!r}: set a long random key (geogrid keys new) or leave it unset",
+                field="admin_key",
+            )

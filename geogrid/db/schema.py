@@ -14,6 +14,8 @@ boundary_set = sa.Table(
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("title", sa.String(200)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Bumped by every write to the set; its value is the set's ETag (optimistic concurrency).
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
 )
 
 boundary_version = sa.Table(
@@ -64,4 +66,17 @@ audit_log = sa.Table(
     sa.Column("set_name", sa.String(100)),
     sa.Column("version_number", sa.Integer),
     sa.Column("detail", sa.JSON, nullable=False),
+)
+
+api_key = sa.Table(
+    "api_key",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(32)),  # a street or community code; None: the whole county
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the key; never the key
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )

@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from geogrid.db.schema import audit_log, boundary_set, boundary_version, unit
-from geogrid.errors import HierarchyViolation, NotFound, TopologyProblems, VersionConflict
+from geogrid.errors import HierarchyViolation, NotFound, OutOfScope, TopologyProblems, VersionConflict
 from geogrid.hierarchy import Level, check_parents, parse_level, prepare_units
 from geogrid.topology import check
 
@@ -105,6 +105,19 @@ class ImportReport:
         }
 
 
+def in_force(versions: list[VersionInfo], set_name: str, at: dt.date | None = None) -> VersionInfo:
+    """The version among ``versions`` in force on ``at`` (default: today), or NotFound."""
+    at = at or dt.date.today()
+    for version in reversed(versions):
+        if version.in_force(at):
+            return version
+    raise NotFound(
+        f"no published version of {set_name!r} is in force on {at.isoformat()}",
+        set=set_name,
+        at=at.isoformat(),
+    )
+
+
 class Store:
     """Read and write versioned boundary sets in a PostGIS or SpatiaLite database."""
 
@@ -124,13 +137,45 @@ class Store:
             return list(conn.execute(sa.select(boundary_set.c.name).order_by(boundary_set.c.name)).scalars())
 
     def _set_id(self, conn: Connection, name: str, *, lock: bool = False) -> int:
-        query = sa.select(boundary_set.c.id).where(boundary_set.c.name == name)
+        return self._set_row(conn, name, lock=lock)[0]
+
+    def _set_row(self, conn: Connection, name: str, *, lock: bool = False) -> tuple[int, int]:
+        """The set's id and revision; ``lock`` holds its row (PostGIS) until the transaction ends."""
+        query = sa.select(boundary_set.c.id, boundary_set.c.revision).where(boundary_set.c.name == name)
         if lock:
             query = query.with_for_update()
-        set_id = conn.execute(query).scalar()
-        if set_id is None:
+        row = conn.execute(query).first()
+        if row is None:
             raise NotFound(f"no boundary set named {name!r}", set=name)
-        return int(set_id)
+        return int(row[0]), int(row[1])
+
+    def revision(self, set_name: str) -> int:
+        """The set's revision: bumped by every write, so it serves as the set's ETag."""
+        with self.engine.connect() as conn:
+            return self._set_row(conn, set_name)[1]
+
+    def _claim(self, conn: Connection, set_id: int, set_name: str, seen: int, expect: int | None) -> None:
+        """Bump the set's revision from ``seen`` (compare-and-set), or refuse a stale or concurrent write.
+
+        ``expect`` is the revision the caller based the write on (an HTTP If-Match); the compare-and-set
+        also catches a write that landed between this one's read and its update, on either database.
+        """
+        if expect is not None and expect != seen:
+            raise VersionConflict(
+                f"{set_name!r} has changed since revision {expect} (it is at {seen}); reload and retry",
+                set=set_name,
+                revision=seen,
+            )
+        bumped = conn.execute(
+            sa.update(boundary_set)
+            .where(boundary_set.c.id == set_id, boundary_set.c.revision == seen)
+            .values(revision=seen + 1)
+        ).rowcount
+        if bumped != 1:
+            raise VersionConflict(
+                f"{set_name!r} was changed by another write while this one ran; reload and retry",
+                set=set_name,
+            )
 
     def _ensure_set(self, conn: Connection, name: str, title: str | None, actor: str) -> int:
         try:
@@ -139,11 +184,16 @@ class Store:
             pass
         if not name.strip() or len(name) > 100:
             raise NotFound(f"invalid boundary set name {name!r}", set=name)
-        set_id = conn.execute(
-            sa.insert(boundary_set)
-            .values(name=name, title=title, created_at=_now())
-            .returning(boundary_set.c.id)
-        ).scalar_one()
+        try:
+            set_id = conn.execute(
+                sa.insert(boundary_set)
+                .values(name=name, title=title, created_at=_now())
+                .returning(boundary_set.c.id)
+            ).scalar_one()
+        except sa.exc.IntegrityError:
+            raise VersionConflict(
+                f"{name!r} was created by another write meanwhile; retry", set=name
+            ) from None
         self._audit(conn, actor, "create_set", name, None, {"title": title})
         return int(set_id)
 
@@ -192,15 +242,7 @@ class Store:
 
     def version_at(self, set_name: str, at: dt.date | None = None) -> VersionInfo:
         """The published version in force on ``at`` (default: today)."""
-        at = at or dt.date.today()
-        for version in reversed(self.versions(set_name)):
-            if version.in_force(at):
-                return version
-        raise NotFound(
-            f"no published version of {set_name!r} is in force on {at.isoformat()}",
-            set=set_name,
-            at=at.isoformat(),
-        )
+        return in_force(self.versions(set_name), set_name, at)
 
     def _first_version(self, conn: Connection, set_id: int, *where: Any) -> dict[str, Any] | None:
         """The set's version matching ``where`` with the highest number, as a dict (None if none)."""
@@ -254,6 +296,27 @@ class Store:
             frame[col] = frame[col].astype("Int64")
         return frame
 
+    def diff(self, set_name: str, old: int, new: int) -> dict[str, dict[str, Any]]:
+        """What changed from version ``old`` to ``new``, level by level: codes added, removed, changed."""
+        with self.engine.connect() as conn:
+            set_id = self._set_id(conn, set_name)
+            before = self._units(conn, self._version_row(conn, set_id, old)["id"])
+            after = self._units(conn, self._version_row(conn, set_id, new)["id"])
+        out: dict[str, dict[str, Any]] = {}
+        for level in Level:
+            a, b = before[before["level"] == level.name], after[after["level"] == level.name]
+            if a.empty and b.empty:
+                continue
+            report = ImportReport(set_name, level.name, len(b), new, old)
+            _diff(report, a, b)
+            out[level.name] = {
+                "added": report.added,
+                "removed": report.removed,
+                "changed": report.changed,
+                "unchanged": len(report.unchanged),
+            }
+        return out
+
     # ---- writes -----------------------------------------------------------------------------------
     def import_units(
         self,
@@ -265,25 +328,34 @@ class Store:
         actor: str | None = None,
         title: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        within: str | None = None,
+        expect_revision: int | None = None,
     ) -> ImportReport:
         """Replace one level of the set's draft with ``frame`` (code, name, geometry in WGS-84).
 
         A dry run unless ``commit``: the report says what would be added, removed and changed against
         the draft (or, with no draft yet, against the latest published version). With ``commit`` the
-        set and draft are created as needed, all in one transaction.
+        set and draft are created as needed, all in one transaction. ``within`` (a street or community
+        code) replaces only the units under it, and refuses rows outside it; ``expect_revision`` refuses
+        the write (VersionConflict) when the set has changed since that revision.
         """
         level = parse_level(level)
         units = prepare_units(frame, level)
+        if within is not None:
+            _check_within(units, within)
         actor = actor or self.actor
         with self.engine.begin() as conn:
             try:
-                set_id: int | None = self._set_id(conn, set_name, lock=commit)
+                set_id: int | None
+                set_id, seen = self._set_row(conn, set_name, lock=commit)
             except NotFound:
-                set_id = None
+                set_id, seen = None, 0
             draft = self._draft(conn, set_id) if set_id is not None else None
             base = self._latest_published(conn, set_id) if set_id is not None else None
             source_id = (draft or base or {}).get("id")
             current = self._units(conn, source_id) if source_id else None
+            if current is not None and within is not None:
+                current = current[current["code"].str.startswith(within)]
             report = ImportReport(
                 set_name=set_name,
                 level=level.name,
@@ -299,12 +371,18 @@ class Store:
                 conn.rollback()
                 return report
             set_id = set_id if set_id is not None else self._ensure_set(conn, set_name, title, actor)
+            self._claim(conn, set_id, set_name, seen, expect_revision)
             if draft is None:
                 draft = self._new_draft(conn, set_id, base, actor)
                 report.draft_number = draft["number"]
-            conn.execute(sa.delete(unit).where(unit.c.version_id == draft["id"], unit.c.level == level.name))
+            replaced = sa.and_(unit.c.version_id == draft["id"], unit.c.level == level.name)
+            if within is not None:
+                replaced = sa.and_(replaced, unit.c.code.startswith(within, autoescape=True))
+            conn.execute(sa.delete(unit).where(replaced))
             _insert_units(conn, draft["id"], units, progress)
-            self._audit(conn, actor, "import", set_name, draft["number"], report.summary())
+            self._audit(
+                conn, actor, "import", set_name, draft["number"], {**report.summary(), "within": within}
+            )
             report.committed = True
         return report
 
@@ -349,6 +427,7 @@ class Store:
         note: str | None = None,
         tolerance_m2: float = 1.0,
         force: str | None = None,
+        expect_revision: int | None = None,
     ) -> VersionInfo:
         """Publish the set's draft from ``valid_from``, closing the previous version's validity.
 
@@ -356,11 +435,13 @@ class Store:
         (HierarchyViolation) when a unit does not lie in the parent its code names, and
         (TopologyProblems) when a level does not tile the level above; ``force`` (the reason, kept in
         the audit log with the problems) publishes it anyway. The set's row is locked for the
-        transaction, so concurrent publishes are serialised.
+        transaction and its revision compared-and-set, so of concurrent publishes one wins and the
+        others get VersionConflict; so does a publish based on a stale ``expect_revision``.
         """
         actor = actor or self.actor
         with self.engine.begin() as conn:
-            set_id = self._set_id(conn, set_name, lock=True)
+            set_id, seen = self._set_row(conn, set_name, lock=True)
+            self._claim(conn, set_id, set_name, seen, expect_revision)
             draft = self._draft(conn, set_id)
             if draft is None:
                 raise NotFound(f"{set_name!r} has no draft to publish; import into it first", set=set_name)
@@ -433,13 +514,16 @@ class Store:
             versions = self._versions(conn, set_id, set_name)
         return next(v for v in versions if v.number == draft["number"])
 
-    def discard_draft(self, set_name: str, *, actor: str | None = None) -> int:
+    def discard_draft(
+        self, set_name: str, *, actor: str | None = None, expect_revision: int | None = None
+    ) -> int:
         """Delete the set's open draft (published versions are never deleted); return its number."""
         with self.engine.begin() as conn:
-            set_id = self._set_id(conn, set_name, lock=True)
+            set_id, seen = self._set_row(conn, set_name, lock=True)
             draft = self._draft(conn, set_id)
             if draft is None:
                 raise NotFound(f"{set_name!r} has no draft", set=set_name)
+            self._claim(conn, set_id, set_name, seen, expect_revision)
             conn.execute(sa.delete(unit).where(unit.c.version_id == draft["id"]))
             conn.execute(sa.delete(boundary_version).where(boundary_version.c.id == draft["id"]))
             self._audit(conn, actor or self.actor, "discard_draft", set_name, draft["number"], {})
@@ -508,6 +592,19 @@ def _diff(report: ImportReport, before: gpd.GeoDataFrame, after: gpd.GeoDataFram
             for f in ("name", "households", "population", "attributes")
         )
         (report.unchanged if same_geom and same_attrs else report.changed).append(code)
+
+
+def _check_within(units: gpd.GeoDataFrame, within: str) -> None:
+    outside = [i for i, code in enumerate(units["code"]) if not str(code).startswith(within)]
+    if outside:
+        shown = ", ".join(f"row {i} ({units['code'].iloc[i]})" for i in outside[:5])
+        raise OutOfScope(
+            f"{len(outside)} unit(s) lie outside {within}: {shown}"
+            + (f" and {len(outside) - 5} more" if len(outside) > 5 else ""),
+            row=outside[0],
+            code=str(units["code"].iloc[outside[0]]),
+            scope=within,
+        )
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,0 +1,98 @@
+"""Who is calling: API keys (Bearer or X-API-Key), roles and scopes, and rate limits for anonymous callers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.dependencies import StateDep
+from api.state import ServiceState
+from geogrid.access import Action, Principal
+from geogrid.errors import NotAuthenticated, RateLimited
+
+bearer = HTTPBearer(auto_error=False, description="An API key as a bearer token: Authorization: Bearer gg_…")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+MAX_CLIENTS = 100_000  # addresses tracked by the rate limiter before the idle ones are dropped
+
+
+class RateLimiter:
+    """A token bucket per client address: ``per_minute`` requests a minute, bursts up to as many."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, client: str) -> None:
+        """Take a token for ``client`` or raise RateLimited saying when to retry."""
+        if self.capacity <= 0:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            raise RateLimited(
+                f"more than {self.capacity:.0f} requests a minute without an API key; send one, or slow down",
+                retry_after_s=(1.0 - tokens) / self.rate,
+                client=client,
+            )
+        if len(self._buckets) >= MAX_CLIENTS and client not in self._buckets:
+            self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < 60.0}
+        self._buckets[client] = (tokens - 1.0, now)
+
+
+def read_access(state: ServiceState, limiter: RateLimiter, key: str | None, client: str) -> Principal | None:
+    """The caller of a read: its principal, or None for an anonymous caller allowed (and counted) in."""
+    principal = state.principal(key)
+    if principal is not None:
+        return principal
+    if not state.settings.public_reads:
+        raise NotAuthenticated("this service needs an API key (Authorization: Bearer … or X-API-Key)")
+    limiter.check(client)
+    return None
+
+
+def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key in an Authorization: Bearer or X-API-Key header, if any."""
+    if x_api_key:
+        return x_api_key
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+def _key(
+    credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    x_api_key: str | None = Security(api_key_header),
+) -> str | None:
+    return x_api_key or (credentials.credentials if credentials else None)
+
+
+def reader(request: Request, state: StateDep, key: str | None = Depends(_key)) -> Principal | None:
+    """Dependency of every read route."""
+    limiter: RateLimiter = request.app.state.limiter
+    return read_access(state, limiter, key, request.client.host if request.client else "unknown")
+
+
+def require(action: Action) -> Callable[..., Principal]:
+    """Dependency of a write route: an API key whose role allows ``action`` (scope checked by the route)."""
+
+    def dependency(state: StateDep, key: str | None = Depends(_key)) -> Principal:
+        principal = state.principal(key)
+        if principal is None:
+            raise NotAuthenticated(f"{action.replace('_', ' ')} needs an API key")
+        principal.require(action)
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal | None, Depends(reader)]
+Planner = Annotated[Principal, Depends(require(Action.plan))]
+Publisher = Annotated[Principal, Depends(require(Action.publish))]
+Admin = Annotated[Principal, Depends(require(Action.manage_keys))]

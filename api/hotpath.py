@@ -1,0 +1,67 @@
+"""The hot path: well-formed ``GET /v1/lookup`` requests answered straight from the index.
+
+FastAPI's per-request machinery (routing, dependency injection, validation) costs more than the lookup
+itself. This ASGI middleware answers a lookup whose parameters parse cleanly with the same function the
+route uses (:func:`api.lookup.answer`) and the same access rules (:func:`api.auth.read_access`); anything
+else -- an unknown parameter, a bad value, an error of any kind -- goes to the FastAPI route, which gives
+the documented answer or problem. The two paths return the same bytes (tests/api/test_service.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from api.auth import RateLimiter, key_of, read_access
+from api.lookup import CRS_NAMES, answer
+from api.state import ServiceState
+
+PATH = "/v1/lookup"
+PARAMS = frozenset({"lon", "lat", "crs", "at", "set", "snap_m"})
+HEADERS = [(b"content-type", b"application/json")]
+
+
+class HotLookup:
+    """Answer clean ``GET /v1/lookup`` requests without FastAPI; pass every other request through."""
+
+    def __init__(self, app: Any, *, service: Callable[[], ServiceState], limiter: Callable[[], RateLimiter]):
+        self.app = app
+        self.service = service
+        self.limiter = limiter
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
+            body = self._answer(scope)
+            if body is not None:
+                headers = [*HEADERS, (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: dict[str, Any]) -> bytes | None:
+        """The response body, or None to let the route handle the request."""
+        try:
+            params = dict(parse_qsl(scope["query_string"].decode("ascii"), strict_parsing=True))
+            if not params.keys() <= PARAMS or not params.keys() >= {"lon", "lat"}:
+                return None
+            lon, lat = float(params["lon"]), float(params["lat"])
+            snap_m = float(params.get("snap_m", 0.0))
+            crs = params.get("crs", "wgs84")
+            at = dt.date.fromisoformat(params["at"]) if "at" in params else None
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= snap_m <= 1000 and crs in CRS_NAMES):
+                return None
+            authorization = x_api_key = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    authorization = value.decode("latin-1")
+                elif name == b"x-api-key":
+                    x_api_key = value.decode("latin-1")
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            state = self.service()
+            read_access(state, self.limiter(), key_of(authorization, x_api_key), client)
+            return answer(state, lon, lat, crs, at, params.get("set"), snap_m)
+        except Exception:  # any doubt: the route decides, and reports errors in the documented shape
+            return None
