@@ -44,7 +44,7 @@ class HotLookup:
     def _answer(self, scope: dict[str, Any]) -> bytes | None:
         """The response body, or None to let the route handle the request."""
         try:
-            params = dict(parse_qsl(scope["query_string"].decode("ascii"), strict_parsing=True))
+            params = _params(scope["query_string"])
             if not params.keys() <= PARAMS or not params.keys() >= {"lon", "lat"}:
                 return None
             lon, lat = float(params["lon"]), float(params["lat"])
@@ -65,3 +65,11 @@ class HotLookup:
             return answer(state, lon, lat, crs, at, params.get("set"), snap_m)
         except Exception:  # any doubt: the route decides, and reports errors in the documented shape
             return None
+
+
+def _params(query: bytes) -> dict[str, str]:
+    """Query parameters: plain ones split directly, anything encoded through urllib."""
+    text = query.decode("ascii")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, strict_parsing=True))
+    return dict(pair.split("=", 1) for pair in text.split("&"))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from api.auth import reader
@@ -88,7 +94,25 @@ def lookup(
     return Response(answer(state, lon, lat, crs, at, set, snap_m), media_type="application/json")
 
 
-@router.post("/lookup", summary="Which units hold these points? (JSON array, GeoJSON or CSV)")
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+@router.post(
+    "/lookup",
+    summary="Which units hold these points? (JSON array, GeoJSON, CSV or Arrow)",
+    openapi_extra={
+        "requestBody": {
+            "description": "A JSON array of {lon, lat}, a GeoJSON FeatureCollection of points, CSV with lon and "
+            f"lat columns, or an Arrow IPC stream ({ARROW}) with lon and lat columns.",
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/geo+json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                ARROW: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 async def lookup_batch(
     request: Request,
     state: StateDep,
@@ -97,23 +121,24 @@ async def lookup_batch(
     set: str | None = Query(None),
     snap_m: float = Query(0.0, ge=0, le=1000),
 ) -> Response:
-    """Batch lookup, answered in the format it was asked in; a point that cannot be read gets its own error."""
+    """Batch lookup, answered in the format it was asked in; a point that cannot be read gets its own error
+    (the other points are answered). CSV and Arrow keep every column sent and add unit_code, on_boundary
+    and error."""
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     body = await request.body()
     index = state.index(set, at)
     limit = state.settings.max_batch_points
-    if kind == "text/csv":
-        table = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
-        _check_size(len(table), limit)
-        lon_col = next((c for c in table.columns if c.lower() in ("lon", "lng", "longitude", "x")), None)
-        lat_col = next((c for c in table.columns if c.lower() in ("lat", "latitude", "y")), None)
-        if lon_col is None or lat_col is None:
-            raise InvalidCoordinates(
-                "the CSV needs lon and lat columns", field="lon" if lon_col is None else "lat"
-            )
-        out = _assign(index, table[lon_col].to_numpy(), table[lat_col].to_numpy(), crs, snap_m)
-        table = table.assign(unit_code=out["code"], on_boundary=out["on_boundary"], error=out["error"])
-        return Response(table.to_csv(index=False), media_type="text/csv")
+    if kind in ("text/csv", ARROW):
+        table = _read_csv(body) if kind == "text/csv" else _read_arrow(body)
+        _check_size(table.num_rows, limit)
+        out = _lookup_table(index, table, crs, snap_m)
+        sink = pa.BufferOutputStream()
+        if kind == "text/csv":
+            _write_csv(out, sink)
+        else:
+            with pa.ipc.new_stream(sink, out.schema) as writer:
+                writer.write_table(out)
+        return Response(sink.getvalue().to_pybytes(), media_type=kind)
     try:
         payload = json.loads(body or b"null")
     except json.JSONDecodeError as exc:
@@ -123,29 +148,29 @@ async def lookup_batch(
     if isinstance(payload, dict) and payload.get("type") == "FeatureCollection":
         features = payload.get("features") or []
         _check_size(len(features), limit)
-        fx = np.array([_point(f, 0) for f in features], dtype=object)
-        fy = np.array([_point(f, 1) for f in features], dtype=object)
-        out = _assign(index, fx, fy, crs, snap_m)
-        for feature, code, on, error in zip(
-            features, out["code"], out["on_boundary"], out["error"], strict=True
+        fx = [_point(f, 0) for f in features]
+        fy = [_point(f, 1) for f in features]
+        codes, on, errors = _assign(index, _floats(fx), _floats(fy), crs, snap_m, lambda i: (fx[i], fy[i]))
+        for feature, code, flag, error in zip(
+            features, codes.to_pylist(), on.tolist(), errors.to_pylist(), strict=True
         ):
             props = feature.setdefault("properties", {}) or {}
-            feature["properties"] = {**props, "unit_code": code, "on_boundary": bool(on)}
+            feature["properties"] = {**props, "unit_code": code, "on_boundary": flag}
             if error:
                 feature["properties"]["error"] = error
         return Response(json.dumps(payload, ensure_ascii=False), media_type="application/geo+json")
     points = payload.get("points") if isinstance(payload, dict) else payload
     if not isinstance(points, list):
         raise InvalidCoordinates(
-            "send a JSON array of {lon, lat}, a GeoJSON FeatureCollection or CSV", field="body"
+            "send a JSON array of {lon, lat}, a GeoJSON FeatureCollection, CSV or Arrow", field="body"
         )
     _check_size(len(points), limit)
-    xs = np.array([p.get("lon") if isinstance(p, dict) else None for p in points], dtype=object)
-    ys = np.array([p.get("lat") if isinstance(p, dict) else None for p in points], dtype=object)
-    out = _assign(index, xs, ys, crs, snap_m)
+    xs = [p.get("lon") if isinstance(p, dict) else None for p in points]
+    ys = [p.get("lat") if isinstance(p, dict) else None for p in points]
+    codes, on, errors = _assign(index, _floats(xs), _floats(ys), crs, snap_m, lambda i: (xs[i], ys[i]))
     results = [
-        {"index": i, "unit_code": c, "on_boundary": bool(b), **({"error": e} if e else {})}
-        for i, (c, b, e) in enumerate(zip(out["code"], out["on_boundary"], out["error"], strict=True))
+        {"index": i, "unit_code": c, "on_boundary": b, **({"error": e} if e else {})}
+        for i, (c, b, e) in enumerate(zip(codes.to_pylist(), on.tolist(), errors.to_pylist(), strict=True))
     ]
     body_out = {"set": index.meta["set"], "version": index.meta["version"], "results": results}
     return Response(json.dumps(body_out, ensure_ascii=False), media_type="application/json")
@@ -164,23 +189,112 @@ def _check_size(n: int, limit: int) -> None:
         raise InvalidCoordinates(f"{n:,} points in one request; the limit is {limit:,}", field="body")
 
 
-def _assign(index: GridIndex, xs: Any, ys: Any, crs: str, snap_m: float) -> dict[str, Any]:
-    """Codes for raw values; rows whose coordinates are not numbers in range get an error instead."""
-    x = pd.to_numeric(pd.Series(xs), errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(pd.Series(ys), errors="coerce").to_numpy(dtype=float)
+def _read_csv(body: bytes) -> pa.Table:
+    """A CSV body with every column as text, so what is echoed back is exactly what was sent."""
+    header = body.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+    try:
+        names = next(csv.reader([header.rstrip("\r")]))
+        types = dict.fromkeys(names, pa.string())
+        return pa_csv.read_csv(
+            pa.py_buffer(body),
+            convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, StopIteration) as exc:
+        raise InvalidCoordinates(f"the CSV cannot be read: {exc}", field="body") from None
+
+
+def _read_arrow(body: bytes) -> pa.Table:
+    try:
+        return pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidCoordinates(f"the body is not an Arrow IPC stream: {exc}", field="body") from None
+
+
+def _write_csv(table: pa.Table, sink: pa.BufferOutputStream) -> None:
+    """CSV quoted only where a value needs it (Arrow alone quotes every text value, or none)."""
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(table.column_names)
+    sink.write(header.getvalue().encode())
+    try:
+        body = pa.BufferOutputStream()
+        pa_csv.write_csv(table, body, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    except pa.ArrowInvalid:  # a value holds a comma, quote or line break: quote the text columns
+        body = pa.BufferOutputStream()
+        pa_csv.write_csv(table, body, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    sink.write(body.getvalue())
+
+
+def _lookup_table(index: GridIndex, table: pa.Table, crs: str, snap_m: float) -> pa.Table:
+    """The table with unit_code, on_boundary and error appended."""
+    names = {c.lower(): c for c in table.column_names}
+    lon = next((names[c] for c in ("lon", "lng", "longitude", "x") if c in names), None)
+    lat = next((names[c] for c in ("lat", "latitude", "y") if c in names), None)
+    if lon is None or lat is None:
+        raise InvalidCoordinates("the table needs lon and lat columns", field="lon" if lon is None else "lat")
+    x_col, y_col = table[lon], table[lat]
+    codes, on, errors = _assign(
+        index,
+        _column_floats(x_col),
+        _column_floats(y_col),
+        crs,
+        snap_m,
+        lambda i: (x_col[int(i)].as_py(), y_col[int(i)].as_py()),
+    )
+    return (
+        table.append_column("unit_code", codes)
+        .append_column("on_boundary", pa.array(on))
+        .append_column("error", errors)
+    )
+
+
+def _floats(values: list[Any]) -> NDArray[np.float64]:
+    """Numbers from JSON values; anything else becomes NaN (and that point gets an error)."""
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
+
+
+def _column_floats(column: pa.ChunkedArray) -> NDArray[np.float64]:
+    """Numbers from a table column (text or numeric); what is not a number becomes NaN."""
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        return pc.fill_null(pc.cast(column, pa.float64()), float("nan")).to_numpy()
+    try:
+        return pc.cast(column, pa.float64()).to_numpy()  # text that is all numbers: the fast way
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _floats(column.to_pylist())
+
+
+def _assign(
+    index: GridIndex,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    crs: str,
+    snap_m: float,
+    raw: Callable[[int], tuple[Any, Any]],
+) -> tuple[pa.DictionaryArray, NDArray[np.bool_], pa.DictionaryArray]:
+    """Unit codes, on-boundary flags and per-point errors; ``raw(i)`` gives point i as sent, for its error."""
     bad = ~(np.isfinite(x) & np.isfinite(y))
-    if normalize_crs(crs) in ("wgs84", "gcj02", "bd09", "cgcs2000"):
+    if normalize_crs(crs) in CRS_NAMES:
         bad |= (np.abs(x) > 180) | (np.abs(y) > 90)
-    code = np.full(len(x), "", dtype=object)
+    ranks = np.full(len(x), -1, dtype=np.int32)
     on = np.zeros(len(x), dtype=bool)
-    good = ~bad
-    if good.any():
-        result = index.assign(x[good], y[good], crs=crs, snap_m=snap_m)
-        code[good] = result.code
-        on[good] = result.on_boundary
-    error = np.full(len(x), "", dtype=object)
-    error[bad] = [
-        f"point {i}: lon/lat must be numbers within range, got {xs[i]!r}, {ys[i]!r}"
-        for i in np.flatnonzero(bad)
+    if bad.any():
+        good = ~bad
+        if good.any():
+            result = index.assign(x[good], y[good], crs=crs, snap_m=snap_m)
+            ranks[good], on[good] = result.rank, result.on_boundary
+    elif len(x):
+        result = index.assign(x, y, crs=crs, snap_m=snap_m)
+        ranks, on = result.rank.astype(np.int32, copy=False), result.on_boundary
+    dictionary = pa.array([*index.codes.tolist(), ""], pa.string())
+    codes = pa.DictionaryArray.from_arrays(
+        np.where(ranks < 0, len(index.codes), ranks).astype(np.int32), dictionary
+    )
+    failed = np.flatnonzero(bad)
+    messages = [
+        f"point {i}: lon/lat must be numbers within range, got {sent[0]!r}, {sent[1]!r}"
+        for i in failed
+        for sent in [raw(int(i))]
     ]
-    return {"code": code, "on_boundary": on, "error": error}
+    which = np.zeros(len(x), dtype=np.int32)
+    which[failed] = np.arange(1, len(failed) + 1, dtype=np.int32)
+    errors = pa.DictionaryArray.from_arrays(which, pa.array(["", *messages], pa.string()))
+    return codes, on, errors

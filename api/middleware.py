@@ -1,13 +1,14 @@
-"""One ASGI middleware around every request: request id, body size limit, timeout, metrics and the log line."""
+"""ASGI middleware: request id, body size limit, metrics and the log line around every request; a deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from typing import Any
 
 from geogrid.errors import GeoGridError, PayloadTooLarge, RequestTimeout
@@ -55,13 +56,15 @@ class Metrics:
 
 
 class Operations:
-    """Request id (x-request-id in and out), body limit (413), timeout (503), metrics and one log line."""
+    """Request id (x-request-id in and out), body limit (413), metrics and one log line per request."""
 
-    def __init__(self, app: Any, *, max_body_bytes: int, timeout_s: float, metrics: Metrics) -> None:
+    def __init__(self, app: Any, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
         self.max_body = max_body_bytes
-        self.timeout_s = timeout_s
         self.metrics = metrics
+        # Ids unique across processes and restarts without a uuid per request: a random prefix + a counter.
+        prefix = secrets.token_hex(4)
+        self._ids = (f"{prefix}{n:08x}" for n in itertools.count())
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,7 +78,7 @@ class Operations:
                 request_id = value.decode("latin-1")[:64]
             elif name == b"content-length":
                 length = value
-        request_id = request_id or uuid.uuid4().hex[:16]
+        request_id = request_id or next(self._ids)
         sent = {"status": 0}
         id_header = (b"x-request-id", request_id.encode("latin-1"))
 
@@ -98,15 +101,10 @@ class Operations:
         try:
             if length is not None and int(length) > self.max_body:
                 raise self._too_large()
-            async with asyncio.timeout(self.timeout_s):
-                await self.app(scope, limited_receive, send_with_id)
-        except TimeoutError:
-            await self._problem(
-                send_with_id, sent, RequestTimeout(f"the request took over {self.timeout_s:g} s")
-            )
+            await self.app(scope, limited_receive, send_with_id)
         except (PayloadTooLarge, ValueError) as exc:  # ValueError: a Content-Length that is not a number
             error = exc if isinstance(exc, GeoGridError) else PayloadTooLarge("unreadable Content-Length")
-            await self._problem(send_with_id, sent, error)
+            await problem(send_with_id, sent, error)
         took = time.perf_counter() - start
         self.metrics.observe(sent["status"], took)
         if log.isEnabledFor(logging.INFO):
@@ -124,14 +122,38 @@ class Operations:
             f"the request body is over {self.max_body / 1e6:g} MB (GEOGRID_MAX_BODY_MB)", field="body"
         )
 
-    @staticmethod
-    async def _problem(send: Any, sent: dict[str, int], error: GeoGridError) -> None:
-        if sent["status"]:  # the response has begun; all that can be done is to stop it
+
+class Deadline:
+    """Stop a request that runs longer than ``timeout_s`` and answer 503 (if nothing was sent yet)."""
+
+    def __init__(self, app: Any, *, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        body = json.dumps(error.to_problem()).encode()
-        headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        sent = {"status": 0}
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.app(scope, receive, watched_send)
+        except TimeoutError:
+            error = RequestTimeout(f"the request took over {self.timeout_s:g} s (GEOGRID_REQUEST_TIMEOUT_S)")
+            await problem(watched_send, sent, error)
+
+
+async def problem(send: Any, sent: dict[str, int], error: GeoGridError) -> None:
+    """Send ``error`` as problem+json, unless a response has begun (then all one can do is stop it)."""
+    if sent["status"]:
+        return
+    body = json.dumps(error.to_problem()).encode()
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -18,7 +18,7 @@ from geogrid.db import Store, create_engine, upgrade
 from geogrid.db.migrate import current_revision, head_revision
 from geogrid.errors import GeoGridError
 from geogrid.hierarchy import Level, parse_level
-from geogrid.settings import Settings
+from geogrid.settings import DEMO_ADMIN_KEY, OPEN_ENVIRONMENTS, Settings
 
 app = typer.Typer(
     help="GeoGrid: grid and community boundaries for grid-based governance.",
@@ -456,17 +456,41 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="debug, info (a line per request), warning.")] = "info",
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (one process; run several behind a proxy to use more cores)."""
     import uvicorn
 
     from api.main import create_app
 
+    settings = _state(ctx).settings
     console.print(
         f"GeoGrid API on http://{host}:{port}/  (docs: /docs, lookup: /v1/lookup?lon=111.2&lat=39.85,"
         f" OGC API Features: /ogc)"
     )
-    uvicorn.run(create_app(_state(ctx).settings), host=host, port=port)
+    if settings.environment in OPEN_ENVIRONMENTS and settings.admin_key is None:
+        console.print(
+            f"{settings.environment} mode: the admin API key is {DEMO_ADMIN_KEY!r} (never in production)"
+        )
+    uvicorn.run(
+        create_app(settings), host=host, port=port, access_log=False, log_config=log_config(log_level.upper())
+    )
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """Logging for the service: uvicorn's lines and GeoGrid's one line per request, key=value."""
+    line = {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    handler = {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": line},
+        "handlers": {"default": handler},
+        "loggers": {
+            name: {"handlers": ["default"], "level": level, "propagate": False}
+            for name in ("uvicorn", "geogrid")
+        },
+    }
 
 
 def _progress(enabled: bool = True) -> Progress:

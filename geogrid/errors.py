@@ -10,6 +10,7 @@ class GeoGridError(Exception):
 
     status = 400
     title = "GeoGrid error"
+
     def __init__(self, detail: str, **where: Any) -> None:
         super().__init__(detail)
         self.detail = detail

@@ -76,8 +76,10 @@ class _Metric(NamedTuple):
 
     to_metric: pyproj.Transformer
     geoms: NDArray[np.object_]
-    boundaries: NDArray[np.object_]
+    segments: NDArray[np.float64]  # boundary segments (x0, y0, x1, y1), unit by unit
+    offsets: NDArray[np.int64]  # unit i's segments are segments[offsets[i]:offsets[i + 1]]
     tree: shapely.STRtree
+    distance: Callable[..., float]  # the compiled segments_distance
 
 
 @dataclass(frozen=True)
@@ -421,8 +423,9 @@ class GridIndex:
             metric = crs_mod.local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2)
             geoms = gpd.GeoSeries(self.geoms, crs=4326).to_crs(metric).to_numpy()
             to_metric = pyproj.Transformer.from_crs(4326, metric, always_xy=True)
-            boundaries = shapely.boundary(geoms)
-            self._metric = _Metric(to_metric, geoms, boundaries, shapely.STRtree(geoms))
+            segments, offsets = _boundary_segments(geoms)
+            distance = _entry_point(K.segments_distance, 0.0, 0.0, segments, 0, 0)
+            self._metric = _Metric(to_metric, geoms, segments, offsets, shapely.STRtree(geoms), distance)
         return self._metric
 
     def _to_metric(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.object_]:
@@ -445,9 +448,20 @@ class GridIndex:
         return near, best
 
     def _distance_to_boundary(self, rank: int, x: float, y: float) -> float:
-        metric = self._metric_space()
-        mx, my = metric.to_metric.transform(x, y)
-        return float(metric.boundaries[rank].distance(shapely.Point(mx, my)))
+        m = self._metric_space()
+        mx, my = m.to_metric.transform(x, y)
+        return float(m.distance(mx, my, m.segments, m.offsets[rank], m.offsets[rank + 1]))
+
+
+def _boundary_segments(geoms: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Every unit's boundary as segments, with the offsets of each unit's first segment."""
+    parts, owner = shapely.get_parts(shapely.boundary(geoms), return_index=True)
+    coords, part = shapely.get_coordinates(parts, return_index=True)
+    same = part[:-1] == part[1:]  # consecutive vertices of one ring or line make a segment
+    segments = np.ascontiguousarray(np.column_stack([coords[:-1][same], coords[1:][same]]))
+    unit_of = owner[part[:-1][same]]
+    offsets = np.searchsorted(unit_of, np.arange(len(geoms) + 1)).astype(np.int64)
+    return segments, offsets
 
 
 def _fast_locate(

@@ -433,3 +433,17 @@ def refs_on_edges(
                 out[i] = True
                 break
     return out
+
+
+@njit(cache=True)
+def segments_distance(px: float, py: float, seg: np.ndarray, start: int, end: int) -> float:
+    """Distance from (px, py) to the nearest of the segments ``seg[start:end]`` (rows x0, y0, x1, y1)."""
+    best = math.inf
+    for i in range(start, end):
+        x0, y0, dx, dy = seg[i, 0], seg[i, 1], seg[i, 2] - seg[i, 0], seg[i, 3] - seg[i, 1]
+        length2 = dx * dx + dy * dy
+        t = ((px - x0) * dx + (py - y0) * dy) / length2 if length2 > 0.0 else 0.0
+        t = min(1.0, max(0.0, t))
+        ex, ey = x0 + t * dx - px, y0 + t * dy - py
+        best = min(best, ex * ex + ey * ey)
+    return math.sqrt(best)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     )
     max_body_mb: float = Field(default=100.0, gt=0, description="Largest request body accepted.")
     request_timeout_s: float = Field(default=120.0, gt=0, description="Longest a request may run.")
+    opentelemetry: bool = Field(
+        default=False, description="Let FastAPI report traces and metrics to a configured OpenTelemetry SDK."
+    )
     version_cache_s: float = Field(
         default=2.0,
         ge=0,
