@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.auth import reader
-from api.dependencies import StateDep
+from api.dependencies import MAX_INT, StateDep
 from api.drafts import etag
 from geogrid.errors import InvalidCoordinates
 
@@ -38,8 +38,10 @@ def one_set(state: StateDep, name: str, response: Response) -> dict[str, Any]:
 def diff(
     state: StateDep,
     name: str,
-    old: int = Query(..., alias="from", ge=1, description="The earlier version number."),
-    new: int = Query(..., alias="to", ge=1, description="The later version number (a draft too)."),
+    old: int = Query(..., alias="from", ge=1, le=MAX_INT, description="The earlier version number."),
+    new: int = Query(
+        ..., alias="to", ge=1, le=MAX_INT, description="The later version number (a draft too)."
+    ),
 ) -> dict[str, Any]:
     """Per level, the codes added, removed and changed (geometry or attributes) from one version to another."""
     return {"set": name, "from": old, "to": new, "levels": state.store.diff(name, old, new)}
@@ -82,7 +84,7 @@ def units(
     state: StateDep,
     name: str,
     at: dt.date | None = Query(None, description="As of this date (default: today)."),
-    version: int | None = Query(None, ge=1, description="A version number instead of a date."),
+    version: int | None = Query(None, ge=1, le=MAX_INT, description="A version number instead of a date."),
     level: str | None = Query(None, description="county, street, community, grid or microgrid."),
     parent: str | None = Query(None, description="Only the units whose parent has this code."),
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy in WGS-84."),

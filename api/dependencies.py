@@ -16,3 +16,4 @@ def get_state(request: Request) -> ServiceState:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
+MAX_INT = 2**31 - 1  # the largest id or number the databases store: bounds every integer parameter

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from api.auth import Admin
-from api.dependencies import StateDep
+from api.dependencies import MAX_INT, StateDep
 from geogrid.access import Role
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -36,7 +36,7 @@ def list_keys(state: StateDep, principal: Admin) -> list[dict[str, Any]]:
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
-def revoke(state: StateDep, principal: Admin, key_id: int) -> Response:
+def revoke(state: StateDep, principal: Admin, key_id: int = Path(ge=1, le=MAX_INT)) -> Response:
     """Revoke a key: it stops working at once here (other processes: within 30 s)."""
     state.keys.revoke(key_id, actor=principal.name)
     state.forget_keys()

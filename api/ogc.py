@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from api.auth import reader
 from api.boundaries import parse_bbox, to_geojson
-from api.dependencies import StateDep
+from api.dependencies import MAX_INT, StateDep
 from geogrid.errors import InvalidCoordinates, NotFound
 from geogrid.hierarchy import Level
 
@@ -124,7 +124,7 @@ def items(
     collection_id: str,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy (CRS84)."),
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_INT),
     datetime: str | None = Query(None, description="As-of date: the version in force then."),
 ) -> Response:
     """Units of one level, paged, filtered by bbox, as of a date."""

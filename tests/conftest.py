@@ -122,7 +122,7 @@ def postgis_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engi
 def empty_store(engine: sa.Engine) -> Store:
     """Delete every row, and return a store on the engine."""
     with engine.begin() as conn:
-        for table in ("audit_log", "unit", "boundary_version", "boundary_set"):
+        for table in ("audit_log", "api_key", "unit", "boundary_version", "boundary_set"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return Store(engine, actor="tester")
 

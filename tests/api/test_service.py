@@ -80,6 +80,23 @@ def test_lookup_one_point(client, demo_layers):
     assert outside["unit"] is None and outside["nearest"] and outside["nearest_distance_m"] > 50_000
 
 
+def test_hot_path_and_route_answer_alike(client, demo_layers):
+    """GET /v1/lookup is answered by api.hotpath unless a parameter needs FastAPI; the bytes are the same."""
+    micro = demo_layers["microgrids"].iloc[7]
+    x, y = micro.geometry.representative_point().coords[0]
+    for params in (
+        {"lon": x, "lat": y},
+        {"lon": x, "lat": y, "crs": "gcj02", "at": "2026-02-01", "set": "demo"},
+        {"lon": 111.0, "lat": 39.7, "snap_m": 1000},
+        {"lon": micro.geometry.exterior.coords[0][0] if hasattr(micro.geometry, "exterior") else x, "lat": y},
+    ):
+        hot = client.get("/v1/lookup", params=params)
+        routed = client.get("/v1/lookup", params={**params, "_": "1"})  # an unknown parameter: FastAPI
+        assert hot.status_code == routed.status_code == 200
+        assert hot.content == routed.content and hot.headers["content-type"] == "application/json"
+    assert client.get("/v1/lookup", params={"lon": "east", "lat": y}).status_code == 422  # route's error
+
+
 def test_lookup_errors_name_the_parameter(client):
     problem(client.get("/v1/lookup", params={"lon": 500, "lat": 39.8}), 422, "lon")
     problem(client.get("/v1/lookup", params={"lon": 111.2}), 422, "lat")
