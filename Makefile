@@ -44,10 +44,11 @@ format: install
 	$(BIN)/ruff check --fix geogrid api tests boundaries benchmarks
 
 bench: install
-	scripts/system-deps.sh spatialite postgis
+	scripts/system-deps.sh spatialite postgis wrk
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/bench_index.py
 	$(BIN)/python benchmarks/bench_topology.py
+	$(BIN)/python benchmarks/bench_http.py
 
 serve: install
 	scripts/system-deps.sh spatialite

@@ -390,6 +390,13 @@ class GridIndex:
             snapped,
         )
 
+    def warm(self) -> GridIndex:
+        """Do now what the first lookups would do (project the units for distances, fill the caches)."""
+        self._metric_space()
+        for rank in range(len(self.codes)):
+            self._hierarchy(rank)
+        return self
+
     # ---- helpers ----------------------------------------------------------------------------------
     def _unit(self, rank: int) -> Unit:
         return self._hierarchy(rank)[0]

@@ -2,14 +2,16 @@
 # Make sure the Debian packages GeoGrid needs are present, and PostgreSQL is running.
 #   scripts/system-deps.sh spatialite         SpatiaLite for the embedded database (make demo)
 #   scripts/system-deps.sh spatialite postgis  ...and PostGIS on a running PostgreSQL (make test)
+#   scripts/system-deps.sh wrk                 the HTTP load generator (make bench)
 # Installs with apt-get when root (or through passwordless sudo); otherwise says what to install.
 set -euo pipefail
 
-want_spatialite=0 want_postgis=0
+want_spatialite=0 want_postgis=0 want_wrk=0
 for arg in "$@"; do
   case "$arg" in
     spatialite) want_spatialite=1 ;;
     postgis) want_postgis=1 ;;
+    wrk) want_wrk=1 ;;
     *) echo "unknown component: $arg" >&2; exit 2 ;;
   esac
 done
@@ -26,6 +28,7 @@ pg_major() {
 
 missing=()
 if [ "$want_spatialite" = 1 ] && ! have libsqlite3-mod-spatialite; then missing+=(libsqlite3-mod-spatialite); fi
+if [ "$want_wrk" = 1 ] && ! command -v wrk >/dev/null 2>&1; then missing+=(wrk); fi
 if [ "$want_postgis" = 1 ]; then
   major=$(pg_major)
   have "postgresql-$major" || missing+=("postgresql-$major")
@@ -47,6 +50,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+if [ "$want_wrk" = 1 ] && ! command -v wrk >/dev/null 2>&1; then missing+=(wrk); fi
 if [ "$want_postgis" = 1 ]; then
   major=$(pg_major)
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
