@@ -14,7 +14,9 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from geogrid import io
+from geogrid.access import Role
 from geogrid.db import Store, create_engine, upgrade
+from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision
 from geogrid.errors import GeoGridError
 from geogrid.hierarchy import Level, parse_level
@@ -28,6 +30,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -441,6 +445,38 @@ def assign(
     )
     for reason, n in sorted(report.reasons.items()):
         console.print(f"  {n:,} × {reason}")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    role: Annotated[Role, typer.Option(help="What the key may do.")],
+    scope: Annotated[str | None, typer.Option(help="Limit the key to a street or community code.")] = None,
+) -> None:
+    """Create an API key and print it (it is shown this once; only its hash is kept)."""
+    state = _state(ctx)
+    info, key = Keys(state.store.engine).create(name, role, scope=scope, actor=state.settings.actor)
+    err.print(f"Key {info.id} for {name!r}: {role.value}" + (f", limited to {scope}" if scope else ""))
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """List the API keys (never the keys themselves)."""
+    table = Table("id", "name", "role", "scope", "created", "revoked")
+    for k in Keys(_state(ctx).store.engine).list():
+        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else ""
+        table.add_row(str(k.id), k.name, k.role, k.scope or "", f"{k.created_at:%Y-%m-%d %H:%M}", revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: Annotated[int, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke an API key (running services stop accepting it within 30 s)."""
+    state = _state(ctx)
+    Keys(state.store.engine).revoke(key_id, actor=state.settings.actor)
+    console.print(f"Key {key_id} revoked.")
 
 
 @db_app.command("upgrade")

@@ -368,11 +368,10 @@ class GridIndex:
         nearest_m: float | None = None
         snapped = False
         if rank < 0:
-            near, dist = self._nearest(np.array([px]), np.array([py]))
-            if near[0] >= 0:
-                nearest, nearest_m = self._unit(int(near[0])), float(dist[0])
-                if nearest_m <= snap_m:
-                    rank, snapped = int(near[0]), True
+            near, nearest_m = self._nearest_one(px, py)
+            nearest = self._unit(near)
+            if nearest_m <= snap_m:
+                rank, snapped = near, True
         if rank < 0:
             return LookupResult(px, py, None, None, {}, False, None, nearest, nearest_m)
         distance = 0.0 if on else self._distance_to_boundary(rank, px, py)
@@ -453,6 +452,15 @@ class GridIndex:
             if d < best[p] or (d == best[p] and u < near[p]):
                 near[p], best[p] = u, d
         return near, best
+
+    def _nearest_one(self, x: float, y: float) -> tuple[int, float]:
+        """:meth:`_nearest` for one point, without the array round trips (the single-lookup path)."""
+        m = self._metric_space()
+        units, dist = m.tree.query_nearest(
+            shapely.Point(*m.to_metric.transform(x, y)), return_distance=True, all_matches=True
+        )
+        best = float(dist.min())
+        return int(units[dist == best].min()), best
 
     def _distance_to_boundary(self, rank: int, x: float, y: float) -> float:
         m = self._metric_space()

@@ -11,8 +11,10 @@ import shapely
 from typer.testing import CliRunner
 
 from geogrid import cli
+from geogrid.access import Principal, Role
 from geogrid.cli import app
 from geogrid.db import Store
+from geogrid.db.keys import Keys
 from geogrid.io import read_boundaries, read_layer
 
 runner = CliRunner()
@@ -138,3 +140,23 @@ def test_errors_are_one_clear_line(database_url, demo_dir, args, message, monkey
     assert info.value.code == 2
     printed = capsys.readouterr().err
     assert printed.startswith("error: ") and message in printed and "Traceback" not in printed
+
+
+def test_keys_create_list_revoke(database_url, store):
+    made = geogrid(database_url, "keys", "create", "--name", "热线 12345", "--role", "reporter")
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("gg_")
+    keys = Keys(store.engine)
+    assert keys.resolve(key) == Principal("热线 12345", Role.reporter, None)
+    scoped = geogrid(
+        database_url, "keys", "create", "--name", "p", "--role", "planner", "--scope", "150622001002"
+    )
+    assert scoped.exit_code == 0 and keys.list()[-1].scope == "150622001002"
+    listed = geogrid(database_url, "keys", "list")
+    assert "热线 12345" in listed.stdout and key not in listed.stdout
+    assert geogrid(database_url, "keys", "revoke", "1").exit_code == 0
+    assert keys.resolve(key) is None
+    bad = geogrid(database_url, "keys", "create", "--name", "x", "--role", "admin", "--scope", "150622001")
+    assert bad.exit_code != 0 and "cannot be limited" in str(bad.exception)  # main() prints it as one line
+    assert [a["action"] for a in store.audit()] == ["create_key", "create_key", "revoke_key"]
