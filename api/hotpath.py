@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.types import Scope
+
 from api.auth import RateLimiter, key_of, read_access
 from api.lookup import CRS_NAMES, answer
 from api.state import ServiceState
@@ -31,7 +33,7 @@ class HotLookup:
         self.service = service
         self.limiter = limiter
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
             body = self._answer(scope)
             if body is not None:
@@ -41,7 +43,7 @@ class HotLookup:
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: dict[str, Any]) -> bytes | None:
+    def _answer(self, scope: Scope) -> bytes | None:
         """The response body, or None to let the route handle the request."""
         try:
             params = _params(scope["query_string"])

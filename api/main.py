@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from api import boundaries, drafts, errors, keys, lookup, ogc
 from api.auth import RateLimiter
@@ -24,7 +26,20 @@ from geogrid.settings import Settings
 log = logging.getLogger("geogrid.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class GeoGridAPI(FastAPI):
+    """FastAPI with GeoGrid's operations middleware and the lookup hot path in front of all of it.
+
+    ``front`` (set by :func:`create_app`) sees every request first: request ids, limits, metrics and the
+    access log; then the hot path answers clean lookups, and everything else reaches FastAPI.
+    """
+
+    front: Callable[[Scope, Receive, Send], Awaitable[None]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> GeoGridAPI:
     """Create the GeoGrid API for ``settings``; the index of the version in force is loaded at start-up."""
     settings = settings or Settings()
     settings.check_secrets()  # refuse a default secret before anything listens
@@ -43,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         service.store.engine.dispose()
 
-    app = FastAPI(
+    app = GeoGridAPI(
         title="GeoGrid",
         version=__version__,
         lifespan=lifespan,
@@ -56,11 +71,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (lookup, boundaries, drafts, ogc, keys):
         app.include_router(module.router)
-    # Middleware: the last added runs first. Operations wraps everything, the hot path included; the hot
-    # path answers in microseconds without awaiting, so only the routes behind it need a deadline.
-    app.add_middleware(Deadline, timeout_s=settings.request_timeout_s)
-    app.add_middleware(HotLookup, service=lambda: app.state.service, limiter=lambda: app.state.limiter)
-    app.add_middleware(Operations, max_body_bytes=int(settings.max_body_mb * 1e6), metrics=app.state.metrics)
+    # In front of FastAPI: operations around everything, then the hot path; it answers in microseconds
+    # without awaiting, so only what reaches FastAPI needs a deadline.
+    app.front = Operations(
+        HotLookup(
+            Deadline(partial(FastAPI.__call__, app), timeout_s=settings.request_timeout_s),
+            service=lambda: app.state.service,
+            limiter=lambda: app.state.limiter,
+        ),
+        max_body_bytes=int(settings.max_body_mb * 1e6),
+        metrics=app.state.metrics,
+    )
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -516,16 +516,17 @@ def serve(
 def log_config(level: str) -> dict[str, Any]:
     """Logging for the service: uvicorn's lines and GeoGrid's one line per request, key=value."""
     line = {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-    handler = {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}
+    stderr = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    loggers: dict[str, Any] = {
+        name: {"handlers": ["default"], "level": level, "propagate": False} for name in ("uvicorn", "geogrid")
+    }
+    loggers["geogrid.access"] = {"handlers": ["access"], "level": level, "propagate": False}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"line": line},
-        "handlers": {"default": handler},
-        "loggers": {
-            name: {"handlers": ["default"], "level": level, "propagate": False}
-            for name in ("uvicorn", "geogrid")
-        },
+        "formatters": {"line": line, "access": {"format": "%(message)s"}},  # access lines carry their time
+        "handlers": {"default": {**stderr, "formatter": "line"}, "access": {**stderr, "formatter": "access"}},
+        "loggers": loggers,
     }
 
 

@@ -6,7 +6,9 @@ import csv as csv_module
 import datetime as dt
 import io
 import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -186,6 +188,24 @@ def test_operations_and_openapi(client):
         and "/ogc/collections" in spec["paths"]
     )
     assert client.get("/healthz").headers["x-request-id"]
+
+
+def test_request_ids_metrics_and_access_log(client, caplog):
+    caplog.set_level(logging.INFO, logger="geogrid.access")
+    mine = client.get("/v1/lookup?lon=111.2&lat=39.85", headers={"x-request-id": "hotline-call-42"})
+    assert mine.headers["x-request-id"] == "hotline-call-42"
+    made = {client.get("/healthz").headers["x-request-id"] for _ in range(3)}
+    assert len(made) == 3  # one id per request when the caller sends none
+    client.get("/v1/lookup", params={"lon": 500, "lat": 1})  # a 422
+    metrics = client.get("/metrics").text
+    assert 'geogrid_requests_total{status="422"}' in metrics
+    count = int(re.search(r"geogrid_request_duration_seconds_count (\d+)", metrics).group(1))
+    assert count >= 5 and 'geogrid_request_duration_seconds_bucket{le="+Inf"} ' + str(count) in metrics
+    deadline = time.monotonic() + 5
+    while "hotline-call-42" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)  # the access log is written in batches a fraction of a second later
+    line = next(x for x in caplog.text.splitlines() if "request_id=hotline-call-42" in x)
+    assert "method=GET path=/v1/lookup status=200 ms=" in line and re.match(r".*\d{4}-\d\d-\d\dT.*Z ", line)
 
 
 def free_port() -> int:
