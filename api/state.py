@@ -32,6 +32,7 @@ class ServiceState:
         self.keys = Keys(engine)
         self._indexes: dict[tuple[str, int], GridIndex] = {}
         self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}
+        self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
         self._principals: dict[str, tuple[float, Principal | None]] = {}
         admin = settings.bootstrap_admin_key()
         if admin is not None:
@@ -52,9 +53,14 @@ class ServiceState:
     def changed(self, set_name: str) -> None:
         """Forget what is cached about a set after a write to it."""
         self._versions.pop(set_name, None)
+        self._today.clear()
 
     def index(self, set_name: str | None = None, at: dt.date | None = None) -> GridIndex:
         """The index of the version of ``set_name`` (default: the configured set) in force ``at``."""
+        if at is None:  # the common case, answered from memory for as long as the list of versions is
+            hit = self._today.get(set_name)
+            if hit is not None and time.monotonic() < hit[0]:
+                return hit[1]
         name = set_name or self.settings.default_set
         version = in_force(self.versions(name), name, at)
         key = (name, version.number)
@@ -65,6 +71,8 @@ class ServiceState:
                 if found is None:
                     found = GridIndex.from_version(self.store, name, at, cache_dir=self.settings.cache_dir)
                     self._indexes[key] = found
+        if at is None:
+            self._today[set_name] = (time.monotonic() + self.settings.version_cache_s, found)
         return found
 
     @property

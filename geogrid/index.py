@@ -368,10 +368,11 @@ class GridIndex:
         nearest_m: float | None = None
         snapped = False
         if rank < 0:
-            near, nearest_m = self._nearest_one(px, py)
-            nearest = self._unit(near)
-            if nearest_m <= snap_m:
-                rank, snapped = near, True
+            near, distance_m = self._nearest_one(px, py)
+            if near >= 0:  # none when the point is too far away to project (the other side of the world)
+                nearest, nearest_m = self._unit(near), distance_m
+                if distance_m <= snap_m:
+                    rank, snapped = near, True
         if rank < 0:
             return LookupResult(px, py, None, None, {}, False, None, nearest, nearest_m)
         distance = 0.0 if on else self._distance_to_boundary(rank, px, py)
@@ -459,6 +460,8 @@ class GridIndex:
         units, dist = m.tree.query_nearest(
             shapely.Point(*m.to_metric.transform(x, y)), return_distance=True, all_matches=True
         )
+        if len(dist) == 0:
+            return -1, float("inf")
         best = float(dist.min())
         return int(units[dist == best].min()), best
 

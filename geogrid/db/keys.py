@@ -44,8 +44,8 @@ class Keys:
                 raise InvalidCode("an admin key cannot be limited to a scope", field="scope")
             if level_of(scope) not in (Level.street, Level.community):
                 raise InvalidCode(f"scope {scope!r} is not a street or community code", field="scope")
-        if not name.strip() or len(name) > 100:
-            raise InvalidCode("a key needs a name of 1–100 characters", field="name")
+        if not name.strip() or len(name) > 100 or not name.isprintable():
+            raise InvalidCode("a key needs a name of 1–100 printable characters", field="name")
         key = new_key()
         now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:

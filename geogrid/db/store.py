@@ -141,6 +141,8 @@ class Store:
 
     def _set_row(self, conn: Connection, name: str, *, lock: bool = False) -> tuple[int, int]:
         """The set's id and revision; ``lock`` holds its row (PostGIS) until the transaction ends."""
+        if not name.isprintable():  # control characters (NUL breaks PostgreSQL) name no set
+            raise NotFound(f"no boundary set named {name!r}", set=name)
         query = sa.select(boundary_set.c.id, boundary_set.c.revision).where(boundary_set.c.name == name)
         if lock:
             query = query.with_for_update()
@@ -182,7 +184,7 @@ class Store:
             return self._set_id(conn, name, lock=True)
         except NotFound:
             pass
-        if not name.strip() or len(name) > 100:
+        if not name.strip() or len(name) > 100 or not name.isprintable():
             raise NotFound(f"invalid boundary set name {name!r}", set=name)
         try:
             set_id = conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 import schemathesis
@@ -46,7 +47,12 @@ def test_every_route_survives_generated_requests(api_app):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=int(os.environ.get("GEOGRID_SCHEMA_EXAMPLES", "15")),
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         def run(case):
             response = case.call(headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # write routes too
             calls.append(response.status_code)
