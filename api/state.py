@@ -23,7 +23,6 @@ class ServiceState:
     """The store, the keys, and an index per (set, version), built or loaded from the cache on first use."""
 
     def __init__(self, settings: Settings) -> None:
-        settings.check_secrets()
         self.settings = settings
         engine = create_engine(settings)
         if current_revision(engine) != head_revision():

@@ -157,6 +157,13 @@ def test_boundaries(client, demo_layers):
     kids = client.get("/v1/sets/demo/units", params={"level": "grid", "parent": "150622001001"}).json()
     assert {f["properties"]["parent_code"] for f in kids["features"]} == {"150622001001"}
     problem(client.get("/v1/sets/demo/units", params={"bbox": "1,2,3"}), 400, "bbox")
+    versions = client.get("/v1/sets/demo/versions").json()
+    assert [(v["number"], v["status"], v["valid_from"]) for v in versions] == [(1, "published", "2026-01-01")]
+    info = client.get("/v1/sets/demo")
+    assert (
+        info.json()["draft"] is None and info.headers["ETag"] == info.json()["etag"] == '"r6"'
+    )  # 5 imports, 1 publish
+    problem(client.get("/v1/sets/nowhere"), 404, "nowhere")
 
 
 def test_ogc_api_features(client):
@@ -174,6 +181,8 @@ def test_ogc_api_features(client):
     assert one["properties"]["level"] == "grid"
     problem(client.get("/ogc/collections/grid/items", params={"datetime": "2025-01-01"}), 404, "2025-01-01")
     problem(client.get("/ogc/collections/parcels"), 404, "parcels")
+    grid = client.get("/ogc/collections/grid").json()
+    assert grid["id"] == "grid" and any(link["rel"] == "items" for link in grid["links"])
 
 
 def test_operations_and_openapi(client):
