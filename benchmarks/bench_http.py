@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pyarrow as pa
+import sqlalchemy as sa
 
 from geogrid.access import Role
 from geogrid.db import Store
@@ -169,6 +170,9 @@ def main() -> None:
             )
         store.publish("demo", dt.date(2026, 1, 1))
         key = Keys(engine).create("bench", Role.viewer)[1]
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))  # planner statistics for the PostGIS peer
+            conn.execute(sa.text("CHECKPOINT"))  # and the load's writes out of the way before measuring
         url = engine.url.render_as_string(hide_password=False)
         script = lua_script(tmp / "points.lua", key)
         geogrid_env = {
