@@ -92,7 +92,6 @@ def require(action: Action) -> Callable[..., Principal]:
     return dependency
 
 
-Reader = Annotated[Principal | None, Depends(reader)]
 Planner = Annotated[Principal, Depends(require(Action.plan))]
 Publisher = Annotated[Principal, Depends(require(Action.publish))]
 Admin = Annotated[Principal, Depends(require(Action.manage_keys))]

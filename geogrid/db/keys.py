@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from geogrid.access import Principal, Role, key_hash, new_key
-from geogrid.db.schema import api_key, audit_log
+from geogrid.db.schema import api_key
+from geogrid.db.store import write_audit
 from geogrid.errors import InvalidCode, NotFound
 from geogrid.hierarchy import Level, level_of
 
@@ -61,7 +61,7 @@ class Keys:
                 )
                 .returning(api_key.c.id)
             ).scalar_one()
-            _audit(
+            write_audit(
                 conn, actor, "create_key", {"id": key_id, "name": name, "role": role.value, "scope": scope}
             )
         return KeyInfo(key_id, name, role.value, scope, now, actor, None), key
@@ -83,7 +83,7 @@ class Keys:
             ).rowcount
             if not done:
                 raise NotFound(f"no active API key with id {key_id}", key=key_id)
-            _audit(conn, actor, "revoke_key", {"id": key_id})
+            write_audit(conn, actor, "revoke_key", {"id": key_id})
 
     def resolve(self, key: str) -> Principal | None:
         """The caller a key stands for, or None if it is unknown or revoked."""
@@ -94,9 +94,3 @@ class Keys:
                 )
             ).first()
         return Principal(row[0], Role(row[1]), row[2]) if row else None
-
-
-def _audit(conn: Any, actor: str, action: str, detail: dict[str, Any]) -> None:
-    conn.execute(
-        sa.insert(audit_log).values(at=dt.datetime.now(dt.UTC), actor=actor, action=action, detail=detail)
-    )

@@ -541,11 +541,7 @@ class Store:
         number: int | None,
         detail: dict[str, Any],
     ) -> None:
-        conn.execute(
-            sa.insert(audit_log).values(
-                at=_now(), actor=actor, action=action, set_name=set_name, version_number=number, detail=detail
-            )
-        )
+        write_audit(conn, actor, action, detail, set_name=set_name, number=number)
 
     def audit(self, set_name: str | None = None) -> list[dict[str, Any]]:
         """The audit log (who, when, what), oldest first, optionally for one set."""
@@ -554,6 +550,23 @@ class Store:
             query = query.where(audit_log.c.set_name == set_name)
         with self.engine.connect() as conn:
             return [{**r, "at": _utc(r["at"])} for r in conn.execute(query).mappings()]
+
+
+def write_audit(
+    conn: Connection,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+    *,
+    set_name: str | None = None,
+    number: int | None = None,
+) -> None:
+    """Add a line to the audit log, in the caller's transaction."""
+    conn.execute(
+        sa.insert(audit_log).values(
+            at=_now(), actor=actor, action=action, set_name=set_name, version_number=number, detail=detail
+        )
+    )
 
 
 def _insert_units(
