@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 
+import openapi_spec_validator
 import pyogrio
 import pytest
 import shapely
@@ -196,6 +197,9 @@ def test_operations_and_openapi(client):
         and "/v1/lookup" in spec["paths"]
         and "/ogc/collections" in spec["paths"]
     )
+    openapi_spec_validator.validate(spec)  # raises on any departure from the OpenAPI specification
+    schemes = spec["components"]["securitySchemes"]
+    assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
     assert client.get("/healthz").headers["x-request-id"]
 
 
