@@ -66,7 +66,7 @@ def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
     return None
 
 
-def _key(
+async def _key(  # async: no I/O, so no hop to the threadpool
     credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     x_api_key: str | None = Security(api_key_header),
 ) -> str | None:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from api.state import ServiceState
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:  # async: no I/O, so no hop to the threadpool
     """The service state the app was created with."""
     state: ServiceState = request.app.state.service
     return state
