@@ -10,6 +10,7 @@ the documented answer or problem. The two paths return the same bytes (tests/api
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,6 +24,8 @@ from api.state import ServiceState
 PATH = "/v1/lookup"
 PARAMS = frozenset({"lon", "lat", "crs", "at", "set", "snap_m"})
 HEADERS = [(b"content-type", b"application/json")]
+NUMBER = re.compile(r"-?\d{1,12}(?:\.\d{1,20})?")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class HotLookup:
@@ -49,9 +52,14 @@ class HotLookup:
             params = _params(scope["query_string"])
             if not params.keys() <= PARAMS or not params.keys() >= {"lon", "lat"}:
                 return None
+            # Only the plain forms are taken here (FastAPI also reads 1e2, dates as timestamps ...).
+            if not all(NUMBER.fullmatch(params.get(k, "0")) for k in ("lon", "lat", "snap_m")):
+                return None
             lon, lat = float(params["lon"]), float(params["lat"])
             snap_m = float(params.get("snap_m", 0.0))
             crs = params.get("crs", "wgs84")
+            if "at" in params and not DATE.fullmatch(params["at"]):
+                return None
             at = dt.date.fromisoformat(params["at"]) if "at" in params else None
             if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= snap_m <= 1000 and crs in CRS_NAMES):
                 return None

@@ -98,6 +98,14 @@ def test_hot_path_and_route_answer_alike(client, demo_layers):
         assert hot.status_code == routed.status_code == 200
         assert hot.content == routed.content and hot.headers["content-type"] == "application/json"
     assert client.get("/v1/lookup", params={"lon": "east", "lat": y}).status_code == 422  # route's error
+    for odd in (
+        {"lon": f"{x:e}", "lat": y},
+        {"lon": x, "lat": y, "at": "20260201"},
+        {"lon": f" {x}", "lat": y},
+    ):
+        hot = client.get("/v1/lookup", params=odd)  # forms only FastAPI reads: the route answers both
+        routed = client.get("/v1/lookup", params={**odd, "_": "1"})
+        assert (hot.status_code, hot.content) == (routed.status_code, routed.content), odd
 
 
 def test_lookup_errors_name_the_parameter(client):
