@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,9 @@ class VersionSource(Protocol):
     def units(self, set_name: str, *, version: int | None = None) -> gpd.GeoDataFrame: ...
 
 
+MAX_EDGE_SCAN = 20_000  # coverage edges scanned one by one for a nearest unit; beyond, the STRtree
+
+
 class _Metric(NamedTuple):
     """The units projected to the local metric CRS, for distances in metres."""
 
@@ -80,6 +84,11 @@ class _Metric(NamedTuple):
     offsets: NDArray[np.int64]  # unit i's segments are segments[offsets[i]:offsets[i + 1]]
     tree: shapely.STRtree
     distance: Callable[..., float]  # the compiled segments_distance
+    edges: NDArray[
+        np.float64
+    ]  # the segments a point outside every unit can be nearest to (see _coverage_edges)
+    edge_owner: NDArray[np.int64]  # the rank of each edge's unit
+    nearest: Callable[..., tuple[int, float]]  # the compiled nearest_owner
 
 
 @dataclass(frozen=True)
@@ -432,7 +441,13 @@ class GridIndex:
             to_metric = pyproj.Transformer.from_crs(4326, metric, always_xy=True)
             segments, offsets = _boundary_segments(geoms)
             distance = _entry_point(K.segments_distance, 0.0, 0.0, segments, 0, 0)
-            self._metric = _Metric(to_metric, geoms, segments, offsets, shapely.STRtree(geoms), distance)
+            edges, owner = _coverage_edges(geoms)
+            nearest: Callable[..., tuple[int, float]] = _entry_point(  # type: ignore[assignment]
+                K.nearest_owner, 0.0, 0.0, edges, owner
+            )
+            self._metric = _Metric(
+                to_metric, geoms, segments, offsets, shapely.STRtree(geoms), distance, edges, owner, nearest
+            )
         return self._metric
 
     def _to_metric(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.object_]:
@@ -455,8 +470,14 @@ class GridIndex:
         return near, best
 
     def _nearest_one(self, x: float, y: float) -> tuple[int, float]:
-        """:meth:`_nearest` for one point, without the array round trips (the single-lookup path)."""
+        """:meth:`_nearest` for one point outside every unit: a scan of the coverage's edges while they are
+        few, else the tree (the single-lookup path)."""
         m = self._metric_space()
+        if len(m.edges) <= MAX_EDGE_SCAN:
+            mx, my = m.to_metric.transform(x, y)
+            if math.isfinite(mx) and math.isfinite(my):
+                return m.nearest(mx, my, m.edges, m.edge_owner)
+            return -1, float("inf")
         units, dist = m.tree.query_nearest(
             shapely.Point(*m.to_metric.transform(x, y)), return_distance=True, all_matches=True
         )
@@ -469,6 +490,35 @@ class GridIndex:
         m = self._metric_space()
         mx, my = m.to_metric.transform(x, y)
         return float(m.distance(mx, my, m.segments, m.offsets[rank], m.offsets[rank + 1]))
+
+
+def _coverage_edges(geoms: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The unit edges a point outside every unit can be nearest to, with the rank of each edge's unit.
+
+    Taking every edge in the direction that has its unit on the left, an edge whose reverse belongs to
+    another unit has units on both sides: it is inside the coverage and never nearest. The rest bound the
+    coverage (outside and around gaps); edges meeting those at a vertex are kept too, so that a unit that
+    touches the coverage's boundary at a corner only still ties there, as it does by polygon distance.
+    Edges keep their stored direction, so that distances match GEOS's to the last bit.
+    """
+    polygons, unit_of_polygon = shapely.get_parts(geoms, return_index=True)
+    rings, polygon_of_ring = shapely.get_rings(polygons, return_index=True)
+    exterior = np.r_[True, polygon_of_ring[1:] != polygon_of_ring[:-1]]  # each polygon's first ring
+    unit_left = exterior == shapely.is_ccw(rings)  # an exterior running anticlockwise, or a hole clockwise
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[:-1] == ring[1:]
+    a, b = coords[:-1][same], coords[1:][same]
+    ring_of = ring[:-1][same]
+    owner = unit_of_polygon[polygon_of_ring[ring_of]]
+    flip = ~unit_left[ring_of][:, None]
+    tails = [tuple(p) for p in np.where(flip, b, a).tolist()]
+    heads = [tuple(p) for p in np.where(flip, a, b).tolist()]
+    reverse = set(zip(heads, tails, strict=True))
+    outer = np.array([edge not in reverse for edge in zip(tails, heads, strict=True)], dtype=bool)
+    corners = {p for t, h, o in zip(tails, heads, outer, strict=True) if o for p in (t, h)}
+    touching = np.array([t in corners or h in corners for t, h in zip(tails, heads, strict=True)], dtype=bool)
+    keep = outer | touching
+    return np.ascontiguousarray(np.column_stack([a, b])[keep]), owner[keep].astype(np.int64)
 
 
 def _boundary_segments(geoms: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:

@@ -435,15 +435,39 @@ def refs_on_edges(
     return out
 
 
+@njit(cache=True, inline="always")
+def _segment_distance(px: float, py: float, seg: np.ndarray, i: int) -> float:
+    """Distance from (px, py) to segment ``seg[i]``, computed as GEOS computes it (Distance::pointToSegment),
+    so that distances, and therefore ties between units, come out the same to the last bit."""
+    ax, ay, bx, by = seg[i, 0], seg[i, 1], seg[i, 2], seg[i, 3]
+    if ax == bx and ay == by:
+        return math.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+    length2 = (bx - ax) * (bx - ax) + (by - ay) * (by - ay)
+    r = ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / length2
+    if r <= 0.0:
+        return math.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+    if r >= 1.0:
+        return math.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
+    s = ((ay - py) * (bx - ax) - (ax - px) * (by - ay)) / length2
+    return abs(s) * math.sqrt(length2)
+
+
 @njit(cache=True)
 def segments_distance(px: float, py: float, seg: np.ndarray, start: int, end: int) -> float:
     """Distance from (px, py) to the nearest of the segments ``seg[start:end]`` (rows x0, y0, x1, y1)."""
     best = math.inf
     for i in range(start, end):
-        x0, y0, dx, dy = seg[i, 0], seg[i, 1], seg[i, 2] - seg[i, 0], seg[i, 3] - seg[i, 1]
-        length2 = dx * dx + dy * dy
-        t = ((px - x0) * dx + (py - y0) * dy) / length2 if length2 > 0.0 else 0.0
-        t = min(1.0, max(0.0, t))
-        ex, ey = x0 + t * dx - px, y0 + t * dy - py
-        best = min(best, ex * ex + ey * ey)
-    return math.sqrt(best)
+        best = min(best, _segment_distance(px, py, seg, i))
+    return best
+
+
+@njit(cache=True)
+def nearest_owner(px: float, py: float, seg: np.ndarray, owner: np.ndarray) -> tuple[int, float]:
+    """The owner of the segment nearest (px, py) (ties: the smallest owner) and the distance; (-1, inf)
+    when there are no segments."""
+    best, found = math.inf, -1
+    for i in range(seg.shape[0]):
+        d = _segment_distance(px, py, seg, i)
+        if d < best or (d == best and owner[i] < found):
+            best, found = d, owner[i]
+    return found, best
