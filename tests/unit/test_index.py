@@ -286,3 +286,10 @@ def test_nearest_unit_of_one_point_matches_geos_around_gaps(seed, n, holes, drop
     index = GridIndex.from_frame(frame)
     points = _outside_points(index, np.random.default_rng(seed), (111.098, 39.798, 111.122, 39.817), 300)
     _assert_single_nearest_matches_geos(index, points)
+
+
+def test_nearest_unit_falls_back_to_the_tree_for_long_coverage_boundaries(micro_index, monkeypatch):
+    monkeypatch.setattr("geogrid.index.MAX_EDGE_SCAN", 0)  # as if the coverage had too many edges to scan
+    points = _outside_points(micro_index, np.random.default_rng(3), (110.9, 39.6, 111.5, 40.1), 300)[:400]
+    _assert_single_nearest_matches_geos(micro_index, points)
+    assert micro_index.lookup(60.0, 60.0).unit is None  # still no error far away
