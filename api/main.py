@@ -17,7 +17,7 @@ from api import boundaries, drafts, errors, keys, lookup, ogc
 from api.auth import RateLimiter
 from api.dependencies import StateDep
 from api.hotpath import HotLookup
-from api.middleware import Deadline, Metrics, Operations
+from api.middleware import Deadline, HeadAsGet, Metrics, Operations
 from api.state import ServiceState
 from geogrid import __version__
 from geogrid.errors import GeoGridError
@@ -74,10 +74,12 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
     # In front of FastAPI: operations around everything, then the hot path; it answers in microseconds
     # without awaiting, so only what reaches FastAPI needs a deadline.
     app.front = Operations(
-        HotLookup(
-            Deadline(partial(FastAPI.__call__, app), timeout_s=settings.request_timeout_s),
-            service=lambda: app.state.service,
-            limiter=lambda: app.state.limiter,
+        HeadAsGet(
+            HotLookup(
+                Deadline(partial(FastAPI.__call__, app), timeout_s=settings.request_timeout_s),
+                service=lambda: app.state.service,
+                limiter=lambda: app.state.limiter,
+            )
         ),
         max_body_bytes=int(settings.max_body_mb * 1e6),
         metrics=app.state.metrics,

@@ -156,6 +156,27 @@ class Operations:
         )
 
 
+class HeadAsGet:
+    """Answer HEAD like GET without the body (FastAPI routes only GET): `curl -I`, monitors, ETag checks."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class Deadline:
     """Stop a request that runs longer than ``timeout_s`` and answer 503 (if nothing was sent yet)."""
 

@@ -209,6 +209,9 @@ def test_operations_and_openapi(client):
     schemes = spec["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
     assert client.get("/healthz").headers["x-request-id"]
+    head = client.head("/v1/sets/demo")  # HEAD answers like GET, without the body
+    assert head.status_code == 200 and head.headers["ETag"] == client.get("/v1/sets/demo").headers["ETag"]
+    assert head.content == b"" and client.head("/healthz").status_code == 200
 
 
 def test_request_ids_metrics_and_access_log(client, caplog):
