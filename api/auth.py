@@ -46,9 +46,11 @@ class RateLimiter:
         self._buckets[client] = (tokens - 1.0, now)
 
 
-def read_access(state: ServiceState, limiter: RateLimiter, key: str | None, client: str) -> Principal | None:
+def read_access(
+    state: ServiceState, limiter: RateLimiter, key: str | None, client: str, *, resolve: bool = True
+) -> Principal | None:
     """The caller of a read: its principal, or None for an anonymous caller allowed (and counted) in."""
-    principal = state.principal(key)
+    principal = state.principal(key, resolve=resolve)
     if principal is not None:
         return principal
     if not state.settings.public_reads:

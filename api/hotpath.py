@@ -71,8 +71,8 @@ class HotLookup:
                     x_api_key = value.decode("latin-1")
             client = scope["client"][0] if scope.get("client") else "unknown"
             state = self.service()
-            read_access(state, self.limiter(), key_of(authorization, x_api_key), client)
-            return answer(state, lon, lat, crs, at, params.get("set"), snap_m)
+            read_access(state, self.limiter(), key_of(authorization, x_api_key), client, resolve=False)
+            return answer(state.loaded_index(params.get("set"), at), lon, lat, crs, at, snap_m)
         except Exception:  # any doubt: the route decides, and reports errors in the documented shape
             return None
 

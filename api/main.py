@@ -49,14 +49,14 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         service = ServiceState(settings)
         app.state.service = service
         try:
-            service.index().warm()
+            service.index()  # read the versions and load (and warm) the index in force
         except GeoGridError as exc:  # no set or version yet: the service still starts, readyz says why
             log.warning("no index loaded at start-up: %s", exc)
         # What start-up made lives as long as the process: keep it out of the garbage collector's full
         # sweeps, which otherwise stall a request for tens of milliseconds now and then.
         gc.freeze()
         yield
-        service.store.engine.dispose()
+        service.close()
 
     app = GeoGridAPI(
         title="GeoGrid",

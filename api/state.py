@@ -1,8 +1,16 @@
-"""What the service holds between requests: the store, keys, versions and the lookup index of each version."""
+"""What the service holds between requests: the store, keys, versions and the lookup index of each version.
+
+What the database says is read once and then re-read in the background (versions every
+``version_cache_s``, keys every ``KEY_CACHE_S``): requests are answered from memory meanwhile, so a slow or
+unreachable database does not hold up lookups, and the event loop never waits on a query.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+import queue
 import threading
 import time
 
@@ -11,12 +19,18 @@ from geogrid.db import Store, VersionInfo, create_engine
 from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision, upgrade
 from geogrid.db.store import in_force
-from geogrid.errors import NotAuthenticated
+from geogrid.errors import NotAuthenticated, NotFound
 from geogrid.index import GridIndex
 from geogrid.settings import Settings
 
 KEY_CACHE_S = 30.0  # how long a resolved key is trusted; revocations through this service apply at once
 MAX_CACHED_KEYS = 10_000  # resolved (and unknown) keys kept before the cache starts afresh
+
+log = logging.getLogger("geogrid.api")
+
+
+class NotCached(LookupError):
+    """What a request asked for is not in memory; getting it needs the database (see ``build``/``resolve``)."""
 
 
 class ServiceState:
@@ -30,48 +44,91 @@ class ServiceState:
         self.store = Store(engine, actor=settings.actor)
         self.keys = Keys(engine)
         self._indexes: dict[tuple[str, int], GridIndex] = {}
-        self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}
+        self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}  # set -> (read at, versions)
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
-        self._principals: dict[str, tuple[float, Principal | None]] = {}
+        self._principals: dict[str, tuple[float, Principal | None]] = {}  # key hash -> (until, principal)
+        self._keys_generation = 0  # bumped by forget_keys: a resolution begun before it is not kept
         admin = settings.bootstrap_admin_key()
         if admin is not None:
             self._principals[key_hash(admin)] = (float("inf"), Principal("admin (settings)", Role.admin))
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one index build at a time
+        self._reading = threading.Lock()  # one read of a set's versions at a time, so the last read wins
+        self._queue_lock = threading.Lock()
+        self._queued: set[tuple[str, str]] = set()
+        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._reader: threading.Thread | None = None
+
+    def close(self) -> None:
+        """Stop the background reader and release the database connections."""
+        if self._reader is not None:
+            self._queue.put(None)
+            self._reader.join(timeout=30)
+        self.store.engine.dispose()
 
     # ---- versions and indexes -----------------------------------------------------------------------
     def versions(self, set_name: str) -> list[VersionInfo]:
-        """The set's versions, re-read from the database at most every ``version_cache_s`` seconds."""
-        now = time.monotonic()
+        """The set's versions as last read; once older than ``version_cache_s``, re-read in the background."""
         hit = self._versions.get(set_name)
-        if hit is not None and now - hit[0] < self.settings.version_cache_s:
-            return hit[1]
-        found = self.store.versions(set_name)
-        self._versions[set_name] = (now, found)
-        return found
+        if hit is None:
+            return self.read_versions(set_name)
+        if time.monotonic() - hit[0] >= self.settings.version_cache_s:
+            self._later("versions", set_name)
+        return hit[1]
+
+    def read_versions(self, set_name: str) -> list[VersionInfo]:
+        """Read the set's versions now, loading the index in force today before the new list is used."""
+        with self._reading:
+            found = self.store.versions(set_name)
+            with contextlib.suppress(NotFound):  # nothing in force today: lookups say so
+                self._load(set_name, in_force(found, set_name).number, None)
+            self._versions[set_name] = (time.monotonic(), found)
+            self._today.clear()
+            return found
 
     def changed(self, set_name: str) -> None:
-        """Forget what is cached about a set after a write to it."""
-        self._versions.pop(set_name, None)
-        self._today.clear()
+        """After a write through this service: read the set's versions again, so its next answers show it."""
+        try:
+            self.read_versions(set_name)
+        except Exception:  # the write is committed; the background reader catches up when it can
+            log.warning("could not re-read %r after a write; answers catch up on the next read", set_name)
+            self._versions.pop(set_name, None)
+            self._today.clear()
 
     def index(self, set_name: str | None = None, at: dt.date | None = None) -> GridIndex:
         """The index of the version of ``set_name`` (default: the configured set) in force ``at``."""
+        return self._index(set_name, at, build=True)
+
+    def loaded_index(self, set_name: str | None = None, at: dt.date | None = None) -> GridIndex:
+        """Like :meth:`index`, from memory only: NotCached if that needs the database."""
+        return self._index(set_name, at, build=False)
+
+    def _index(self, set_name: str | None, at: dt.date | None, *, build: bool) -> GridIndex:
         if at is None:  # the common case, answered from memory for as long as the list of versions is
             hit = self._today.get(set_name)
             if hit is not None and time.monotonic() < hit[0]:
                 return hit[1]
         name = set_name or self.settings.default_set
+        if not build and name not in self._versions:
+            raise NotCached(f"the versions of {name!r}")
         version = in_force(self.versions(name), name, at)
-        key = (name, version.number)
-        found = self._indexes.get(key)
+        found = self._indexes.get((name, version.number))
         if found is None:
-            with self._lock:
-                found = self._indexes.get(key)
-                if found is None:
-                    found = GridIndex.from_version(self.store, name, at, cache_dir=self.settings.cache_dir)
-                    self._indexes[key] = found
+            if not build:
+                raise NotCached(f"the index of {name!r} v{version.number}")
+            found = self._load(name, version.number, at)
         if at is None:
             self._today[set_name] = (time.monotonic() + self.settings.version_cache_s, found)
+        return found
+
+    def _load(self, name: str, number: int, at: dt.date | None) -> GridIndex:
+        """The index of version ``number`` (in force ``at``), built or read from the cache if not in memory."""
+        found = self._indexes.get((name, number))
+        if found is None:
+            with self._lock:
+                found = self._indexes.get((name, number))
+                if found is None:
+                    found = GridIndex.from_version(self.store, name, at, cache_dir=self.settings.cache_dir)
+                    self._indexes[(name, number)] = found.warm()
         return found
 
     @property
@@ -80,22 +137,81 @@ class ServiceState:
         return sorted(self._indexes)
 
     # ---- callers ----------------------------------------------------------------------------------
-    def principal(self, key: str | None) -> Principal | None:
-        """The caller a key stands for (None without a key); NotAuthenticated for an unknown or revoked key."""
+    def principal(self, key: str | None, *, resolve: bool = True) -> Principal | None:
+        """The caller a key stands for (None without a key); NotAuthenticated for an unknown or revoked key.
+
+        A key seen before is answered from memory and re-resolved in the background once older than
+        ``KEY_CACHE_S``; a new key is resolved now, or NotCached with ``resolve=False``.
+        """
         if not key:
             return None
         digest = key_hash(key)
-        now = time.monotonic()
         hit = self._principals.get(digest)
-        if hit is None or hit[0] < now:
-            if len(self._principals) > MAX_CACHED_KEYS:
-                self.forget_keys()
-            hit = (now + KEY_CACHE_S, self.keys.resolve(key))
-            self._principals[digest] = hit
+        if hit is None:
+            if not resolve:
+                raise NotCached("this API key")
+            hit = self._resolve(key, digest)
+        elif hit[0] < time.monotonic():
+            self._later("key", key)
         if hit[1] is None:
             raise NotAuthenticated("unknown or revoked API key")
         return hit[1]
 
+    def _resolve(self, key: str, digest: str) -> tuple[float, Principal | None]:
+        generation = self._keys_generation
+        hit = (time.monotonic() + KEY_CACHE_S, self.keys.resolve(key))
+        if generation == self._keys_generation:  # no revocation meanwhile
+            if len(self._principals) > MAX_CACHED_KEYS:
+                self.forget_keys()
+            self._principals[digest] = hit
+        return hit
+
     def forget_keys(self) -> None:
         """Drop resolved keys (after a revocation), keeping the bootstrap admin key."""
+        self._keys_generation += 1
         self._principals = {h: p for h, p in self._principals.items() if p[0] == float("inf")}
+
+    # ---- the background reader ----------------------------------------------------------------------
+    def _later(self, kind: str, what: str) -> None:
+        """Have the background reader re-read a set's versions or a key (once, however often asked)."""
+        item = (kind, what)
+        with self._queue_lock:
+            if item in self._queued:
+                return
+            self._queued.add(item)
+            if self._reader is None:
+                self._reader = threading.Thread(
+                    target=self._read_in_background, name="geogrid-reader", daemon=True
+                )
+                self._reader.start()
+        self._queue.put(item)
+
+    def _read_in_background(self) -> None:
+        while (item := self._queue.get()) is not None:
+            kind, what = item
+            try:
+                if kind == "versions":
+                    self.read_versions(what)
+                else:
+                    self._resolve(what, key_hash(what))
+            except (
+                Exception
+            ) as exc:  # the database is down or slow: answer from what was read, try again later
+                log.warning("could not re-read %s (answering from the last read): %s", kind, exc)
+                self._retry_later(kind, what)
+            finally:
+                with self._queue_lock:
+                    self._queued.discard(item)
+
+    def _retry_later(self, kind: str, what: str) -> None:
+        """After a failed re-read, keep what was read for another period before trying again."""
+        now = time.monotonic()
+        if kind == "versions":
+            hit = self._versions.get(what)
+            if hit is not None:
+                self._versions[what] = (now, hit[1])
+        else:
+            digest = key_hash(what)
+            old = self._principals.get(digest)
+            if old is not None:
+                self._principals[digest] = (now + KEY_CACHE_S, old[1])

@@ -128,7 +128,7 @@ def _gcj_offset(lon: float, lat: float) -> tuple[float, float]:
     return dlon, dlat
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # batches: the GIL is free for requests meanwhile
 def _gcj_forward(lon: Array, lat: Array) -> tuple[Array, Array]:
     out_x, out_y = np.empty(lon.size), np.empty(lon.size)
     for i in prange(lon.size):
@@ -137,7 +137,7 @@ def _gcj_forward(lon: Array, lat: Array) -> tuple[Array, Array]:
     return out_x, out_y
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # batches: the GIL is free for requests meanwhile
 def _gcj_inverse(gx: Array, gy: Array, tol: float, max_iter: int) -> tuple[Array, Array]:
     """Solve forward(p) = g point by point by fixed-point iteration (the forward is near the identity)."""
     out_x, out_y = np.empty(gx.size), np.empty(gx.size)

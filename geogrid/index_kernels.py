@@ -305,7 +305,7 @@ def locate_one(px: float, py: float, F: np.ndarray, I: np.ndarray) -> int:
     return _in_record(px, py, rx, ry, F, I, -v - 2)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # batches: the GIL is free for requests meanwhile
 def locate_many(
     xs: np.ndarray, ys: np.ndarray, F: np.ndarray, I: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

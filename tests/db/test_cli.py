@@ -155,7 +155,8 @@ def test_keys_create_list_revoke(database_url, store):
     assert scoped.exit_code == 0 and keys.list()[-1].scope == "150622001002"
     listed = geogrid(database_url, "keys", "list")
     assert "热线 12345" in listed.stdout and key not in listed.stdout
-    assert geogrid(database_url, "keys", "revoke", "1").exit_code == 0
+    first = keys.list()[0].id  # ids go on from earlier tests' keys on PostgreSQL
+    assert geogrid(database_url, "keys", "revoke", str(first)).exit_code == 0
     assert keys.resolve(key) is None
     bad = geogrid(database_url, "keys", "create", "--name", "x", "--role", "admin", "--scope", "150622001")
     assert bad.exit_code != 0 and "cannot be limited" in str(bad.exception)  # main() prints it as one line
