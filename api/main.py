@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lookup.start_batch_threads()
         service = ServiceState(settings)
         app.state.service = service
         try:
