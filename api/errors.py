@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geogrid.errors import GeoGridError
+from geogrid.errors import DatabaseUnavailable, GeoGridError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("geogrid.api")
@@ -29,6 +30,14 @@ def install(app: FastAPI) -> None:
     async def geogrid_error(request: Request, exc: GeoGridError) -> JSONResponse:
         body = exc.to_problem()
         return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=exc.headers() or None)
+
+    @app.exception_handler(OperationalError)  # connection refused, lost, timed out; SQLite locked
+    async def database_away(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        error = DatabaseUnavailable(
+            "the database is not answering; lookups of known callers go on from memory, try this again shortly"
+        )
+        return await geogrid_error(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -62,7 +62,7 @@ class ServiceState:
         """Stop the background reader and release the database connections."""
         if self._reader is not None:
             self._queue.put(None)
-            self._reader.join(timeout=30)
+            self._reader.join(timeout=5)
         self.store.engine.dispose()
 
     # ---- versions and indexes -----------------------------------------------------------------------

@@ -172,6 +172,16 @@ class RequestTimeout(GeoGridError):
     status = 503
 
 
+class DatabaseUnavailable(GeoGridError):
+    """The database could not be reached or answered with a transient failure; try again shortly."""
+
+    title = "Database unavailable"
+    status = 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
 class InsecureConfiguration(GeoGridError):
     """Settings that would run a non-local service with a default or weak secret."""
 

@@ -123,6 +123,11 @@ def test_lookups_go_on_while_the_database_is_away(service, monkeypatch, caplog):
             time.sleep(0.01)
         until(lambda: "could not re-read versions" in caplog.text and "could not re-read key" in caplog.text)
     assert key not in caplog.text  # the key itself is never logged
+    stranger = client.get("/v1/lookup", params={"lon": x, "lat": y}, headers={"X-API-Key": "gg_" + "x" * 40})
+    assert (
+        stranger.status_code == 503 and stranger.headers["Retry-After"] == "5"
+    )  # a new key needs the database
+    assert stranger.json()["type"].endswith("/database-unavailable") and "Traceback" not in stranger.text
     assert client.get("/readyz").json()["indexes"] == [{"set": "demo", "version": 1}]
     monkeypatch.undo()  # the database is back: the next re-read succeeds and lookups never noticed
     until(lambda: not state._queued)
