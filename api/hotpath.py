@@ -24,8 +24,9 @@ from api.state import ServiceState
 PATH = "/v1/lookup"
 PARAMS = frozenset({"lon", "lat", "crs", "at", "set", "snap_m"})
 HEADERS = [(b"content-type", b"application/json")]
-NUMBER = re.compile(r"-?\d{1,12}(?:\.\d{1,20})?")
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+NUMBER = re.compile(r"-?\d{1,12}(?:\.\d{1,20})?", re.ASCII)  # float() reads other digits too
+LON_LAT = re.compile(rb"lon=(%(n)s)&lat=(%(n)s)" % {b"n": NUMBER.pattern.encode()})
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 class HotLookup:
@@ -49,18 +50,23 @@ class HotLookup:
     def _answer(self, scope: Scope) -> bytes | None:
         """The response body, or None to let the route handle the request."""
         try:
-            params = _params(scope["query_string"])
-            if not params.keys() <= PARAMS or not params.keys() >= {"lon", "lat"}:
-                return None
-            # Only the plain forms are taken here (FastAPI also reads 1e2, dates as timestamps ...).
-            if not all(NUMBER.fullmatch(params.get(k, "0")) for k in ("lon", "lat", "snap_m")):
-                return None
-            lon, lat = float(params["lon"]), float(params["lat"])
-            snap_m = float(params.get("snap_m", 0.0))
-            crs = params.get("crs", "wgs84")
-            if "at" in params and not DATE.fullmatch(params["at"]):
-                return None
-            at = dt.date.fromisoformat(params["at"]) if "at" in params else None
+            plain = LON_LAT.fullmatch(scope["query_string"])
+            if plain is not None:  # the usual request: lon and lat, nothing else
+                lon, lat = float(plain[1]), float(plain[2])
+                snap_m, crs, at, set_name = 0.0, "wgs84", None, None
+            else:
+                params = _params(scope["query_string"])
+                if not params.keys() <= PARAMS or not params.keys() >= {"lon", "lat"}:
+                    return None
+                # Only the plain forms are taken here (FastAPI also reads 1e2, dates as timestamps ...).
+                if not all(NUMBER.fullmatch(params.get(k, "0")) for k in ("lon", "lat", "snap_m")):
+                    return None
+                lon, lat = float(params["lon"]), float(params["lat"])
+                snap_m = float(params.get("snap_m", 0.0))
+                crs, set_name = params.get("crs", "wgs84"), params.get("set")
+                if "at" in params and not DATE.fullmatch(params["at"]):
+                    return None
+                at = dt.date.fromisoformat(params["at"]) if "at" in params else None
             if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= snap_m <= 1000 and crs in CRS_NAMES):
                 return None
             authorization = x_api_key = None
@@ -72,7 +78,7 @@ class HotLookup:
             client = scope["client"][0] if scope.get("client") else "unknown"
             state = self.service()
             read_access(state, self.limiter(), key_of(authorization, x_api_key), client, resolve=False)
-            return answer(state.loaded_index(params.get("set"), at), lon, lat, crs, at, snap_m)
+            return answer(state.loaded_index(set_name, at), lon, lat, crs, at, snap_m)
         except Exception:  # any doubt: the route decides, and reports errors in the documented shape
             return None
 

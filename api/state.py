@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 
-from geogrid.access import Principal, Role, key_hash
+from geogrid.access import Principal, Role
 from geogrid.db import Store, VersionInfo, create_engine
 from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision, upgrade
@@ -46,11 +46,12 @@ class ServiceState:
         self._indexes: dict[tuple[str, int], GridIndex] = {}
         self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}  # set -> (read at, versions)
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
-        self._principals: dict[str, tuple[float, Principal | None]] = {}  # key hash -> (until, principal)
+        # key -> (until, principal); by the key itself, which the process holds anyway: no hash per request
+        self._principals: dict[str, tuple[float, Principal | None]] = {}
         self._keys_generation = 0  # bumped by forget_keys: a resolution begun before it is not kept
         admin = settings.bootstrap_admin_key()
         if admin is not None:
-            self._principals[key_hash(admin)] = (float("inf"), Principal("admin (settings)", Role.admin))
+            self._principals[admin] = (float("inf"), Principal("admin (settings)", Role.admin))
         self._lock = threading.Lock()  # one index build at a time
         self._reading = threading.Lock()  # one read of a set's versions at a time, so the last read wins
         self._queue_lock = threading.Lock()
@@ -145,25 +146,24 @@ class ServiceState:
         """
         if not key:
             return None
-        digest = key_hash(key)
-        hit = self._principals.get(digest)
+        hit = self._principals.get(key)
         if hit is None:
             if not resolve:
                 raise NotCached("this API key")
-            hit = self._resolve(key, digest)
+            hit = self._resolve(key)
         elif hit[0] < time.monotonic():
             self._later("key", key)
         if hit[1] is None:
             raise NotAuthenticated("unknown or revoked API key")
         return hit[1]
 
-    def _resolve(self, key: str, digest: str) -> tuple[float, Principal | None]:
+    def _resolve(self, key: str) -> tuple[float, Principal | None]:
         generation = self._keys_generation
         hit = (time.monotonic() + KEY_CACHE_S, self.keys.resolve(key))
         if generation == self._keys_generation:  # no revocation meanwhile
             if len(self._principals) > MAX_CACHED_KEYS:
                 self.forget_keys()
-            self._principals[digest] = hit
+            self._principals[key] = hit
         return hit
 
     def forget_keys(self) -> None:
@@ -193,7 +193,7 @@ class ServiceState:
                 if kind == "versions":
                     self.read_versions(what)
                 else:
-                    self._resolve(what, key_hash(what))
+                    self._resolve(what)
             except (
                 Exception
             ) as exc:  # the database is down or slow: answer from what was read, try again later
@@ -211,7 +211,6 @@ class ServiceState:
             if hit is not None:
                 self._versions[what] = (now, hit[1])
         else:
-            digest = key_hash(what)
-            old = self._principals.get(digest)
+            old = self._principals.get(what)
             if old is not None:
-                self._principals[digest] = (now + KEY_CACHE_S, old[1])
+                self._principals[what] = (now + KEY_CACHE_S, old[1])

@@ -103,6 +103,8 @@ def test_hot_path_and_route_answer_alike(client, demo_layers):
         {"lon": f"{x:e}", "lat": y},
         {"lon": x, "lat": y, "at": "20260201"},
         {"lon": f" {x}", "lat": y},
+        {"lon": "١١١.٢", "lat": y},  # Arabic-Indic digits: float() reads them, FastAPI does not
+        {"lon": f"{x}", "lat": f"{y}", "snap_m": "٥"},
     ):
         hot = client.get("/v1/lookup", params=odd)  # forms only FastAPI reads: the route answers both
         routed = client.get("/v1/lookup", params={**odd, "_": "1"})
