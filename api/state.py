@@ -30,7 +30,7 @@ log = logging.getLogger("geogrid.api")
 
 
 class NotCached(LookupError):
-    """What a request asked for is not in memory; getting it needs the database (see ``build``/``resolve``)."""
+    """What a request asked for is not in memory and needs the database (``loaded_index``, ``principal``)."""
 
 
 class ServiceState:
@@ -194,9 +194,8 @@ class ServiceState:
                     self.read_versions(what)
                 else:
                     self._resolve(what)
-            except (
-                Exception
-            ) as exc:  # the database is down or slow: answer from what was read, try again later
+            except Exception as exc:
+                # The database is down or slow: answer from what was read, and try again later.
                 log.warning("could not re-read %s (answering from the last read): %s", kind, exc)
                 self._retry_later(kind, what)
             finally:

@@ -70,6 +70,7 @@ _X_PI = np.pi * 3000.0 / 180.0
 CHINA_BOX = (72.004, 0.8293, 137.8347, 55.8271)
 _INVERSE_TOL_DEG = 1e-12  # ~0.1 µm; the iteration stops well below the 1 cm we promise
 _INVERSE_MAX_ITER = 40
+_PARALLEL_FROM = 4096  # points: below this, numba's threads cost more to start than they save
 
 
 def normalize_crs(crs: str | int | pyproj.CRS | None) -> str:
@@ -128,7 +129,22 @@ def _gcj_offset(lon: float, lat: float) -> tuple[float, float]:
     return dlon, dlat
 
 
-@njit(cache=True, parallel=True, nogil=True)  # batches: the GIL is free for requests meanwhile
+@njit(cache=True, inline="always")
+def _gcj_unoffset(gx: float, gy: float, tol: float, max_iter: int) -> tuple[float, float]:
+    """Solve forward(p) = g by fixed-point iteration (the forward is near the identity)."""
+    px, py = gx, gy
+    for _ in range(max_iter):
+        dx, dy = _gcj_offset(px, py)
+        ex, ey = px + dx - gx, py + dy - gy
+        px, py = px - ex, py - ey
+        if abs(ex) < tol and abs(ey) < tol:
+            break
+    return px, py
+
+
+# Each conversion twice: in parallel for batches (releasing the GIL meanwhile), one by one for a few points,
+# where starting numba's threads would cost a hundred times the arithmetic.
+@njit(cache=True, parallel=True, nogil=True)
 def _gcj_forward(lon: Array, lat: Array) -> tuple[Array, Array]:
     out_x, out_y = np.empty(lon.size), np.empty(lon.size)
     for i in prange(lon.size):
@@ -137,19 +153,28 @@ def _gcj_forward(lon: Array, lat: Array) -> tuple[Array, Array]:
     return out_x, out_y
 
 
-@njit(cache=True, parallel=True, nogil=True)  # batches: the GIL is free for requests meanwhile
+@njit(cache=True, nogil=True)
+def _gcj_forward_few(lon: Array, lat: Array) -> tuple[Array, Array]:
+    out_x, out_y = np.empty(lon.size), np.empty(lon.size)
+    for i in range(lon.size):
+        dx, dy = _gcj_offset(lon[i], lat[i])
+        out_x[i], out_y[i] = lon[i] + dx, lat[i] + dy
+    return out_x, out_y
+
+
+@njit(cache=True, parallel=True, nogil=True)
 def _gcj_inverse(gx: Array, gy: Array, tol: float, max_iter: int) -> tuple[Array, Array]:
-    """Solve forward(p) = g point by point by fixed-point iteration (the forward is near the identity)."""
     out_x, out_y = np.empty(gx.size), np.empty(gx.size)
     for i in prange(gx.size):
-        px, py = gx[i], gy[i]
-        for _ in range(max_iter):
-            dx, dy = _gcj_offset(px, py)
-            ex, ey = px + dx - gx[i], py + dy - gy[i]
-            px, py = px - ex, py - ey
-            if abs(ex) < tol and abs(ey) < tol:
-                break
-        out_x[i], out_y[i] = px, py
+        out_x[i], out_y[i] = _gcj_unoffset(gx[i], gy[i], tol, max_iter)
+    return out_x, out_y
+
+
+@njit(cache=True, nogil=True)
+def _gcj_inverse_few(gx: Array, gy: Array, tol: float, max_iter: int) -> tuple[Array, Array]:
+    out_x, out_y = np.empty(gx.size), np.empty(gx.size)
+    for i in range(gx.size):
+        out_x[i], out_y[i] = _gcj_unoffset(gx[i], gy[i], tol, max_iter)
     return out_x, out_y
 
 
@@ -174,23 +199,28 @@ def _invert(
 
 
 def _vectorised(
-    kernel: Callable[..., tuple[Array, Array]], lon: ArrayLike, lat: ArrayLike, *args: Any
+    kernels: tuple[Callable[..., tuple[Array, Array]], Callable[..., tuple[Array, Array]]],
+    lon: ArrayLike,
+    lat: ArrayLike,
+    *args: Any,
 ) -> tuple[Array, Array]:
+    """Apply a (parallel, one-by-one) pair of kernels, the first to many points, the second to a few."""
     x, y = _arrays(lon, lat)
     shape = np.broadcast_shapes(x.shape, y.shape)
     x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
+    kernel = kernels[0] if x.size >= _PARALLEL_FROM else kernels[1]
     out_x, out_y = kernel(np.ascontiguousarray(x), np.ascontiguousarray(y), *args)
     return out_x.reshape(shape), out_y.reshape(shape)
 
 
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert WGS-84 to GCJ-02 (identity outside China)."""
-    return _vectorised(_gcj_forward, lon, lat)
+    return _vectorised((_gcj_forward, _gcj_forward_few), lon, lat)
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert GCJ-02 to WGS-84 exactly (iterated to < 1e-12°, not the 1-2 m one-step inverse)."""
-    return _vectorised(_gcj_inverse, lon, lat, _INVERSE_TOL_DEG, _INVERSE_MAX_ITER)
+    return _vectorised((_gcj_inverse, _gcj_inverse_few), lon, lat, _INVERSE_TOL_DEG, _INVERSE_MAX_ITER)
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:

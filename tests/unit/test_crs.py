@@ -94,6 +94,16 @@ def test_transforms_are_vectorised_and_keep_nan():
     assert np.nanmax(metres(back[0][ok], back[1][ok], lon[ok], lat[ok])) < 0.01
 
 
+def test_many_points_in_parallel_equal_a_few_at_a_time():
+    rng = np.random.default_rng(2)
+    lon, lat = rng.uniform(73, 135, 3 * crs._PARALLEL_FROM), rng.uniform(18, 53, 3 * crs._PARALLEL_FROM)
+    for convert in (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84):
+        many = convert(lon, lat)  # the parallel kernel
+        few = [convert(lon[i : i + 100], lat[i : i + 100]) for i in range(0, lon.size, 100)]  # one by one
+        assert np.array_equal(many[0], np.concatenate([f[0] for f in few]))
+        assert np.array_equal(many[1], np.concatenate([f[1] for f in few]))
+
+
 @pytest.mark.parametrize(
     ("given", "name"),
     [
