@@ -20,7 +20,6 @@ outside China's box). Its inverse has no closed form: the common one-step invers
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -130,124 +129,125 @@ def _gcj_offset(lon: float, lat: float) -> tuple[float, float]:
 
 
 @njit(cache=True, inline="always")
-def _gcj_unoffset(gx: float, gy: float, tol: float, max_iter: int) -> tuple[float, float]:
-    """Solve forward(p) = g by fixed-point iteration (the forward is near the identity)."""
-    px, py = gx, gy
+def _bd_from_gcj(x: float, y: float) -> tuple[float, float]:
+    """GCJ-02 to BD-09 (Baidu's offset, applied everywhere as Baidu does)."""
+    z = math.sqrt(x * x + y * y) + 0.00002 * math.sin(y * _X_PI)
+    theta = math.atan2(y, x) + 0.000003 * math.cos(x * _X_PI)
+    return z * math.cos(theta) + 0.0065, z * math.sin(theta) + 0.006
+
+
+@njit(cache=True, inline="always")
+def _gcj_from_wgs(x: float, y: float) -> tuple[float, float]:
+    dx, dy = _gcj_offset(x, y)
+    return x + dx, y + dy
+
+
+@njit(cache=True, inline="always")
+def _solve(bd: bool, tx: float, ty: float, tol: float, max_iter: int) -> tuple[float, float]:
+    """The point the forward conversion (GCJ-02's offset, or Baidu's if ``bd``) takes to (tx, ty): fixed-point
+    iteration from (tx, ty), the forward being near the identity; exact where the usual closed forms are
+    only approximate."""
+    px, py = tx, ty
     for _ in range(max_iter):
-        dx, dy = _gcj_offset(px, py)
-        ex, ey = px + dx - gx, py + dy - gy
+        fx, fy = _bd_from_gcj(px, py) if bd else _gcj_from_wgs(px, py)
+        ex, ey = fx - tx, fy - ty
         px, py = px - ex, py - ey
         if abs(ex) < tol and abs(ey) < tol:
             break
     return px, py
 
 
-# Each conversion twice: in parallel for batches (releasing the GIL meanwhile), one by one for a few points,
-# where starting numba's threads would cost a hundred times the arithmetic.
+# Conversions between the Chinese systems, by number: one kernel for every direction.
+_WGS_GCJ, _GCJ_WGS, _GCJ_BD, _BD_GCJ, _WGS_BD, _BD_WGS = range(6)
+
+
+@njit(cache=True, inline="always")
+def _convert(way: int, x: float, y: float) -> tuple[float, float]:
+    tol, n = _INVERSE_TOL_DEG, _INVERSE_MAX_ITER
+    if way == _WGS_GCJ:
+        return _gcj_from_wgs(x, y)
+    if way == _GCJ_WGS:
+        return _solve(False, x, y, tol, n)
+    if way == _GCJ_BD:
+        return _bd_from_gcj(x, y)
+    if way == _BD_GCJ:
+        return _solve(True, x, y, tol, n)
+    if way == _WGS_BD:
+        gx, gy = _gcj_from_wgs(x, y)
+        return _bd_from_gcj(gx, gy)
+    gx, gy = _solve(True, x, y, tol, n)
+    return _solve(False, gx, gy, tol, n)
+
+
+# Twice: in parallel for many points (releasing the GIL meanwhile), one by one for a few, where starting
+# numba's threads would cost more than the arithmetic; the same bits either way.
 @njit(cache=True, parallel=True, nogil=True)
-def _gcj_forward(lon: Array, lat: Array) -> tuple[Array, Array]:
-    out_x, out_y = np.empty(lon.size), np.empty(lon.size)
-    for i in prange(lon.size):
-        dx, dy = _gcj_offset(lon[i], lat[i])
-        out_x[i], out_y[i] = lon[i] + dx, lat[i] + dy
+def _convert_many(way: int, x: Array, y: Array) -> tuple[Array, Array]:
+    out_x, out_y = np.empty(x.size), np.empty(x.size)
+    for i in prange(x.size):
+        out_x[i], out_y[i] = _convert(way, x[i], y[i])
     return out_x, out_y
 
 
 @njit(cache=True, nogil=True)
-def _gcj_forward_few(lon: Array, lat: Array) -> tuple[Array, Array]:
-    out_x, out_y = np.empty(lon.size), np.empty(lon.size)
-    for i in range(lon.size):
-        dx, dy = _gcj_offset(lon[i], lat[i])
-        out_x[i], out_y[i] = lon[i] + dx, lat[i] + dy
+def _convert_few(way: int, x: Array, y: Array) -> tuple[Array, Array]:
+    out_x, out_y = np.empty(x.size), np.empty(x.size)
+    for i in range(x.size):
+        out_x[i], out_y[i] = _convert(way, x[i], y[i])
     return out_x, out_y
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def _gcj_inverse(gx: Array, gy: Array, tol: float, max_iter: int) -> tuple[Array, Array]:
-    out_x, out_y = np.empty(gx.size), np.empty(gx.size)
-    for i in prange(gx.size):
-        out_x[i], out_y[i] = _gcj_unoffset(gx[i], gy[i], tol, max_iter)
-    return out_x, out_y
-
-
-@njit(cache=True, nogil=True)
-def _gcj_inverse_few(gx: Array, gy: Array, tol: float, max_iter: int) -> tuple[Array, Array]:
-    out_x, out_y = np.empty(gx.size), np.empty(gx.size)
-    for i in range(gx.size):
-        out_x[i], out_y[i] = _gcj_unoffset(gx[i], gy[i], tol, max_iter)
-    return out_x, out_y
+@njit(cache=True)
+def _convert_one(way: int, x: float, y: float) -> tuple[float, float]:
+    return _convert(way, x, y)
 
 
 def _arrays(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
 
-def _invert(
-    forward: Callable[[Array, Array], tuple[Array, Array]], x: Array, y: Array
-) -> tuple[Array, Array]:
-    """Solve ``forward(p) = (x, y)`` for p by fixed-point iteration (forward is near the identity)."""
-    px, py = x.copy(), y.copy()
-    for _ in range(_INVERSE_MAX_ITER):
-        fx, fy = forward(px, py)
-        ex, ey = fx - x, fy - y
-        px, py = px - ex, py - ey
-        if ex.size == 0 or max(np.nanmax(np.abs(ex), initial=0), np.nanmax(np.abs(ey), initial=0)) < (
-            _INVERSE_TOL_DEG
-        ):
-            break
-    return px, py
-
-
-def _vectorised(
-    kernels: tuple[Callable[..., tuple[Array, Array]], Callable[..., tuple[Array, Array]]],
-    lon: ArrayLike,
-    lat: ArrayLike,
-    *args: Any,
-) -> tuple[Array, Array]:
-    """Apply a (parallel, one-by-one) pair of kernels, the first to many points, the second to a few."""
+def _vectorised(way: int, lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
+    """Convert arrays of any (broadcastable) shape one ``way``."""
     x, y = _arrays(lon, lat)
     shape = np.broadcast_shapes(x.shape, y.shape)
     x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
-    kernel = kernels[0] if x.size >= _PARALLEL_FROM else kernels[1]
-    out_x, out_y = kernel(np.ascontiguousarray(x), np.ascontiguousarray(y), *args)
+    kernel = _convert_many if x.size >= _PARALLEL_FROM else _convert_few
+    out_x, out_y = kernel(way, np.ascontiguousarray(x), np.ascontiguousarray(y))
     return out_x.reshape(shape), out_y.reshape(shape)
 
 
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert WGS-84 to GCJ-02 (identity outside China)."""
-    return _vectorised((_gcj_forward, _gcj_forward_few), lon, lat)
+    return _vectorised(_WGS_GCJ, lon, lat)
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert GCJ-02 to WGS-84 exactly (iterated to < 1e-12°, not the 1-2 m one-step inverse)."""
-    return _vectorised((_gcj_inverse, _gcj_inverse_few), lon, lat, _INVERSE_TOL_DEG, _INVERSE_MAX_ITER)
+    return _vectorised(_GCJ_WGS, lon, lat)
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert GCJ-02 to BD-09 (Baidu's offset, applied everywhere as Baidu does)."""
-    x, y = _arrays(lon, lat)
-    z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
-    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)
-    return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
+    return _vectorised(_GCJ_BD, lon, lat)
 
 
 def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert BD-09 to GCJ-02 exactly (the usual closed form is only approximate; this iterates)."""
-    return _invert(gcj02_to_bd09, *_arrays(lon, lat))
+    return _vectorised(_BD_GCJ, lon, lat)
 
 
 def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert WGS-84 to BD-09."""
-    return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+    return _vectorised(_WGS_BD, lon, lat)
 
 
 def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     """Convert BD-09 to WGS-84 exactly."""
-    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+    return _vectorised(_BD_WGS, lon, lat)
 
 
-_TO_WGS84 = {GCJ02: gcj02_to_wgs84, BD09: bd09_to_wgs84}
-_FROM_WGS84 = {GCJ02: wgs84_to_gcj02, BD09: wgs84_to_bd09}
+_TO_WGS84 = {GCJ02: _GCJ_WGS, BD09: _BD_WGS}
+_FROM_WGS84 = {GCJ02: _WGS_GCJ, BD09: _WGS_BD}
 
 
 @lru_cache(maxsize=64)
@@ -281,17 +281,27 @@ def transform(x: ArrayLike, y: ArrayLike, src: Any, dst: Any = WGS84) -> tuple[A
     if src == dst:
         return x.copy(), y.copy()
     if src in _TO_WGS84:
-        x, y = _TO_WGS84[src](x, y)
+        x, y = _vectorised(_TO_WGS84[src], x, y)
         src = WGS84
     if dst in _FROM_WGS84:
         if src != WGS84:
             x, y = _transformer(src, WGS84).transform(x, y)
-        return _FROM_WGS84[dst](x, y)
+        return _vectorised(_FROM_WGS84[dst], x, y)
     if src == dst:
         return x, y
     # WGS-84 <-> CGCS2000 is a null transformation in pyproj (they agree to a few cm); that is deliberate.
     out = _transformer(src, dst).transform(x, y)
     return np.asarray(out[0], dtype=float), np.asarray(out[1], dtype=float)
+
+
+def transform_point(x: float, y: float, src: Any, dst: Any = WGS84) -> tuple[float, float]:
+    """One point through :func:`transform`; GCJ-02 or BD-09 to WGS-84 without the array overhead."""
+    src, dst = normalize_crs(src), normalize_crs(dst)
+    if dst == WGS84 and src in _TO_WGS84:  # what WeChat, Amap, Tencent and Baidu maps send
+        lon, lat = _convert_one(_TO_WGS84[src], float(x), float(y))
+        return float(lon), float(lat)
+    out_x, out_y = transform([x], [y], src, dst)
+    return float(out_x[0]), float(out_y[0])
 
 
 def to_wgs84(x: ArrayLike, y: ArrayLike, crs: Any) -> tuple[Array, Array]:

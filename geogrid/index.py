@@ -367,8 +367,7 @@ class GridIndex:
         if crs == crs_mod.WGS84:
             px, py = float(lon), float(lat)
         else:
-            x, y = crs_mod.transform([lon], [lat], crs, crs_mod.WGS84)
-            px, py = float(x[0]), float(y[0])
+            px, py = crs_mod.transform_point(lon, lat, crs)
         if not (-180.0 <= px <= 180.0 and -90.0 <= py <= 90.0):  # also false for NaN
             crs_mod.check_lonlat([px], [py])
         encoded = self._one(px, py, self._F, self._I)

@@ -94,10 +94,20 @@ def test_transforms_are_vectorised_and_keep_nan():
     assert np.nanmax(metres(back[0][ok], back[1][ok], lon[ok], lat[ok])) < 0.01
 
 
+@pytest.mark.parametrize("src", ["gcj02", "bd09", "cgcs2000", "wgs84"])
+def test_one_point_converts_as_arrays_do(src):
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(73, 135, 300), rng.uniform(18, 53, 300)
+    x, y = crs.transform(lon, lat, src, "wgs84")
+    assert [crs.transform_point(a, b, src) for a, b in zip(lon, lat, strict=True)] == list(
+        zip(x, y, strict=True)
+    )
+
+
 def test_many_points_in_parallel_equal_a_few_at_a_time():
     rng = np.random.default_rng(2)
     lon, lat = rng.uniform(73, 135, 3 * crs._PARALLEL_FROM), rng.uniform(18, 53, 3 * crs._PARALLEL_FROM)
-    for convert in (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84):
+    for convert in (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84, crs.wgs84_to_bd09, crs.bd09_to_wgs84):
         many = convert(lon, lat)  # the parallel kernel
         few = [convert(lon[i : i + 100], lat[i : i + 100]) for i in range(0, lon.size, 100)]  # one by one
         assert np.array_equal(many[0], np.concatenate([f[0] for f in few]))
