@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -493,8 +494,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info (a line per request), warning.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Processes sharing the port, each with its own index: about one per core."),
+    ] = 1,
 ) -> None:
-    """Serve the HTTP API (one process; run several behind a proxy to use more cores)."""
+    """Serve the HTTP API."""
     import uvicorn
 
     from api.main import create_app
@@ -508,9 +513,14 @@ def serve(
         console.print(
             f"{settings.environment} mode: the admin API key is {DEMO_ADMIN_KEY!r} (never in production)"
         )
-    uvicorn.run(
-        create_app(settings), host=host, port=port, access_log=False, log_config=log_config(log_level.upper())
-    )
+    options: dict[str, Any] = {"host": host, "port": port, "access_log": False}
+    options["log_config"] = log_config(log_level.upper())
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    settings.check_secrets()  # here, once, rather than in every worker
+    os.environ.update(settings.to_environment())  # each worker makes its app from these settings
+    uvicorn.run("api.main:create_app", factory=True, workers=workers, **options)
 
 
 def log_config(level: str) -> dict[str, Any]:

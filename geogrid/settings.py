@@ -56,6 +56,17 @@ class Settings(BaseSettings):
         "through the API are seen at once).",
     )
 
+    def to_environment(self) -> dict[str, str]:
+        """These settings as ``GEOGRID_*`` variables, for processes that read their own (server workers)."""
+        out = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            out[f"GEOGRID_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
     def bootstrap_admin_key(self) -> str | None:
         """The admin key from the settings, or the demo key in local/demo mode."""
         if self.admin_key is not None:

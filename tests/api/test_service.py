@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv as csv_module
 import datetime as dt
 import io
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import openapi_spec_validator
 import pyogrio
@@ -259,21 +261,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_gdal_oapif_driver_reads_the_micro_grids(published, demo_layers, tmp_path):
-    # A server in its own process: GDAL holds the GIL while it pages, so an in-process server would starve.
+@contextlib.contextmanager
+def served(database_url, tmp_path, *options):
+    """``geogrid serve`` in a process of its own on a free port, ready; yields (port, process)."""
     port = free_port()
     env = {**os.environ, "GEOGRID_CACHE_DIR": str(tmp_path)}
-    command = [
-        sys.executable,
-        "-c",
-        "from geogrid.cli import main; main()",
-        "--database-url",
-        published,
-        "serve",
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-c", "from geogrid.cli import main; main()", "--database-url", database_url]
+    server = subprocess.Popen(
+        [*command, "serve", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(600):
             try:
@@ -281,12 +280,41 @@ def test_gdal_oapif_driver_reads_the_micro_grids(published, demo_layers, tmp_pat
                     if r.status == 200:
                         break
             except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
                 time.sleep(0.1)
+        yield port, server
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_gdal_oapif_driver_reads_the_micro_grids(published, demo_layers, tmp_path):
+    # A server in its own process: GDAL holds the GIL while it pages, so an in-process server would starve.
+    with served(published, tmp_path) as (port, _):
         url = f"OAPIF:http://127.0.0.1:{port}/ogc"
         assert "microgrid" in [name for name, _ in pyogrio.list_layers(url)]
         frame = pyogrio.read_dataframe(url, layer="microgrid", PAGE_SIZE=1000)
         assert len(frame) == len(demo_layers["microgrids"])
         assert sorted(frame["code"]) == sorted(demo_layers["microgrids"]["code"])
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+
+
+def test_serve_with_workers(published, demo_layers, tmp_path):
+    micro = demo_layers["microgrids"].iloc[3]
+    x, y = micro.geometry.representative_point().coords[0]
+    with served(published, tmp_path, "--workers", "2", "--log-level", "warning") as (port, server):
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        if children.exists():  # the supervisor and two workers, each with its own index
+
+            def workers() -> int:
+                pids = children.read_text().split()
+                return sum(b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids)
+
+            deadline = time.monotonic() + 60
+            while workers() < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert workers() == 2
+        for _ in range(20):
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/v1/lookup?lon={x}&lat={y}", timeout=10
+            ) as r:
+                assert json.load(r)["unit"]["code"] == micro["code"]
