@@ -165,6 +165,12 @@ class PayloadTooLarge(GeoGridError):
     status = 413
 
 
+class ArchiveTooLarge(PayloadTooLarge):
+    """A zip archive that would unpack to more than the limit, or packs as tightly as a zip bomb."""
+
+    title = "Archive too large"
+
+
 class RequestTimeout(GeoGridError):
     """A request that ran longer than the configured limit."""
 

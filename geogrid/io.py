@@ -10,11 +10,13 @@ Errors name the file, layer, row (1-based, counting data rows) and field at faul
 
 from __future__ import annotations
 
+import codecs
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -23,7 +25,13 @@ import pyogrio
 import shapely
 
 from geogrid import crs as crs_mod
-from geogrid.errors import InvalidGeometry, MissingColumn, MissingCRS, UnreadableFile
+from geogrid.errors import (
+    ArchiveTooLarge,
+    InvalidGeometry,
+    MissingColumn,
+    MissingCRS,
+    UnreadableFile,
+)
 
 GeometryKind = Literal["polygon", "point", "any"]
 
@@ -40,6 +48,9 @@ LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
 WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape")
 SHAPEFILE_NAMES = {"parent_cod": "parent_code"}
+ENCODING_SAMPLE_BYTES = 1 << 20  # what encoding detection reads of a text file or a .dbf's records
+MAX_UNPACKED_MB = 1000.0  # an archive may unpack to at most this (settings: GEOGRID_MAX_UNPACKED_MB)
+MAX_COMPRESSION_RATIO = 100.0  # nor pack a member tighter than this (GEOGRID_MAX_COMPRESSION_RATIO)
 KML_STYLE_FIELDS = (
     "id",
     "description",
@@ -71,6 +82,9 @@ def read_boundaries(
     layer: str | None = None,
     code: str = "code",
     name: str | None = "name",
+    encoding: str | None = None,
+    max_unpacked_mb: float = MAX_UNPACKED_MB,
+    max_compression_ratio: float = MAX_COMPRESSION_RATIO,
 ) -> gpd.GeoDataFrame:
     """Read a boundary layer: columns ``code``, ``name`` (if asked), MultiPolygons in WGS-84.
 
@@ -86,8 +100,20 @@ def read_boundaries(
     code, name
         The columns holding the unit code and name (matched case-insensitively); renamed to ``code`` and
         ``name``. ``name=None`` makes the name optional.
+    encoding
+        The text encoding of a CSV (default: detected, see :func:`text_encoding`).
+    max_unpacked_mb, max_compression_ratio
+        Limits on a zip archive, checked before anything is unpacked (see :func:`check_archive`).
     """
-    frame = read_layer(path, crs=crs, layer=layer, geometry="polygon")
+    frame = read_layer(
+        path,
+        crs=crs,
+        layer=layer,
+        geometry="polygon",
+        encoding=encoding,
+        max_unpacked_mb=max_unpacked_mb,
+        max_compression_ratio=max_compression_ratio,
+    )
     required = [code] + ([name] if name else [])
     frame = _rename_required(
         frame, path, layer, {c: t for c, t in zip(required, ("code", "name"), strict=False)}
@@ -110,26 +136,48 @@ def read_layer(
     lon_col: str | None = None,
     lat_col: str | None = None,
     wkt_col: str | None = None,
+    encoding: str | None = None,
+    max_unpacked_mb: float = MAX_UNPACKED_MB,
+    max_compression_ratio: float = MAX_COMPRESSION_RATIO,
 ) -> gpd.GeoDataFrame:
-    """Read any supported layer into a GeoDataFrame in WGS-84, checking geometries row by row."""
+    """Read any supported layer into a GeoDataFrame in WGS-84, checking geometries row by row.
+
+    A CSV's encoding and byte-order mark go into ``attrs["encoding"]`` and ``attrs["bom"]``, so that
+    what is written back can keep the mark Excel needs.
+    """
     path = Path(path)
     if not path.exists():
         raise UnreadableFile(f"no such file: {path}", file=str(path))
     driver = driver_for(path)
+    bom = False
+    if path.suffix.lower() == ".zip":
+        check_archive(path, max_unpacked_mb=max_unpacked_mb, max_ratio=max_compression_ratio)
     if driver == "CSV":
-        frame, src = _read_csv(path, crs, lon_col, lat_col, wkt_col)
+        encoding, bom = file_encoding(path, encoding)
+        frame, src = _read_csv(path, crs, lon_col, lat_col, wkt_col, encoding)
     else:
         frame, src = _read_gdal(path, layer, crs)
     _check_geometries(frame, path, layer, geometry)
     frame = frame.set_geometry(crs_mod.transform_geometries(frame.geometry.to_numpy(), src), crs=4326)
     frame.attrs["source_crs"] = src
+    if driver == "CSV":
+        frame.attrs.update(encoding=encoding, bom=bom)
     return frame
 
 
 def write_layer(
-    frame: gpd.GeoDataFrame, path: str | Path, *, crs: Any = "wgs84", layer: str | None = None
+    frame: gpd.GeoDataFrame,
+    path: str | Path,
+    *,
+    crs: Any = "wgs84",
+    layer: str | None = None,
+    bom: bool | None = None,
 ) -> Path:
-    """Write a WGS-84 frame to ``path`` (format from the suffix), transformed to ``crs`` on the way out."""
+    """Write a WGS-84 frame to ``path`` (format from the suffix), transformed to ``crs`` on the way out.
+
+    A CSV is UTF-8, with a byte-order mark when ``bom`` is true (default: when the frame was read from a
+    CSV that had one, ``frame.attrs["bom"]``), so that Excel shows its Chinese text.
+    """
     path = Path(path)
     driver = driver_for(path)
     target = crs_mod.normalize_crs(crs)
@@ -143,7 +191,8 @@ def write_layer(
     if driver == "CSV":
         table = pd.DataFrame(out.drop(columns=out.geometry.name))
         table.insert(0, "wkt", shapely.to_wkt(geoms, rounding_precision=-1))
-        table.to_csv(path, index=False)
+        keep_bom = frame.attrs.get("bom", False) if bom is None else bom
+        table.to_csv(path, index=False, encoding="utf-8-sig" if keep_bom else "utf-8")
         return path
     if path.exists():
         path.unlink()
@@ -214,12 +263,22 @@ def _find_column(columns: Sequence[str], wanted: str | None, candidates: Sequenc
 
 
 def _read_csv(
-    path: Path, crs: Any, lon_col: str | None, lat_col: str | None, wkt_col: str | None
+    path: Path,
+    crs: Any,
+    lon_col: str | None,
+    lat_col: str | None,
+    wkt_col: str | None,
+    encoding: str = "utf-8-sig",
 ) -> tuple[gpd.GeoDataFrame, str]:
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="gb18030")
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"{path.name} is not valid {encoding} text past its first megabyte ({exc.reason}); "
+            "give its encoding (e.g. --encoding gb18030)",
+            file=str(path),
+            field="encoding",
+        ) from exc
     except Exception as exc:
         raise UnreadableFile(f"cannot read {path.name} as CSV: {exc}", file=str(path)) from exc
     if crs is None:
@@ -337,8 +396,9 @@ def as_multipolygons(geoms: np.ndarray) -> np.ndarray:
 def shapefile_encoding(path: str | Path) -> str | None:
     """Guess a shapefile's attribute encoding when it has no ``.cpg``: UTF-8 if valid, else GB18030.
 
-    Returns None when there is nothing to decide (a ``.cpg`` is present, or the attributes are ASCII),
-    leaving the choice to GDAL.
+    Only the header and the first :data:`ENCODING_SAMPLE_BYTES` of records are read (a ``.dbf`` may be
+    gigabytes, or a zip bomb). Returns None when there is nothing to decide (a ``.cpg`` is present, or
+    the sampled attributes are ASCII), leaving the choice to GDAL.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -347,7 +407,8 @@ def shapefile_encoding(path: str | Path) -> str | None:
         dbf = [p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".dbf"]
         if cpg or not dbf:
             return None
-        data = dbf[0].read_bytes()
+        with open(dbf[0], "rb") as stream:
+            data = _dbf_sample(stream)
     elif suffix == ".zip":
         try:
             with zipfile.ZipFile(path) as archive:
@@ -357,12 +418,22 @@ def shapefile_encoding(path: str | Path) -> str | None:
                 dbfs = [n for n in names if n.lower().endswith(".dbf")]
                 if len(dbfs) != 1:
                     return None
-                data = archive.read(dbfs[0])
-        except zipfile.BadZipFile as exc:
-            raise UnreadableFile(f"{path.name} is not a valid zip archive", file=str(path)) from exc
+                with archive.open(dbfs[0]) as stream:  # streamed: never the whole member in memory
+                    data = _dbf_sample(stream)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"{path.name} is not a valid zip archive: {exc}", file=str(path)) from exc
     else:
         return None
     return _guess_dbf_encoding(data)
+
+
+def _dbf_sample(stream: IO[bytes]) -> bytes:
+    """The 32-byte header, the field descriptors and the first records of a ``.dbf``, read sparingly."""
+    head = stream.read(32)
+    if len(head) < 32:
+        return head
+    header_len = int.from_bytes(head[8:10], "little")
+    return head + stream.read(max(0, header_len - 32) + ENCODING_SAMPLE_BYTES)
 
 
 def _guess_dbf_encoding(data: bytes) -> str | None:
@@ -372,13 +443,86 @@ def _guess_dbf_encoding(data: bytes) -> str | None:
     body = data[header_len:]
     if body.isascii():
         return None
+    # The sample may end inside a character: decode incrementally, without insisting on the last bytes.
+    for encoding, name in (("utf-8", "UTF-8"), ("gb18030", "GB18030")):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(body, final=False)
+            return name  # GB18030 is a superset of GBK and GB2312, the encodings of Chinese desktop GIS
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def text_encoding(sample: bytes) -> tuple[str, bool]:
+    """Guess the encoding of a text file from its first bytes: ``(codec, has_bom)``.
+
+    A UTF-8 byte-order mark (Excel's "CSV UTF-8") gives ``utf-8-sig``; bytes that are valid UTF-8 give
+    ``utf-8``; anything else is read as GB18030, a superset of the GBK that Excel's plain "CSV" writes on
+    Chinese Windows. Pass a sample of a megabyte or so; a character cut at its end is allowed.
+
+    >>> text_encoding("经度,纬度".encode("gbk"))
+    ('gb18030', False)
+    >>> text_encoding(b"\xef\xbb\xbflon,lat")
+    ('utf-8-sig', True)
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig", True
     try:
-        body.decode("utf-8")
-        return "UTF-8"
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8", False
     except UnicodeDecodeError:
-        pass
+        return "gb18030", False
+
+
+def file_encoding(path: str | Path, encoding: str | None = None) -> tuple[str, bool]:
+    """The encoding of a text file (``encoding`` if given, else guessed from its first megabyte)."""
+    with open(path, "rb") as stream:
+        sample = stream.read(ENCODING_SAMPLE_BYTES)
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise UnreadableFile(f"unknown encoding {encoding!r}", file=str(path), field="encoding") from exc
+        bom = sample.startswith(codecs.BOM_UTF8)
+        return ("utf-8-sig" if bom and codecs.lookup(encoding).name == "utf-8" else encoding), bom
+    return text_encoding(sample)
+
+
+def check_archive(
+    path: str | Path,
+    *,
+    max_unpacked_mb: float = MAX_UNPACKED_MB,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
+    name: str | None = None,
+) -> None:
+    """Refuse a zip archive that would unpack to more than ``max_unpacked_mb`` or that packs too tightly.
+
+    Reads only the archive's directory, before GDAL or anything else unpacks a byte. A member larger
+    than a megabyte whose size is more than ``max_ratio`` times its compressed size is refused: real
+    shapefiles compress 2-10 times, a zip bomb a thousand. Raises :class:`~geogrid.errors.ArchiveTooLarge`
+    (HTTP 413). ``name`` is how the file is called in the message (an upload's name, not a temp path).
+    """
+    path = Path(path)
+    label = name or path.name
     try:
-        body.decode("gb18030")
-        return "GB18030"  # a superset of GBK and GB2312, the encodings of Chinese desktop GIS
-    except UnicodeDecodeError:
-        return None
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnreadableFile(f"{label} is not a valid zip archive: {exc}", file=label) from exc
+    total = sum(m.file_size for m in members)
+    if total > max_unpacked_mb * 1e6:
+        raise ArchiveTooLarge(
+            f"{label} would unpack to {total / 1e6:,.0f} MB; the limit is {max_unpacked_mb:,.0f} MB "
+            "(GEOGRID_MAX_UNPACKED_MB)",
+            file=label,
+        )
+    for member in members:
+        if member.file_size > 1_000_000 and member.file_size > max_ratio * max(member.compress_size, 1):
+            ratio = member.file_size / max(member.compress_size, 1)
+            raise ArchiveTooLarge(
+                f"{label}: {member.filename} unpacks {ratio:,.0f} times its packed size "
+                f"({member.file_size / 1e6:,.0f} MB); the limit is {max_ratio:,.0f} "
+                "(GEOGRID_MAX_COMPRESSION_RATIO)",
+                file=label,
+                field=member.filename,
+            )

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     )
     max_body_mb: float = Field(default=100.0, gt=0, description="Largest request body accepted.")
     request_timeout_s: float = Field(default=120.0, gt=0, description="Longest a request may run.")
+    max_unpacked_mb: float = Field(
+        default=1000.0, gt=0, description="Most a zip archive (a zipped shapefile) may unpack to."
+    )
+    max_compression_ratio: float = Field(
+        default=100.0, gt=1, description="Tightest packing of a zip member over 1 MB (zip bombs: ~1000)."
+    )
     opentelemetry: bool = Field(
         default=False, description="Let FastAPI report traces and metrics to a configured OpenTelemetry SDK."
     )
