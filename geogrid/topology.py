@@ -61,8 +61,12 @@ class CheckReport:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        if out.empty:  # GDAL cannot infer a layer from nothing: write an empty collection by hand
+        if out.empty and path.suffix.lower() in (".geojson", ".json"):
             path.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+        elif out.empty:  # GDAL cannot infer a layer from nothing: give it the field and geometry types
+            out = out.astype({"kind": str, "codes": str, "area_m2": float, "detail": str})
+            shp = path.suffix.lower() in (".shp", ".zip")
+            out.to_file(path, engine="pyogrio", geometry_type="Polygon" if shp else "Unknown")
         else:
             out.to_file(path)
         return path
@@ -309,6 +313,20 @@ class RepairResult:
         return pd.DataFrame({"gained_m2": gained, "lost_m2": lost}).fillna(0.0)
 
 
+def _free_code(code: str, taken: set[str]) -> str | None:
+    """A DB11 code for a repeat of ``code``: the next free 3-digit suffix under the same parent.
+
+    None when ``code`` is no DB11 code below county level (a county's code is an administrative code
+    that cannot be invented), or when its parent has no suffix left.
+    """
+    if not code.isdigit() or len(code) not in (9, 12, 15, 18):
+        return None
+    parent, used = code[:-3], {int(c[-3:]) for c in taken if len(c) == len(code) and c[:-3] == code[:-3]}
+    after = list(range(max(used, default=0) + 1, 1000))
+    free = after or [n for n in range(1, 1000) if n not in used]
+    return f"{parent}{free[0]:03d}" if free else None
+
+
 def repair(
     units: gpd.GeoDataFrame,
     parent: gpd.GeoDataFrame | None = None,
@@ -320,7 +338,8 @@ def repair(
 ) -> RepairResult:
     """Repair a layer with the least change, logging every square metre moved.
 
-    In order: repeated codes get a suffix; geometries are made valid; vertices within ``tolerance_m`` of
+    In order: a repeated code becomes the next free DB11 code under the same parent (logged as
+    ``renamed_duplicate``, new code first); geometries are made valid; vertices within ``tolerance_m`` of
     a neighbour's edge are snapped onto it; units are clipped to the parent;
     each overlap goes to one unit (the higher ``priority``, else the unit whose remainder shares the
     longer border with it); stray parts of a unit, slivers and gaps up to ``max_fill_m2`` go to the
@@ -343,10 +362,12 @@ def repair(
     log: list[tuple[str, str, str, float]] = []
     codes = frame["code"].astype(str).tolist()
     seen: dict[str, int] = {}
+    taken = set(codes)
     for i, code in enumerate(codes):
         seen[code] = seen.get(code, 0) + 1
         if seen[code] > 1:
-            codes[i] = f"{code}-{seen[code]}"
+            codes[i] = _free_code(code, taken) or f"{code}-{seen[code]}"
+            taken.add(codes[i])
             log.append((codes[i], code, "renamed_duplicate", 0.0))
     geoms = [shapely.Polygon() if g is None else g for g in frame.geometry.to_numpy()]
     for i, geom in enumerate(geoms):
