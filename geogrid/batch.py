@@ -30,7 +30,7 @@ import shapely
 from geogrid import crs as crs_mod
 from geogrid.errors import MissingColumn, UnreadableFile
 from geogrid.index import GridIndex
-from geogrid.io import LAT_NAMES, LON_NAMES, _find_column, file_encoding
+from geogrid.io import LAT_NAMES, LON_NAMES, _find_column, file_encoding, layer_name
 
 CHUNK_ROWS = 500_000
 Progress = Callable[[int, int], None]  # (bytes or rows done, total or 0)
@@ -377,7 +377,7 @@ class _Writer:
                 table,
                 self.target,
                 driver="GPKG" if self.kind == ".geojson" else OUTPUTS[self.kind],
-                layer=self.path.stem,
+                layer=layer_name(self.target),
                 geometry_name=name,
                 geometry_type="Point",
                 crs=self.crs,

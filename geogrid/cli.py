@@ -19,7 +19,7 @@ from geogrid.access import Role
 from geogrid.db import Store, create_engine, upgrade
 from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision
-from geogrid.errors import GeoGridError
+from geogrid.errors import GeoGridError, NotFound
 from geogrid.hierarchy import Level, parse_level
 from geogrid.settings import DEMO_ADMIN_KEY, OPEN_ENVIRONMENTS, Settings
 
@@ -48,18 +48,58 @@ DEMO_LAYERS = (
 DateOpt = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="A date, YYYY-MM-DD.")]
 
 
+# Commands that only read: they never create a database (nor its schema), and say so when there is none.
+READ_ONLY_COMMANDS = frozenset({"info", "export", "versions", "validate", "assign"})
+
+
 class State:
     """What every command needs: settings, and a store opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    last: State | None = None  # the running command's state, so that main() can name its database
+
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.settings = settings
+        self.read_only = read_only
         self._store: Store | None = None
+        State.last = self
+
+    @property
+    def database(self) -> str:
+        """The database URL as a person should read it: no password, a SQLite path made absolute."""
+        url = make_url(self.settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            url = url.set(database=str(Path(url.database).expanduser().resolve()))
+        return url.render_as_string(hide_password=True)
+
+    def _sqlite_file(self) -> Path | None:
+        url = make_url(self.settings.database_url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database).expanduser()
 
     @property
     def store(self) -> Store:
+        """The store; a read-only command refuses a database that does not exist instead of making one."""
         if self._store is None:
+            path = self._sqlite_file()
+            if self.read_only and path is not None and not path.is_file():
+                relative = (
+                    "" if path.is_absolute() else " (a relative path: it depends on the current folder)"
+                )
+                raise NotFound(
+                    f"no GeoGrid database at {path.resolve()}{relative}; load one with `geogrid demo`, or "
+                    "point --database-url (GEOGRID_DATABASE_URL) at it",
+                    database=self.database,
+                )
             engine = create_engine(self.settings)
-            if current_revision(engine) != head_revision():
+            revision = current_revision(engine)
+            if revision is None and self.read_only:
+                raise NotFound(
+                    f"{self.database} holds no GeoGrid schema; run `geogrid demo` or `geogrid db upgrade` "
+                    "first, or give the right --database-url",
+                    database=self.database,
+                )
+            if revision != head_revision():
                 upgrade(engine)  # idempotent; brings a new or older database to this GeoGrid's schema
             self._store = Store(engine, actor=self.settings.actor)
         return self._store
@@ -80,7 +120,7 @@ def main_options(
         overrides["database_url"] = database_url
     if actor:
         overrides["actor"] = actor
-    ctx.obj = State(Settings(**overrides))
+    ctx.obj = State(Settings(**overrides), read_only=ctx.invoked_subcommand in READ_ONLY_COMMANDS)
 
 
 def _state(ctx: typer.Context) -> State:
@@ -278,9 +318,10 @@ def repair(
     units = io.read_boundaries(file, crs=crs, name=None)
     parents = io.read_boundaries(parent, crs=crs, name=None) if parent else None
     result = repair_layer(units, parents, max_fill_m2=max_fill_m2)
-    io.write_layer(result.units, out)
+    bom = bool(units.attrs.get("bom"))  # a CSV from Excel goes back to Excel with its byte-order mark
+    io.write_layer(result.units, out, bom=bom)
     log = changes or out.with_name(out.stem + ".changes.csv")
-    result.changes.to_csv(log, index=False)
+    result.changes.to_csv(log, index=False, encoding="utf-8-sig" if bom else "utf-8")
     if len(result.unassigned):
         result.unassigned.to_file(out.with_name(out.stem + ".unassigned.geojson"))
     after = check(result.units, parents)
@@ -398,9 +439,11 @@ def demo(
 @app.command()
 def assign(
     ctx: typer.Context,
-    points: Annotated[Path, typer.Argument(help="CSV, GeoJSON, GeoPackage or (Geo)Parquet of points.")],
+    points: Annotated[
+        Path, typer.Argument(help="CSV, GeoJSON, GeoPackage, Shapefile or (Geo)Parquet of points.")
+    ],
     set_name: Annotated[str, typer.Option("--set", help="Boundary set whose units to assign to.")],
-    out: Annotated[Path, typer.Option(help="Output: .csv, .parquet or .gpkg.")],
+    out: Annotated[Path, typer.Option(help="Output: .csv, .parquet, .gpkg, .geojson or .shp.")],
     at: DateOpt = None,
     lon_col: Annotated[
         str | None, typer.Option(help="Longitude column (default: lon, lng, longitude, x).")
@@ -415,16 +458,23 @@ def assign(
     snap_m: Annotated[
         float, typer.Option(help="Give points this close outside a unit to the nearest one.")
     ] = 0.0,
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 500_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk (bounds memory).")] = 500_000,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="A CSV's text encoding (default: detected; UTF-8 with or without BOM, GBK/GB18030)."
+        ),
+    ] = None,
 ) -> None:
     """Assign every point of a file to its unit (and that unit's ancestors), streamed in chunks."""
     from geogrid.batch import assign_file
     from geogrid.index import GridIndex
 
     state = _state(ctx)
+    store = state.store  # before the progress bar, so that a missing database is one clean line
     with _progress() as progress:
         task = progress.add_task("building the index", total=None)
-        index = GridIndex.from_version(state.store, set_name, _date(at), cache_dir=state.settings.cache_dir)
+        index = GridIndex.from_version(store, set_name, _date(at), cache_dir=state.settings.cache_dir)
         progress.update(task, description=f"assigning {points.name}", total=1, completed=0)
         report = assign_file(
             index,
@@ -437,6 +487,7 @@ def assign(
             snap_m=snap_m,
             chunk_rows=chunk_rows,
             progress=lambda done, total: progress.update(task, completed=done, total=total or None),
+            encoding=encoding,
         )
     version = index.meta.get("version")
     console.print(
@@ -557,6 +608,9 @@ def main() -> None:
     try:
         app(prog_name="geogrid")
     except GeoGridError as exc:
+        state = State.last
+        if isinstance(exc, NotFound) and state is not None and "database" not in exc.where:
+            exc.detail = f"{exc.detail} in {state.database}"  # which database was asked matters most
         where = ", ".join(f"{k}={v}" for k, v in exc.where.items())
         message = f"[red]error:[/] {exc.detail}" + (f" [dim]({where})[/]" if where else "")
         err.print(message, highlight=False, soft_wrap=True)

@@ -203,8 +203,22 @@ def write_layer(
         raise UnreadableFile("write a zipped shapefile as NAME.shp.zip", file=str(path))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Normalized/laundered field name", RuntimeWarning)
-        pyogrio.write_dataframe(out, path, driver=driver, layer=layer, **options)
+        pyogrio.write_dataframe(
+            out,
+            path,
+            driver=driver,
+            layer=layer or (layer_name(path) if driver == "GPKG" else None),
+            **options,
+        )
     return path
+
+
+def layer_name(path: str | Path) -> str:
+    """The layer name for a new file: its stem, unless a GeoPackage reserves it (``gpkg…``)."""
+    path = Path(path)
+    stem = path.name.split(".")[0] or "layer"
+    gpkg = path.suffix.lower() == ".gpkg" and stem.lower().startswith("gpkg")
+    return f"layer_{stem}" if gpkg else path.stem
 
 
 def list_layers(path: str | Path) -> list[str]:
