@@ -20,6 +20,7 @@ outside China's box). Its inverse has no closed form: the common one-step invers
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -75,6 +76,10 @@ _PARALLEL_FROM = 4096  # points: below this, numba's threads cost more to start 
 def normalize_crs(crs: str | int | pyproj.CRS | None) -> str:
     """Return the one GeoGrid name of ``crs``: ``wgs84``, ``gcj02``, ``bd09``, ``cgcs2000`` or ``EPSG:N``.
 
+    Names are matched case-insensitively (``GCJ-02``, ``Baidu``, ``epsg:4490``); an EPSG code must be
+    written in ASCII digits (``int()`` would also read ``٤٣٢٦`` or ``４３２６``, and fail on ``²``) and
+    name a horizontal CRS (geographic or projected). Anything else raises :class:`UnknownCRS`.
+
     >>> normalize_crs("GCJ-02"), normalize_crs(4326), normalize_crs("epsg:4546")
     ('gcj02', 'wgs84', 'EPSG:4546')
     """
@@ -83,19 +88,46 @@ def normalize_crs(crs: str | int | pyproj.CRS | None) -> str:
     if isinstance(crs, pyproj.CRS):
         epsg = crs.to_epsg(min_confidence=70)
         if epsg is None:
-            raise UnknownCRS(f"CRS has no EPSG code: {crs.name}", crs=crs.name)
+            raise UnknownCRS(f"CRS has no EPSG code: {_echo(crs.name)}", crs=_echo(crs.name))
         return normalize_crs(epsg)
+    if isinstance(crs, bool):  # int(True) is 1: not a code anyone meant
+        raise UnknownCRS(f"a CRS is a name or an EPSG code, not {crs}")
     key = str(crs).strip().lower()
     if key in _ALIASES:
         return _ALIASES[key]
     code = key.removeprefix("epsg:")
-    if code.isdigit():
-        try:
-            pyproj.CRS.from_epsg(int(code))
-        except pyproj.exceptions.CRSError as exc:
-            raise UnknownCRS(f"unknown EPSG code {code}", crs=str(crs)) from exc
-        return normalize_crs(int(code)) if int(code) in (4326, 4490) else f"EPSG:{int(code)}"
-    raise UnknownCRS(f"unknown CRS {crs!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN", crs=str(crs))
+    if _EPSG_CODE.fullmatch(code):
+        number = int(code)
+        if number in (4326, 4490):
+            return normalize_crs(number)
+        _check_epsg(number)
+        return f"EPSG:{number}"
+    raise UnknownCRS(
+        f"unknown CRS {_echo(str(crs))!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN", crs=_echo(str(crs))
+    )
+
+
+_EPSG_CODE = re.compile(r"[0-9]{1,9}", re.ASCII)  # ASCII digits only; \d and str.isdigit take far more
+_ECHO_CHARS = 200  # how much of a name that is not understood an error repeats
+
+
+def _echo(text: str) -> str:
+    """``text`` as an error repeats it: cut to a length a log line and a problem body can carry."""
+    return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "…"
+
+
+@lru_cache(maxsize=256)
+def _check_epsg(number: int) -> None:
+    """Refuse an EPSG code pyproj does not know, or one that is not a horizontal CRS (vertical, geocentric)."""
+    try:
+        found = pyproj.CRS.from_epsg(number)
+    except pyproj.exceptions.CRSError as exc:
+        raise UnknownCRS(f"unknown EPSG code {number}", crs=f"EPSG:{number}") from exc
+    if not (found.is_geographic or found.is_projected):
+        raise UnknownCRS(
+            f"EPSG:{number} is a {found.type_name}, not a geographic or projected CRS of lon/lat or x/y",
+            crs=f"EPSG:{number}",
+        )
 
 
 def out_of_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
