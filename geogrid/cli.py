@@ -166,8 +166,15 @@ def import_(
     console.print(table)
     for code in report.added[:5]:
         console.print(f"  [green]+ {code}[/]")
-    for code in report.changed[:5]:
-        console.print(f"  [yellow]~ {code}[/]")
+    for change in report.changes[:10]:
+        console.print(f"  [yellow]~ {change['code']}[/] {_describe_change(change)}", highlight=False)
+    if len(report.changes) > 10:
+        console.print(f"  … and {len(report.changes) - 10} more changed")
+    if report.kept:
+        console.print(f"  kept from the draft (the file has no such column): {', '.join(report.kept)}")
+    dropped = sum(1 for c in report.changes if c.get("dropped"))
+    if dropped:
+        console.print(f"  [yellow]{dropped} unit(s) lose a value[/] (a blank cell in a column the file has)")
     for code in report.removed[:5]:
         console.print(f"  [red]- {code}[/]")
     for warning in report.warnings[:10]:
@@ -176,6 +183,20 @@ def import_(
         console.print(f"Written to draft v{report.draft_number} of {set_name!r}.")
     else:
         console.print("Nothing was written. Run again with [bold]--commit[/] to write.")
+
+
+def _describe_change(change: dict[str, Any]) -> str:
+    """One line for a changed unit: name, attributes (old → new), geometry moved."""
+    parts = []
+    if "name" in change:
+        parts.append(f"name {change['name']['old']!r} → {change['name']['new']!r}")
+    for key, values in change.get("attributes", {}).items():
+        old, new = ("—" if v is None else v for v in (values["old"], values["new"]))
+        parts.append(f"{key} {old} → {new}")
+    if "geometry" in change:
+        g = change["geometry"]
+        parts.append(f"geometry: {g['area_m2']:,.1f} m² moved, largest shift {g['shift_m']:,.3f} m")
+    return "; ".join(parts)
 
 
 @app.command()
@@ -404,10 +425,18 @@ def _print_summary(store: Store, set_name: str, at: dt.date | None) -> None:
             table.add_row(
                 f"{level.name} ({level.label})",
                 f"{len(part):,}",
-                f"{int(part['households'].sum()):,}",
-                f"{int(part['population'].sum()):,}",
+                _total(part["households"]),
+                _total(part["population"]),
             )
     console.print(table)
+
+
+def _total(values: Any) -> str:
+    """A level's total, or '—' when no unit has a figure (unknown is not 0); '≥ n' when some lack one."""
+    known = values.dropna()
+    if known.empty:
+        return "—"
+    return f"{'≥ ' if len(known) < len(values) else ''}{int(known.sum()):,}"
 
 
 @app.command()

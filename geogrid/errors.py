@@ -80,6 +80,13 @@ class InvalidGeometry(GeoGridError):
     title = "Invalid geometry"
 
 
+class TooManyVertices(InvalidGeometry):
+    """A unit with more vertices than the per-unit limit: refused before any costly work."""
+
+    title = "Too many vertices"
+    status = 422
+
+
 class InvalidCode(GeoGridError):
     """A unit code does not follow the hierarchy's code scheme."""
 

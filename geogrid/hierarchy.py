@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
 from geogrid.crs import local_metric_crs
-from geogrid.errors import InvalidCode, InvalidGeometry, NotFound
+from geogrid.errors import InvalidCode, InvalidGeometry, NotFound, TooManyVertices
 from geogrid.io import as_multipolygons
 
 
@@ -158,13 +159,13 @@ def check_parents(
     A child may stick out of its parent by at most ``tolerance_m2`` square metres (digitising noise).
     Children whose parent code is absent from ``parents`` are reported too. ``parent_level`` checks
     against an ancestor further up (its code is the matching prefix) instead of the direct parent.
+    Children their (prepared) parent covers are passed at once; only the others are projected and cut,
+    so the cost follows the units that stick out, not the size of the layer.
     """
     if children.empty:
         return []
     by_code = dict(zip(parents["code"], parents.geometry, strict=True))
-    center = shapely.union_all(shapely.envelope(children.geometry.to_numpy())).centroid
-    metric = local_metric_crs(center.x, center.y)
-    child_m = gpd.GeoSeries(children.geometry.to_numpy(), crs=4326).to_crs(metric).to_numpy()
+    child_geoms = children.geometry.to_numpy()
     if parent_level is None:
         parent_codes = [parent_code(str(c)) or "" for c in children["code"]]
     else:
@@ -173,9 +174,16 @@ def check_parents(
     have = ~shapely.is_missing(parent_geoms)
     out: list[ParentViolation] = []
     outside = np.zeros(len(children))
-    if have.any():
-        parent_m = gpd.GeoSeries(parent_geoms[have], crs=4326).to_crs(metric).to_numpy()
-        outside[have] = shapely.area(shapely.difference(child_m[have], parent_m))
+    # Covered in WGS-84 (where units and parents were drawn, sharing vertices exactly): inside, no cost.
+    shapely.prepare(parent_geoms[have])
+    loose = have.copy()
+    loose[have] = ~shapely.covers(parent_geoms[have], child_geoms[have])
+    if loose.any():
+        x0, y0, x1, y1 = shapely.total_bounds(child_geoms[loose])
+        metric = local_metric_crs((x0 + x1) / 2, (y0 + y1) / 2)
+        child_m = gpd.GeoSeries(child_geoms[loose], crs=4326).to_crs(metric).to_numpy()
+        parent_m = gpd.GeoSeries(parent_geoms[loose], crs=4326).to_crs(metric).to_numpy()
+        outside[loose] = shapely.area(shapely.difference(child_m, parent_m))
     for i, code in enumerate(children["code"]):
         pc = parent_codes[i]
         if not have[i]:
@@ -190,17 +198,35 @@ def check_parents(
 
 
 UNIT_COLUMNS = ("code", "name", "level", "parent_code", "households", "population")
+MAX_VERTICES = 100_000  # per unit; SpatiaLite's EWKT parser gives up (a NULL geometry) near 400,000
 
 
-def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFrame:
+def prepare_units(
+    frame: gpd.GeoDataFrame, level: str | Level, *, max_vertices: int = MAX_VERTICES
+) -> gpd.GeoDataFrame:
     """Type and check a boundary layer as units of ``level``: the frame every store write takes.
 
     Returns columns ``code, name, level, parent_code, households, population, attributes, geometry``;
-    ``parent_code`` is derived from the code, and a ``parent_code`` or ``level`` column in the file must
-    agree with it. Every other column goes into ``attributes`` (a dict per row). Errors name the row.
+    ``parent_code`` is derived from the code, and a ``parent_code`` column in the file must agree with
+    it. ``level`` is the one given: a file's own ``level`` column (Amap's 区县) is data, kept in
+    ``attributes`` unless it merely names ``level``. Every other column goes into ``attributes`` (a dict
+    per row). A unit of more than ``max_vertices`` vertices is refused (TooManyVertices) before any other
+    work. Errors name the row.
     """
     level = parse_level(level)
     codes = [str(c) for c in frame["code"]]
+    vertices = shapely.get_num_coordinates(frame.geometry.to_numpy())
+    if len(vertices) and int(vertices.max()) > max_vertices:
+        row = int(np.argmax(vertices)) + 1
+        raise TooManyVertices(
+            f"row {row}: unit {codes[row - 1]} has {int(vertices[row - 1]):,} vertices; at most "
+            f"{max_vertices:,} are allowed per unit (simplify it, e.g. in QGIS, or split it)",
+            row=row,
+            code=codes[row - 1],
+            field="geometry",
+            vertices=int(vertices[row - 1]),
+            limit=max_vertices,
+        )
     validate_codes(codes, level)
     names = frame["name"] if "name" in frame.columns else [None] * len(frame)
     for row, name in enumerate(names, start=1):
@@ -208,15 +234,6 @@ def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFra
             raise InvalidCode(
                 f"row {row}: unit {codes[row - 1]} has no name", row=row, field="name", code=codes[row - 1]
             )
-    if "level" in frame.columns:
-        for row, given in enumerate(frame["level"], start=1):
-            if given is not None and str(given).strip() and parse_level(str(given)) != level:
-                raise InvalidCode(
-                    f"row {row}: the file says level {given!r}, but it is imported as {level.name}",
-                    row=row,
-                    field="level",
-                    code=codes[row - 1],
-                )
     parents = [parent_code(c) for c in codes]
     if "parent_code" in frame.columns:
         for row, (given, derived) in enumerate(zip(frame["parent_code"], parents, strict=True), start=1):
@@ -240,6 +257,8 @@ def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFra
         )
     counts = {field: _counts(frame, field, codes) for field in ("households", "population")}
     extra = [c for c in frame.columns if c not in (*UNIT_COLUMNS, frame.geometry.name)]
+    if "level" in frame.columns and not _names_level(frame["level"], level):
+        extra.append("level")
     records = frame[extra].to_dict("records") if extra else [{} for _ in codes]
     return gpd.GeoDataFrame(
         {
@@ -254,6 +273,19 @@ def prepare_units(frame: gpd.GeoDataFrame, level: str | Level) -> gpd.GeoDataFra
         geometry=geoms,
         crs=4326,
     )
+
+
+def _names_level(values: Any, level: Level) -> bool:
+    """True when every value of a file's ``level`` column is blank or names ``level`` (a GeoGrid export)."""
+    for value in values:
+        if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+            continue
+        try:
+            if parse_level(str(value)) != level:
+                return False
+        except InvalidCode:
+            return False
+    return True
 
 
 def _counts(frame: gpd.GeoDataFrame, field: str, codes: list[str]) -> list[int | None]:

@@ -252,9 +252,10 @@ def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFram
         # DBF names stop at 10 characters; give GeoGrid's own long name its full form back.
         frame = frame.rename(columns={k: v for k, v in SHAPEFILE_NAMES.items() if v not in frame.columns})
     if driver_for(path) == "KML":
-        # LIBKML adds its style fields to every layer; drop the ones the file leaves empty.
-        empty = [c for c in KML_STYLE_FIELDS if c in frame.columns and _is_blank(frame[c]).all()]
-        frame = frame.drop(columns=empty)
+        # LIBKML adds its style fields (and the placemark ids it writes) to every layer: they are no data.
+        # Only a description the file fills in is kept.
+        style = [c for c in KML_STYLE_FIELDS if c in frame.columns]
+        frame = frame.drop(columns=[c for c in style if c != "description" or _is_blank(frame[c]).all()])
     if crs is not None:
         src = crs_mod.normalize_crs(crs)
     elif frame.crs is not None:

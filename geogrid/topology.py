@@ -38,6 +38,7 @@ KINDS = (
     "duplicate_code",
     "wrong_parent",
 )
+INFO_KINDS = frozenset({"multipart"})  # reported, but legitimate (islands): they block no publish by default
 TOLERANCE_M = 1.0  # gaps and overlaps thinner than this are digitising slivers, reported apart
 MIN_AREA_M2 = 0.1  # below this an area is noise (floating point, reprojection), not a problem
 
@@ -53,6 +54,11 @@ class CheckReport:
     def ok(self) -> bool:
         """True when nothing at all was found."""
         return self.problems.empty
+
+    @property
+    def faults(self) -> gpd.GeoDataFrame:
+        """The problems that are faults: all but the information kinds (:data:`INFO_KINDS`)."""
+        return self.problems[~self.problems["kind"].isin(INFO_KINDS)]
 
     def to_file(self, path: str | Path) -> Path:
         """Write the problems as a layer a planner opens in QGIS (GeoJSON or GeoPackage, WGS-84)."""
@@ -84,6 +90,7 @@ def check(
     Finds invalid geometries, gaps, overlaps (per pair), parts outside the parent, slivers (gaps and
     overlaps thinner than ``tolerance_m``), units in several parts, holes, duplicate codes, and units
     whose code names a parent they do not lie in. Areas under ``min_area_m2`` are ignored as noise.
+    Units in several parts (``multipart``, kinds in :data:`INFO_KINDS`) are information, not faults.
     """
     # Overlays run in WGS-84, where the units were drawn and their shared vertices coincide exactly (a
     # projection bends straight edges, so vertices that lie on an edge would stop doing so); each piece
@@ -276,6 +283,7 @@ def _summary(
         "units": n_units,
         "problems": len(problems),
         "count": {k: int(by_kind.loc[k, "count"]) if k in by_kind.index else 0 for k in KINDS},
+        "information": sorted(INFO_KINDS),  # kinds that are reported, not faults (a unit with islands)
         "area_m2": {k: round(float(by_kind.loc[k, "sum"]), 3) if k in by_kind.index else 0.0 for k in KINDS},
         "covered_m2": round(covered_m2, 3),
     }

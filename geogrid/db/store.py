@@ -23,10 +23,12 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from geogrid.changes import carry_over, compare
+from geogrid.crs import transform_geometries
 from geogrid.db.schema import audit_log, boundary_set, boundary_version, unit
 from geogrid.errors import HierarchyViolation, NotFound, OutOfScope, TopologyProblems, VersionConflict
-from geogrid.hierarchy import Level, check_parents, parse_level, prepare_units
-from geogrid.topology import check
+from geogrid.hierarchy import MAX_VERTICES, Level, check_parents, parse_level, prepare_units
+from geogrid.topology import INFO_KINDS, check
 
 DRAFT, PUBLISHED = "draft", "published"
 UNIT_FIELDS = ("code", "name", "level", "parent_code", "households", "population", "attributes")
@@ -87,9 +89,13 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     committed: bool = False
+    # What changed per unit, in the order of ``changed``: {"code", "name": {"old", "new"}, "attributes":
+    # {field: {"old", "new"}}, "dropped": [fields that lose their value], "geometry": {"area_m2", "shift_m"}}
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # count fields the file lacks, kept from the draft
 
     def summary(self) -> dict[str, Any]:
-        """Counts for printing or JSON."""
+        """Counts for printing or JSON, with what changed per unit and which fields were kept."""
         return {
             "set": self.set_name,
             "level": self.level,
@@ -102,6 +108,9 @@ class ImportReport:
             "unchanged": len(self.unchanged),
             "warnings": len(self.warnings),
             "committed": self.committed,
+            "dropped": sum(1 for c in self.changes if c.get("dropped")),
+            "kept": self.kept,
+            "changes": self.changes,
         }
 
 
@@ -309,13 +318,12 @@ class Store:
             a, b = before[before["level"] == level.name], after[after["level"] == level.name]
             if a.empty and b.empty:
                 continue
-            report = ImportReport(set_name, level.name, len(b), new, old)
-            _diff(report, a, b)
+            found = compare(a, b)
             out[level.name] = {
-                "added": report.added,
-                "removed": report.removed,
-                "changed": report.changed,
-                "unchanged": len(report.unchanged),
+                "added": found.added,
+                "removed": found.removed,
+                "changed": found.changed,
+                "unchanged": len(found.unchanged),
             }
         return out
 
@@ -332,6 +340,7 @@ class Store:
         progress: Callable[[int, int], None] | None = None,
         within: str | None = None,
         expect_revision: int | None = None,
+        max_vertices: int = MAX_VERTICES,
     ) -> ImportReport:
         """Replace one level of the set's draft with ``frame`` (code, name, geometry in WGS-84).
 
@@ -340,9 +349,14 @@ class Store:
         set and draft are created as needed, all in one transaction. ``within`` (a street or community
         code) replaces only the units under it, and refuses rows outside it; ``expect_revision`` refuses
         the write (VersionConflict) when the set has changed since that revision.
+
+        What the file does not carry (households, population, attributes: columns it lacks) is kept from
+        the units it replaces, matched by code; geometry that moved by less than a millimetre keeps the
+        draft's. The report says per unit what changes (``changes``), and a commit writes exactly that. A
+        unit of more than ``max_vertices`` vertices is refused (TooManyVertices) before any other work.
         """
         level = parse_level(level)
-        units = prepare_units(frame, level)
+        units = prepare_units(frame, level, max_vertices=max_vertices)
         if within is not None:
             _check_within(units, within)
         actor = actor or self.actor
@@ -366,9 +380,13 @@ class Store:
                 base_number=(draft["base_number"] if draft else (base["number"] if base else None)),
             )
             before = current[current["level"] == level.name] if current is not None else units.iloc[:0]
-            _diff(report, before, units)
+            units, report.kept = carry_over(before, units, frame.columns)
+            found = compare(before, units)
+            units = units.set_geometry(found.geometry, crs=4326)
+            report.added, report.removed = found.added, found.removed
+            report.changed, report.unchanged, report.changes = found.changed, found.unchanged, found.changes
             if current is not None:
-                report.warnings += _hierarchy_warnings(units, current, level)
+                report.warnings += _hierarchy_warnings(units, current, level, frame.attrs.get("source_crs"))
             if not commit:
                 conn.rollback()
                 return report
@@ -382,9 +400,8 @@ class Store:
                 replaced = sa.and_(replaced, unit.c.code.startswith(within, autoescape=True))
             conn.execute(sa.delete(unit).where(replaced))
             _insert_units(conn, draft["id"], units, progress)
-            self._audit(
-                conn, actor, "import", set_name, draft["number"], {**report.summary(), "within": within}
-            )
+            counts = {k: v for k, v in report.summary().items() if k != "changes"}
+            self._audit(conn, actor, "import", set_name, draft["number"], {**counts, "within": within})
             report.committed = True
         return report
 
@@ -430,13 +447,15 @@ class Store:
         tolerance_m2: float = 1.0,
         force: str | None = None,
         expect_revision: int | None = None,
+        allow_multipart: bool = True,
     ) -> VersionInfo:
         """Publish the set's draft from ``valid_from``, closing the previous version's validity.
 
         Refuses (VersionConflict) when ``valid_from`` is not after the previous version's,
         (HierarchyViolation) when a unit does not lie in the parent its code names, and
         (TopologyProblems) when a level does not tile the level above; ``force`` (the reason, kept in
-        the audit log with the problems) publishes it anyway. The set's row is locked for the
+        the audit log with the problems) publishes it anyway. Units in several parts (islands) are
+        reported in the audit log but block nothing unless ``allow_multipart`` is False. The set's row is locked for the
         transaction and its revision compared-and-set, so of concurrent publishes one wins and the
         others get VersionConflict; so does a publish based on a stale ``expect_revision``.
         """
@@ -470,10 +489,15 @@ class Store:
                     version=draft["number"],
                 )
             topology = _topology(units)
-            if topology and not force:
+            blocking = {
+                level: kinds
+                for level, counts in topology.items()
+                if (kinds := {k: n for k, n in counts.items() if not allow_multipart or k not in INFO_KINDS})
+            }
+            if blocking and not force:
                 shown = "; ".join(
                     f"{level}: {', '.join(f'{n} {k}' for k, n in counts.items())}"
-                    for level, counts in topology.items()
+                    for level, counts in blocking.items()
                 )
                 raise TopologyProblems(
                     f"draft v{draft['number']} of {set_name!r} does not tile: {shown}. Fix it (geogrid validate "
@@ -509,7 +533,7 @@ class Store:
                     "closes": latest_number,
                     "note": note,
                     "units": units["level"].value_counts().to_dict(),
-                    "forced": force if topology else None,
+                    "forced": force if blocking else None,
                     "topology": topology,
                 },
             )
@@ -587,28 +611,6 @@ def _insert_units(
             progress(min(start + chunk, len(rows)), len(rows))
 
 
-def _diff(report: ImportReport, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> None:
-    old = {c: i for i, c in enumerate(before["code"])}
-    new_codes = set(after["code"])
-    report.removed = sorted(c for c in old if c not in new_codes)
-    old_geoms = before.geometry.to_numpy()
-    for i, code in enumerate(after["code"]):
-        j = old.get(code)
-        if j is None:
-            report.added.append(code)
-            continue
-        same_geom = bool(
-            shapely.equals_exact(
-                shapely.normalize(old_geoms[j]), shapely.normalize(after.geometry.iloc[i]), 0.0
-            )
-        )
-        same_attrs = all(
-            _same(before[f].iloc[j], after[f].iloc[i])
-            for f in ("name", "households", "population", "attributes")
-        )
-        (report.unchanged if same_geom and same_attrs else report.changed).append(code)
-
-
 def _check_within(units: gpd.GeoDataFrame, within: str) -> None:
     outside = [i for i, code in enumerate(units["code"]) if not str(code).startswith(within)]
     if outside:
@@ -622,26 +624,54 @@ def _check_within(units: gpd.GeoDataFrame, within: str) -> None:
         )
 
 
-def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None or (not isinstance(a, dict) and pd.isna(a)):
-        return (a is None or (not isinstance(a, dict) and pd.isna(a))) and (
-            b is None or (not isinstance(b, dict) and pd.isna(b))
-        )
-    return bool(a == b)
+def _hierarchy_warnings(
+    units: gpd.GeoDataFrame, current: gpd.GeoDataFrame, level: Level, source_crs: str | None = None
+) -> list[str]:
+    """Warnings for a dry run: parents that do not contain the new units, children left orphaned.
 
-
-def _hierarchy_warnings(units: gpd.GeoDataFrame, current: gpd.GeoDataFrame, level: Level) -> list[str]:
-    """Warnings for a dry run: parents that do not contain the new units, children left orphaned."""
+    When many units lie outside their parents in a layer read as WGS-84 (or with no label known), and
+    they fit far better once read as GCJ-02 (or BD-09), the first warning says so.
+    """
     warnings: list[str] = []
     if level.parent is not None:
         parents = current[current["level"] == level.parent.name]
         if not parents.empty:
-            warnings += [str(v) for v in check_parents(units, parents)]
+            violations = check_parents(units, parents)
+            if source_crs in (None, "wgs84", "cgcs2000"):
+                hint = _datum_hint(units, parents, sum(v.outside_m2 == v.outside_m2 for v in violations))
+                warnings += [hint] if hint else []
+            warnings += [str(v) for v in violations]
     if level.child is not None:
         children = current[current["level"] == level.child.name]
         orphans = sorted(set(children["parent_code"]) - set(units["code"]))
         warnings += [f"{level.child.name} units of {code} would lose their parent" for code in orphans]
     return warnings
+
+
+HINT_MIN_SHARE = 0.1  # a datum hint is considered when at least this share of units lies outside its parent
+
+
+def _datum_hint(units: gpd.GeoDataFrame, parents: gpd.GeoDataFrame, outside: int) -> str | None:
+    """A hint to import with --crs gcj02 (or bd09) when that makes far more units fit their parent.
+
+    ``outside`` counts the units that stick out of an existing parent (NaN outside_m2 marks a missing one).
+    """
+    if outside < max(3, HINT_MIN_SHARE * len(units)):
+        return None
+    best: tuple[int, str] | None = None
+    for name in ("gcj02", "bd09"):
+        moved = units.set_geometry(transform_geometries(units.geometry.to_numpy(), name), crs=4326)
+        n = len([v for v in check_parents(moved, parents) if v.outside_m2 == v.outside_m2])  # not NaN
+        if n <= outside / 4 and (best is None or n < best[0]):
+            best = (n, name)
+    if best is None:
+        return None
+    n, name = best
+    label = {"gcj02": "GCJ-02 (Amap, Tencent)", "bd09": "BD-09 (Baidu)"}[name]
+    return (
+        f"{outside} of {len(units)} units lie outside their parent as read, but only {n} if the file is "
+        f"{label} labelled WGS-84: import it again with --crs {name}"
+    )
 
 
 def _topology(units: gpd.GeoDataFrame) -> dict[str, dict[str, int]]:

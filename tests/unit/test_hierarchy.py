@@ -91,7 +91,7 @@ def test_prepare_units_types_and_checks():
         prepare_units(frame.assign(parent_code="150622001002"), "grid")
     with pytest.raises(InvalidCode, match="row 1: households must be a whole number"):
         prepare_units(frame.assign(households="many"), "grid")
-    with pytest.raises(InvalidCode, match="row 1: the file says level 'community'"):
-        prepare_units(frame.assign(level="community"), "grid")
+    # the level given wins; a file's own level column is data (issue 10, item 22)
+    assert prepare_units(frame.assign(level="community"), "grid")["level"].tolist() == ["grid"]
     with pytest.raises(InvalidCode, match="has no name"):
         prepare_units(frame.assign(name=" "), "grid")
