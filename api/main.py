@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
-from api import boundaries, drafts, errors, keys, lookup, ogc
+from api import boundaries, drafts, errors, keys, lookup, memory, ogc, pages
 from api.auth import RateLimiter
 from api.dependencies import StateDep
 from api.hotpath import HotLookup
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        memory.limit_arenas()  # before the threads start: freed memory is not parked in 16 arenas
         lookup.start_batch_threads()
         service = ServiceState(settings)
         app.state.service = service
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         title="GeoGrid",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from api/pages.py, with their assets (no CDN)
+        redoc_url=None,
         description="Point-in-grid lookup and grid boundaries for grid-based governance.",
         # FastAPI's OpenTelemetry hooks cost a check per request; on only when asked for.
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     errors.install(app)
-    for module in (lookup, boundaries, drafts, ogc, keys):
+    for module in (lookup, boundaries, drafts, ogc, keys, pages):
         app.include_router(module.router)
     # In front of FastAPI: operations around everything, then the hot path; it answers in microseconds
     # without awaiting, so only what reaches FastAPI needs a deadline.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import json
 import logging
@@ -13,7 +14,8 @@ from typing import Any
 
 from starlette.types import Scope
 
-from geogrid.errors import GeoGridError, PayloadTooLarge, RequestTimeout
+from geogrid import deadline
+from geogrid.errors import GeoGridError, PayloadTooLarge
 
 log = logging.getLogger("geogrid.api")
 access_log = logging.getLogger("geogrid.access")
@@ -181,7 +183,13 @@ class HeadAsGet:
 
 
 class Deadline:
-    """Stop a request that runs longer than ``timeout_s`` and answer 503 (if nothing was sent yet)."""
+    """Answer 503 for a request that runs longer than ``timeout_s``, unless a write began committing in time.
+
+    The outcome is decided once, by :class:`geogrid.deadline.Deadline` (which the database engine asks
+    before every commit that writes): if the time runs out first, the client is told 503, what the app
+    sends later is dropped, and the work stops at its next checkpoint or commit, which rolls back; if a
+    commit began first, the request runs on and the client gets the write's own answer.
+    """
 
     def __init__(self, app: Any, *, timeout_s: float) -> None:
         self.app = app
@@ -192,18 +200,30 @@ class Deadline:
             await self.app(scope, receive, send)
             return
         sent = {"status": 0}
+        answered = False
 
         async def watched_send(message: dict[str, Any]) -> None:
+            if answered:  # the client was told the request timed out: what the app says later is moot
+                return
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
             await send(message)
 
+        with deadline.running(self.timeout_s) as current:  # the task (and its threads) inherit it
+            task = asyncio.ensure_future(self.app(scope, receive, watched_send))
         try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.app(scope, receive, watched_send)
-        except TimeoutError:
-            error = RequestTimeout(f"the request took over {self.timeout_s:g} s (GEOGRID_REQUEST_TIMEOUT_S)")
-            await problem(watched_send, sent, error)
+            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done or not current.expire():  # finished, or a write is committing: its answer
+            await task
+            return
+        await problem(watched_send, sent, current.error())
+        answered = True
+        task.cancel()  # a coroutine stops now; a thread at its next checkpoint or commit
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 async def problem(send: Any, sent: dict[str, int], error: GeoGridError) -> None:

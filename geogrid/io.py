@@ -477,7 +477,7 @@ def text_encoding(sample: bytes) -> tuple[str, bool]:
 
     >>> text_encoding("经度,纬度".encode("gbk"))
     ('gb18030', False)
-    >>> text_encoding(b"\xef\xbb\xbflon,lat")
+    >>> text_encoding(b"\\xef\\xbb\\xbflon,lat")
     ('utf-8-sig', True)
     """
     if sample.startswith(codecs.BOM_UTF8):

@@ -25,6 +25,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
+from geogrid import deadline
 from geogrid.crs import local_metric_crs
 
 KINDS = (
@@ -145,6 +146,7 @@ def check(
     for i, (code, geom) in enumerate(zip(codes, geoms, strict=True)):
         if simple[i]:  # valid, one part, no hole, not degenerate: nothing to look at
             continue
+        deadline.check()
         reason = shapely.is_valid_reason(geom)
         if geom is None or shapely.is_empty(geom):
             add("invalid", [code], shapely.Polygon(), "empty geometry")
@@ -171,6 +173,7 @@ def check(
     left, right = tree.query(usable, predicate="intersects")
     pairs = left < right
     for i, j in zip(left[pairs].tolist(), right[pairs].tolist(), strict=True):
+        deadline.check()
         shared = polygonal(shapely.intersection(usable[i], usable[j]))
         for piece in shapely.get_parts(shared):
             if area(piece) > min_area_m2:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+from geogrid import deadline
 from geogrid.errors import SpatialiteUnavailable
 from geogrid.settings import Settings
 
@@ -37,7 +38,7 @@ def create_engine(settings: Settings, **kwargs: Any) -> Engine:
     """Create an engine for ``settings.database_url`` (PostGIS or a SpatiaLite file)."""
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+        return watch_commits(sa.create_engine(url, pool_pre_ping=True, **kwargs))
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, module=sqlite_module(), **kwargs)
@@ -59,5 +60,35 @@ def create_engine(settings: Settings, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.close()
+
+    return watch_commits(engine)
+
+
+def watch_commits(engine: Engine) -> Engine:
+    """Ask the request's deadline (geogrid.deadline) before every commit: one that writes is refused once
+    the client was told the request timed out (the transaction rolls back), or else holds the deadline off.
+
+    The ``commit`` event fires before COMMIT is sent; what it raises propagates out of ``commit()``, and the
+    connection's return to the pool rolls the transaction back.
+    """
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.info["geogrid_wrote"] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note_write(
+        conn: sa.Connection, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        # Anything but a SELECT counts as a write: a wrong guess only makes a request wait for its answer.
+        if not conn.info.get("geogrid_wrote", True) and statement.lstrip()[:6].upper() != "SELECT":
+            conn.info["geogrid_wrote"] = True
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn: sa.Connection) -> None:
+        if conn.info.get("geogrid_wrote", True):
+            deadline.begin_commit()
+        else:
+            deadline.check()
 
     return engine

@@ -23,6 +23,7 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from geogrid import deadline
 from geogrid.changes import carry_over, compare
 from geogrid.crs import transform_geometries
 from geogrid.db.schema import audit_log, boundary_set, boundary_version, unit
@@ -385,6 +386,7 @@ class Store:
             units = units.set_geometry(found.geometry, crs=4326)
             report.added, report.removed = found.added, found.removed
             report.changed, report.unchanged, report.changes = found.changed, found.unchanged, found.changes
+            deadline.check()  # a request whose client was told it timed out stops here
             if current is not None:
                 report.warnings += _hierarchy_warnings(units, current, level, frame.attrs.get("source_crs"))
             if not commit:
@@ -478,6 +480,7 @@ class Store:
             units = self._units(conn, draft["id"])
             if units.empty:
                 raise NotFound(f"draft v{draft['number']} of {set_name!r} holds no units", set=set_name)
+            deadline.check()
             violations = _violations(units, tolerance_m2)
             if violations:
                 shown = "; ".join(violations[:10]) + (
@@ -488,6 +491,7 @@ class Store:
                     set=set_name,
                     version=draft["number"],
                 )
+            deadline.check()
             topology = _topology(units)
             blocking = {
                 level: kinds
@@ -660,6 +664,7 @@ def _datum_hint(units: gpd.GeoDataFrame, parents: gpd.GeoDataFrame, outside: int
         return None
     best: tuple[int, str] | None = None
     for name in ("gcj02", "bd09"):
+        deadline.check()
         moved = units.set_geometry(transform_geometries(units.geometry.to_numpy(), name), crs=4326)
         n = len([v for v in check_parents(moved, parents) if v.outside_m2 == v.outside_m2])  # not NaN
         if n <= outside / 4 and (best is None or n < best[0]):
@@ -679,6 +684,7 @@ def _topology(units: gpd.GeoDataFrame) -> dict[str, dict[str, int]]:
     present = set(units["level"])
     out: dict[str, dict[str, int]] = {}
     for level in Level:
+        deadline.check()
         if level.name not in present:
             continue
         children = units[units["level"] == level.name]
@@ -696,6 +702,7 @@ def _violations(units: gpd.GeoDataFrame, tolerance_m2: float) -> list[str]:
     present = set(units["level"])
     out: list[str] = []
     for level in Level:
+        deadline.check()
         if level.parent is None or level.name not in present or level.parent.name not in present:
             continue
         children = units[units["level"] == level.name]
