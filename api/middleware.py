@@ -216,12 +216,18 @@ class Deadline:
         except asyncio.CancelledError:
             task.cancel()
             raise
-        if task in done or not current.expire():  # finished, or a write is committing: its answer
+        if task in done or current.expired or not current.expire():
+            # Finished; or the work timed out at a checkpoint and is sending its own 503; or a write is
+            # committing: the app's own answer goes out.
             await task
             return
-        await problem(watched_send, sent, current.error())
+        if sent["status"]:  # a response under way (a long stream): cut it
+            task.cancel()
+        else:
+            await problem(watched_send, sent, current.error())
         answered = True
-        task.cancel()  # a coroutine stops now; a thread at its next checkpoint or commit
+        # Wait for the work to end (a thread at its next checkpoint or commit, which rolls back), so that
+        # what is running is what the server counts; what the app sends meanwhile is dropped.
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
 

@@ -160,7 +160,6 @@ def test_a_timed_out_dry_run_stops_at_its_next_checkpoint(service, demo_layers, 
     assert later == []  # the work after the checkpoint never ran
 
 
-@pytest.mark.xfail(reason="issue 10 item 1: the commit-in-time race is not settled on PostGIS yet (see the stop note)", strict=False)
 def test_a_write_that_committed_in_time_gives_its_own_answer(service, demo_layers, monkeypatch):
     client, app, store = service
     told: list[bool] = []
