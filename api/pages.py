@@ -20,6 +20,7 @@ ASSETS: dict[str, tuple[str, str]] = {
     "swagger-ui/swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css"),
     "swagger-ui/favicon-32x32.png": ("swagger-ui/favicon-32x32.png", "image/png"),
     "redoc/redoc.standalone.js": ("redoc/redoc.standalone.js", "text/javascript"),
+    "redoc/logo-mini.svg": ("redoc/logo-mini.svg", "image/svg+xml"),  # ReDoc's CDN logo, served here
 }
 EXAMPLE_LOOKUP = "/v1/lookup?lon=111.2&lat=39.85"
 LINKS = [

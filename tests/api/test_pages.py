@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
+from api import pages
 from api.main import create_app
 from geogrid.settings import Settings
 from tests.api.test_service import _publish
@@ -76,3 +77,13 @@ def test_unknown_asset_is_a_problem_not_a_file(client):
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_vendored_scripts_load_nothing_from_outside(client):
+    """No vendored bundle sets an image, script or style source to another host (ReDoc's CDN logo was one)."""
+    loads = re.compile(r"""\bsrc\s*[:=]\s*['"](https?://[^'"]+)['"]""")
+    for name in pages.ASSETS:
+        if name.endswith((".js", ".css")):
+            text = (pages.STATIC / name).read_text(encoding="utf-8")
+            assert not loads.findall(text), name
+    assert client.get("/static/redoc/logo-mini.svg").headers["content-type"].startswith("image/svg+xml")
