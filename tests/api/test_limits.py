@@ -18,27 +18,15 @@ from api.middleware import Deadline as DeadlineMiddleware
 from geogrid import deadline
 from geogrid.db import Store
 from geogrid.settings import DEMO_ADMIN_KEY, Settings
-from tests.conftest import BACKENDS, empty_store, migrated_engine
+from tests.api.test_writes import LEVELS, db, street  # noqa: F401 (db: the per-backend fixture)
+from tests.conftest import empty_store
 
-STREET = "150622001"
-LEVELS = (("streets", "street"), ("communities", "community"), ("grids", "grid"), ("microgrids", "microgrid"))
 ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}", "If-Match": "*"}
 TIMEOUTS = (0.05, 0.2, 1.0, 5.0, 25.0)  # tiny first; longer only if a loaded machine did not get there
 
 
-def street(demo_layers: dict[str, Any], name: str) -> Any:
-    frame = demo_layers[name]
-    return frame[frame["code"].str.startswith(STREET)].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def db(request, tmp_path_factory):
-    with migrated_engine(request.param, tmp_path_factory) as engine:
-        yield engine
-
-
 @pytest.fixture
-def service(db, demo_layers, tmp_path):
+def service(db, demo_layers, tmp_path):  # noqa: F811 (the imported fixture)
     """One street published as set 's' from 2026-01-01, and a client on the service."""
     store = empty_store(db)
     for name, level in LEVELS:
