@@ -31,8 +31,8 @@ demo: install
 	$(BIN)/geogrid serve --host $(HOST) --port $(PORT)
 
 test: install
-	scripts/system-deps.sh spatialite postgis
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	scripts/system-deps.sh spatialite postgis chromium
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check geogrid api tests boundaries benchmarks

@@ -2,16 +2,18 @@
 # Make sure the Debian packages GeoGrid needs are present, and PostgreSQL is running.
 #   scripts/system-deps.sh spatialite         SpatiaLite for the embedded database (make demo)
 #   scripts/system-deps.sh spatialite postgis  ...and PostGIS on a running PostgreSQL (make test)
+#   scripts/system-deps.sh chromium            headless Chromium for the browser tests in tests/e2e (make test)
 #   scripts/system-deps.sh wrk                 the HTTP load generator (make bench)
 # Installs with apt-get when root (or through passwordless sudo); otherwise says what to install.
 set -euo pipefail
 
-want_spatialite=0 want_postgis=0 want_wrk=0
+want_spatialite=0 want_postgis=0 want_wrk=0 want_chromium=0
 for arg in "$@"; do
   case "$arg" in
     spatialite) want_spatialite=1 ;;
     postgis) want_postgis=1 ;;
     wrk) want_wrk=1 ;;
+    chromium) want_chromium=1 ;;
     *) echo "unknown component: $arg" >&2; exit 2 ;;
   esac
 done
@@ -29,6 +31,8 @@ pg_major() {
 missing=()
 if [ "$want_spatialite" = 1 ] && ! have libsqlite3-mod-spatialite; then missing+=(libsqlite3-mod-spatialite); fi
 if [ "$want_wrk" = 1 ] && ! command -v wrk >/dev/null 2>&1; then missing+=(wrk); fi
+# Debian's own build, at the path tests/e2e launches: Playwright's browser downloads are not used.
+if [ "$want_chromium" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ "$want_postgis" = 1 ]; then
   major=$(pg_major)
   have "postgresql-$major" || missing+=("postgresql-$major")
@@ -37,7 +41,7 @@ fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "GeoGrid needs: ${missing[*]} (SpatiaLite/PostGIS); install them with your package manager." >&2
+    echo "GeoGrid needs: ${missing[*]}; install them with your package manager." >&2
     exit 1
   fi
   if [ "$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else
