@@ -282,7 +282,10 @@ def validate(
     out: Annotated[Path | None, typer.Option(help="Write the problems as a layer (.geojson, .gpkg).")] = None,
     summary: Annotated[Path | None, typer.Option(help="Write the summary as JSON.")] = None,
 ) -> None:
-    """Check that units tile their parent; exit code 1 when problems are found."""
+    """Check that units tile their parent; exit code 1 when faults are found.
+
+    Units in several parts (islands) are reported as information and do not fail the check.
+    """
     import json
 
     from geogrid.topology import check
@@ -312,12 +315,15 @@ def validate(
     if "covered_share" in report.summary:
         table.caption = f"{report.summary['covered_share']:.4%} of the parent covered"
     console.print(table if not report.ok else f"{label}: no problems ({report.summary['units']:,} units).")
+    if not report.ok and report.faults.empty:
+        kinds = ", ".join(report.summary["information"])
+        console.print(f"{label}: no faults; {kinds} reported for information only.")
     if out:
         report.to_file(out)
         console.print(f"Problems written to {out}.")
     if summary:
         summary.write_text(json.dumps(report.summary, ensure_ascii=False, indent=2))
-    if not report.ok:
+    if not report.faults.empty:  # a unit in several parts is legitimate: reported, it fails nothing
         raise typer.Exit(1)
 
 
@@ -355,7 +361,12 @@ def repair(
     console.print(table)
     console.print(
         f"{len(result.unassigned)} gap(s) left unassigned for the planner; change log in {log}; "
-        f"check after repair: {after.summary['problems']} problem(s)."
+        f"check after repair: {len(after.faults)} fault(s)"
+        + (
+            f", {len(after.problems) - len(after.faults)} for information."
+            if len(after.faults) < len(after.problems)
+            else "."
+        )
     )
 
 

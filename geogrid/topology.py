@@ -353,9 +353,11 @@ def repair(
     ``renamed_duplicate``, new code first); geometries are made valid; vertices within ``tolerance_m`` of
     a neighbour's edge are snapped onto it; units are clipped to the parent;
     each overlap goes to one unit (the higher ``priority``, else the unit whose remainder shares the
-    longer border with it); stray parts of a unit, slivers and gaps up to ``max_fill_m2`` go to the
+    longer border with it); parts the repair cut off a unit (by clipping, ceding an overlap or making a
+    ring valid), parts thinner than ``tolerance_m``, slivers and gaps up to ``max_fill_m2`` go to the
     neighbour with the longest shared edge, as does a gap of any size enclosed by a single unit; larger
-    gaps between several units are returned as ``unassigned`` for the planner.
+    gaps between several units are returned as ``unassigned`` for the planner. The parts a unit was
+    drawn with (islands, exclaves) are legitimate and stay with it (issue 10 item 23).
     """
     frame = (units.to_crs(4326) if units.crs is not None else units.set_crs(4326)).reset_index(drop=True)
     x0, y0, x1, y1 = shapely.total_bounds(frame.geometry.to_numpy())
@@ -381,6 +383,9 @@ def repair(
             taken.add(codes[i])
             log.append((codes[i], code, "renamed_duplicate", 0.0))
     geoms = [shapely.Polygon() if g is None else g for g in frame.geometry.to_numpy()]
+    # The parts each unit was drawn with: its islands are legitimate and stay with it (issue 10 item 23).
+    # An invalid ring (a bow-tie) was drawn as one area, whatever make_valid cuts it into.
+    drawn = [list(shapely.get_parts(g)) if shapely.is_valid(g) else [g] for g in geoms]
     for i, geom in enumerate(geoms):
         if not shapely.is_valid(geom):
             fixed = polygonal(shapely.make_valid(geom))
@@ -480,13 +485,38 @@ def repair(
         log.append((codes[best], source, action, area(piece)))
         return True
 
-    for i in range(len(geoms)):  # stray parts: the largest part stays, the others go to a neighbour
+    def sliver(piece: Any) -> bool:
+        """True when ``piece`` is thinner than ``tolerance_m`` everywhere (digitising noise)."""
+        return bool(shapely.is_empty(shapely.buffer(to_m(piece), -tolerance_m / 2)))
+
+    def split_parts(i: int) -> tuple[list[Any], list[Any]]:
+        """The parts of unit ``i`` it keeps, and the stray ones: made by the repair, or slivers.
+
+        The largest part stays, and so does what is left of each part the unit was drawn with (an
+        island, an exclave): a unit in several parts is legitimate. A part cut off by clipping, by an
+        overlap ceded or by making a ring valid is stray, as is any part thinner than ``tolerance_m``.
+        """
         parts = sorted(shapely.get_parts(polygonal(geoms[i])), key=area, reverse=True)
-        if len(parts) > 1:
-            geoms[i] = parts[0]
-            for part in parts[1:]:  # a part with no neighbour is left uncovered: a gap, dealt with below
-                taken = give(part, i, "took_part", codes[i])
-                log.append((codes[i], "" if not taken else "neighbour", "gave_part", -area(part)))
+        if len(parts) < 2:
+            return parts, []
+        keep = {0}
+        if len(drawn[i]) > 1:
+            for original in drawn[i]:
+                shared = [area(shapely.intersection(p, original)) for p in parts]
+                k = int(np.argmax(shared))
+                if shared[k] > min_area_m2 and not sliver(parts[k]):
+                    keep.add(k)
+        return [p for k, p in enumerate(parts) if k in keep], [
+            p for k, p in enumerate(parts) if k not in keep
+        ]
+
+    for i in range(len(geoms)):  # stray parts go to a neighbour; the unit keeps the rest
+        kept, stray = split_parts(i)
+        if stray:
+            geoms[i] = shapely.MultiPolygon(kept) if len(kept) > 1 else kept[0]
+            for part in stray:  # a part with no neighbour is left uncovered: a gap, dealt with below
+                given = give(part, i, "took_part", codes[i])
+                log.append((codes[i], "neighbour" if given else "", "gave_part", -area(part)))
     for _pass in range(2):  # the second pass takes the crumbs that the first pass's unions leave
         covered = shapely.union_all(geoms + unassigned)
         gaps = polygonal(shapely.difference(whole, covered)) if whole is not None else enclosed(covered)
@@ -494,7 +524,7 @@ def repair(
             size = area(piece)
             if size <= min_area_m2:
                 continue
-            thin = bool(shapely.is_empty(shapely.buffer(to_m(piece), -tolerance_m / 2)))
+            thin = sliver(piece)
             surrounded = len(neighbours(piece, -1)) == 1  # a hole in one unit: no one else could claim it
             if not ((thin or size <= max_fill_m2 or surrounded) and give(piece, -1, "filled_gap", "gap")):
                 unassigned.append(piece)

@@ -200,10 +200,11 @@ def test_repair_leaves_only_the_gaps_it_hands_to_the_planner(planted, demo_layer
     communities = demo_layers["communities"]
     result = repair(grids, communities)
     after = check(result.units, communities)
-    assert set(after.problems["kind"]) <= {"gap"}, after.problems[["kind", "codes", "area_m2"]].to_dict(
-        "records"
-    )
-    assert after.problems["area_m2"].sum() == pytest.approx(result.unassigned["area_m2"].sum(), rel=0.01)
+    assert set(after.faults["kind"]) <= {"gap"}, after.faults[["kind", "codes", "area_m2"]].to_dict("records")
+    assert after.faults["area_m2"].sum() == pytest.approx(result.unassigned["area_m2"].sum(), rel=0.01)
+    # the two-part grid keeps both parts: a unit in several parts is legitimate (issue 10 item 23)
+    code, area = planted[1]["multipart"]
+    assert after.problems.loc[after.problems["kind"] == "multipart", "codes"].tolist() == [[code]]
     assert len(result.unassigned) >= 2  # the deleted grid and the hole the pushed grid left
     c = result.changes
     gained = c.loc[c["action"].isin(["kept_overlap", "took_part", "filled_gap"]), "area_m2"].sum()
@@ -284,10 +285,49 @@ def test_repair_filling_every_gap_passes_check(planted, demo_layers):
     communities = demo_layers["communities"]
     result = repair(grids, communities, max_fill_m2=float("inf"))
     after = check(result.units, communities)
-    assert after.ok, after.problems[["kind", "codes", "area_m2"]].to_dict("records")
+    assert after.faults.empty, after.faults[["kind", "codes", "area_m2"]].to_dict("records")
+    assert set(after.problems["kind"]) == {"multipart"}  # the planted two-part grid keeps its parts
     assert result.unassigned.empty
     c = result.changes
     gained = c.loc[c["action"].isin(["kept_overlap", "took_part", "filled_gap"]), "area_m2"].sum()
     lost = -c.loc[c["action"].isin(["ceded_overlap", "gave_part"]), "area_m2"].sum()
     filled = c.loc[c["action"] == "filled_gap", "area_m2"].sum()
     assert gained == pytest.approx(lost + filled, rel=1e-9)
+
+
+def _island_layer():
+    """A unit with an exclave (an island in its neighbour's land), the neighbour, and their parent."""
+    x, y, d = 111.2, 39.85, 0.001
+    island = shapely.box(x + 2.2 * d, y, x + 2.5 * d, y + 0.3 * d)  # on the parent's edge: B has a notch
+    a = shapely.MultiPolygon([shapely.box(x, y, x + d, y + d), island])
+    b = shapely.difference(shapely.box(x + d, y, x + 3 * d, y + d), island)
+    units = gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[a, b], crs=4326)
+    parent = gpd.GeoDataFrame({"code": ["P"]}, geometry=[shapely.box(x, y, x + 3 * d, y + d)], crs=4326)
+    return units, parent, island
+
+
+def test_repair_keeps_a_units_island():
+    """Issue 10 item 23: an island is legitimate; repair reports nothing to do and gives nothing away."""
+    units, parent, island = _island_layer()
+    found = check(units, parent)
+    assert found.faults.empty and found.summary["count"]["multipart"] == 1
+    result = repair(units, parent)
+    assert result.changes.empty and result.unassigned.empty
+    assert shapely.equals(result.units.geometry.to_numpy(), units.geometry.to_numpy()).all()
+
+
+def test_repair_gives_away_a_sliver_part_but_keeps_the_island():
+    units, parent, island = _island_layer()
+    x, y, d = 111.2, 39.85, 0.001
+    strip = shapely.box(x + 1.5 * d, y + 0.7 * d, x + 1.9 * d, y + 0.7 * d + 0.3 / 111_000)  # 0.3 m wide
+    a = units.geometry.iloc[0]
+    units.loc[0, "geometry"] = shapely.MultiPolygon([*a.geoms, strip])  # a stray sliver inside B
+    result = repair(units, parent)
+    repaired = result.units.set_index("code").geometry
+    assert shapely.get_num_geometries(repaired["A"]) == 2
+    assert shapely.equals(repaired["A"], a)  # its main part and its island, as they were
+    assert repaired["B"].covers(shapely.buffer(strip, -1e-12))
+    assert "gave_part" not in set(result.changes["action"]) or set(
+        result.changes.loc[result.changes["action"] == "gave_part", "other"]
+    ) == {"neighbour"}
+    assert check(result.units, parent).faults.empty
