@@ -20,7 +20,7 @@ from api.auth import Planner, Publisher
 from api.dependencies import StateDep
 from api.state import ServiceState
 from geogrid import io
-from geogrid.errors import NotFound, PreconditionRequired, VersionConflict
+from geogrid.errors import GeoGridError, NotFound, PreconditionRequired, VersionConflict
 from geogrid.hierarchy import Level
 from geogrid.topology import check
 
@@ -79,22 +79,35 @@ def upload(
     """Replace one level of the set's draft with the file's units; a planner limited to a street or
     community replaces only the units under it. The report lists what is added, removed and changed."""
     expected = expected_revision(if_match, name) if commit else None
+    sent = io.echo(file.filename or "upload")  # errors name the file as the client sent it
     suffix = "".join(Path(file.filename or "upload").suffixes[-2:]).lower() or ".geojson"
     with tempfile.TemporaryDirectory(prefix="geogrid-upload-") as tmp:
         path = Path(tmp) / f"upload{suffix if re.fullmatch(r'[.a-z0-9]{1,16}', suffix) else ''}"
-        with path.open("wb") as out:
-            while chunk := file.file.read(1 << 20):
-                out.write(chunk)
-        frame = io.read_boundaries(path, crs=crs, layer=layer, code=code_field, name=name_field)
-    report = state.store.import_units(
-        name,
-        frame,
-        level,
-        commit=commit,
-        actor=principal.name,
-        within=principal.scope,
-        expect_revision=expected,
-    )
+        try:
+            with path.open("wb") as out:
+                while chunk := file.file.read(1 << 20):
+                    out.write(chunk)
+            frame = io.read_boundaries(
+                path,
+                crs=crs,
+                layer=layer,
+                code=code_field,
+                name=name_field,
+                max_unpacked_mb=state.settings.max_unpacked_mb,
+                max_compression_ratio=state.settings.max_compression_ratio,
+            )
+            report = state.store.import_units(
+                name,
+                frame,
+                level,
+                commit=commit,
+                actor=principal.name,
+                within=principal.scope,
+                expect_revision=expected,
+            )
+        except GeoGridError as exc:  # the file as sent, never a server path; no long echoes
+            io.relabel(exc, path, sent)
+            raise
     if commit:
         _written(state, response, name, expected)
     return {

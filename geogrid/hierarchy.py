@@ -24,7 +24,7 @@ import shapely
 from geogrid import deadline
 from geogrid.crs import local_metric_crs
 from geogrid.errors import InvalidCode, InvalidGeometry, NotFound, TooManyVertices
-from geogrid.io import as_multipolygons
+from geogrid.io import as_multipolygons, echo
 
 
 class Level(enum.IntEnum):
@@ -86,20 +86,20 @@ def parse_level(value: str | int | Level) -> Level:
     if key in LEVEL_ALIASES:
         return LEVEL_ALIASES[key]
     names = ", ".join(level.name for level in Level)
-    raise InvalidCode(f"unknown level {value!r}; use one of {names}", field="level")
+    raise InvalidCode(f"unknown level {echo(value)!r}; use one of {names}", field="level")
 
 
 def level_of(code: str) -> Level:
     """Return the level a code belongs to, by its length; raise InvalidCode if it fits none."""
     if not code.isdigit():
-        raise InvalidCode(f"code {code!r} must be digits only", code=code)
+        raise InvalidCode(f"code {echo(code)!r} must be digits only", code=echo(code))
     try:
         return Level(len(code))
     except ValueError:
         raise InvalidCode(
-            f"code {code!r} has {len(code)} digits; codes have 6 (county), 9 (street), 12 (community), "
+            f"code {echo(code)!r} has {len(code)} digits; codes have 6 (county), 9 (street), 12 (community), "
             "15 (grid) or 18 (micro-grid)",
-            code=code,
+            code=echo(code),
         ) from None
 
 
@@ -114,23 +114,26 @@ def validate_codes(codes: list[str], level: Level) -> None:
     for row, code in enumerate(codes, start=1):
         if not code.isdigit() or len(code) != level.value:
             raise InvalidCode(
-                f"row {row}: code {code!r} is not a {level.name} code ({level.value} digits)",
+                f"row {row}: code {echo(code)!r} is not a {level.name} code ({level.value} digits)",
                 row=row,
-                code=code,
+                code=echo(code),
                 field="code",
             )
         if level.value > 6 and code[level.value - 3 :] == "000":
             raise InvalidCode(
-                f"row {row}: code {code!r} ends in 000, which no unit may use",
+                f"row {row}: code {echo(code)!r} ends in 000, which no unit may use",
                 row=row,
-                code=code,
+                code=echo(code),
                 field="code",
             )
     seen: dict[str, int] = {}
     for row, code in enumerate(codes, start=1):
         if code in seen:
             raise InvalidCode(
-                f"row {row}: code {code!r} repeats row {seen[code]}", row=row, code=code, field="code"
+                f"row {row}: code {echo(code)!r} repeats row {seen[code]}",
+                row=row,
+                code=echo(code),
+                field="code",
             )
         seen[code] = row
 
@@ -221,10 +224,10 @@ def prepare_units(
     if len(vertices) and int(vertices.max()) > max_vertices:
         row = int(np.argmax(vertices)) + 1
         raise TooManyVertices(
-            f"row {row}: unit {codes[row - 1]} has {int(vertices[row - 1]):,} vertices; at most "
+            f"row {row}: unit {echo(codes[row - 1])} has {int(vertices[row - 1]):,} vertices; at most "
             f"{max_vertices:,} are allowed per unit (simplify it, e.g. in QGIS, or split it)",
             row=row,
-            code=codes[row - 1],
+            code=echo(codes[row - 1]),
             field="geometry",
             vertices=int(vertices[row - 1]),
             limit=max_vertices,
@@ -241,7 +244,7 @@ def prepare_units(
         for row, (given, derived) in enumerate(zip(frame["parent_code"], parents, strict=True), start=1):
             if given is not None and str(given).strip() not in ("", "None", "nan") and str(given) != derived:
                 raise InvalidCode(
-                    f"row {row}: parent_code {given!r} contradicts the code, whose parent is {derived}",
+                    f"row {row}: parent_code {echo(given)!r} contradicts the code, whose parent is {derived}",
                     row=row,
                     field="parent_code",
                     code=codes[row - 1],
@@ -304,7 +307,7 @@ def _counts(frame: gpd.GeoDataFrame, field: str, codes: list[str]) -> list[int |
             number = float("nan")
         if not np.isfinite(number) or number < 0 or number != int(number):
             raise InvalidCode(
-                f"row {row}: {field} must be a whole number ≥ 0, not {value!r}",
+                f"row {row}: {field} must be a whole number ≥ 0, not {echo(repr(value))}",
                 row=row,
                 field=field,
                 code=codes[row - 1],

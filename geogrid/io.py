@@ -11,6 +11,7 @@ Errors name the file, layer, row (1-based, counting data rows) and field at faul
 from __future__ import annotations
 
 import codecs
+import json
 import warnings
 import zipfile
 import zlib
@@ -27,6 +28,7 @@ import shapely
 from geogrid import crs as crs_mod
 from geogrid.errors import (
     ArchiveTooLarge,
+    GeoGridError,
     InvalidGeometry,
     MissingColumn,
     MissingCRS,
@@ -51,19 +53,18 @@ SHAPEFILE_NAMES = {"parent_cod": "parent_code"}
 ENCODING_SAMPLE_BYTES = 1 << 20  # what encoding detection reads of a text file or a .dbf's records
 MAX_UNPACKED_MB = 1000.0  # an archive may unpack to at most this (settings: GEOGRID_MAX_UNPACKED_MB)
 MAX_COMPRESSION_RATIO = 100.0  # nor pack a member tighter than this (GEOGRID_MAX_COMPRESSION_RATIO)
-KML_STYLE_FIELDS = (
-    "id",
-    "description",
-    "timestamp",
-    "begin",
-    "end",
-    "altitudeMode",
-    "tessellate",
-    "extrude",
-    "visibility",
-    "drawOrder",
-    "icon",
-)
+# The fields GDAL's LIBKML driver adds to every layer. Style and placemark ids are never data; the
+# placemark's Name, description and time are, when a file fills them in (blank, they are dropped).
+KML_STYLE_FIELDS = ("id", "altitudeMode", "tessellate", "extrude", "visibility", "drawOrder", "icon")
+KML_TEXT_FIELDS = ("Name", "description", "timestamp", "begin", "end")
+GEOJSON_ID_PEEK_BYTES = 16 << 20  # how much of a GeoJSON file is read to see its first feature's members
+ECHO_CHARS = 200  # how much of a value (a cell, a column name, a GDAL message) an error repeats
+
+
+def echo(value: Any) -> str:
+    """``value`` as an error message repeats it: as text, cut to about 200 characters."""
+    text = str(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
 
 
 def driver_for(path: str | Path) -> str:
@@ -71,7 +72,9 @@ def driver_for(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in DRIVERS:
         known = ", ".join(sorted(DRIVERS))
-        raise UnreadableFile(f"unsupported file type {suffix!r}; use one of {known}", file=str(path))
+        raise UnreadableFile(
+            f"{Path(path).name}: unsupported file type {echo(suffix)!r}; use one of {known}", file=str(path)
+        )
     return DRIVERS[suffix]
 
 
@@ -85,6 +88,7 @@ def read_boundaries(
     encoding: str | None = None,
     max_unpacked_mb: float = MAX_UNPACKED_MB,
     max_compression_ratio: float = MAX_COMPRESSION_RATIO,
+    label: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a boundary layer: columns ``code``, ``name`` (if asked), MultiPolygons in WGS-84.
 
@@ -104,26 +108,42 @@ def read_boundaries(
         The text encoding of a CSV (default: detected, see :func:`text_encoding`).
     max_unpacked_mb, max_compression_ratio
         Limits on a zip archive, checked before anything is unpacked (see :func:`check_archive`).
+    label
+        What errors call the file (an upload's name as the client sent it), instead of ``path``.
+
+    A GeoJSON feature's own ``id`` member (which GDAL reads as a first column ``id`` when the properties
+    have none) identifies the feature in that file and is dropped, unless ``code`` or ``name`` names it;
+    an ``id`` among the properties is data and kept.
     """
-    frame = read_layer(
-        path,
-        crs=crs,
-        layer=layer,
-        geometry="polygon",
-        encoding=encoding,
-        max_unpacked_mb=max_unpacked_mb,
-        max_compression_ratio=max_compression_ratio,
-    )
-    required = [code] + ([name] if name else [])
-    frame = _rename_required(
-        frame, path, layer, {c: t for c, t in zip(required, ("code", "name"), strict=False)}
-    )
-    frame["code"] = _as_code_strings(frame["code"])
-    blank = frame["code"].str.strip() == ""
-    if blank.any():
-        row = int(np.flatnonzero(blank.to_numpy())[0]) + 1
-        raise MissingColumn(f"row {row} has an empty code", file=str(path), layer=layer, row=row, field=code)
-    frame["geometry"] = as_multipolygons(frame.geometry.to_numpy())
+    try:
+        frame = read_layer(
+            path,
+            crs=crs,
+            layer=layer,
+            geometry="polygon",
+            encoding=encoding,
+            max_unpacked_mb=max_unpacked_mb,
+            max_compression_ratio=max_compression_ratio,
+            keep=[c for c in (code, name) if c],
+        )
+        wanted = {str(c).lower() for c in (code, name) if c}
+        if "id" in frame.columns and "id" not in wanted and _geojson_member_id(Path(path)):
+            frame = frame.drop(columns="id")
+        required = [code] + ([name] if name else [])
+        frame = _rename_required(
+            frame, path, layer, {c: t for c, t in zip(required, ("code", "name"), strict=False)}
+        )
+        frame["code"] = _as_code_strings(frame["code"])
+        blank = frame["code"].str.strip() == ""
+        if blank.any():
+            row = int(np.flatnonzero(blank.to_numpy())[0]) + 1
+            raise MissingColumn(
+                f"row {row} has an empty code", file=str(path), layer=layer, row=row, field=echo(code)
+            )
+        frame["geometry"] = as_multipolygons(frame.geometry.to_numpy())
+    except GeoGridError as exc:
+        relabel(exc, path, label)
+        raise
     return frame
 
 
@@ -139,30 +159,63 @@ def read_layer(
     encoding: str | None = None,
     max_unpacked_mb: float = MAX_UNPACKED_MB,
     max_compression_ratio: float = MAX_COMPRESSION_RATIO,
+    keep: Sequence[str] = (),
+    label: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read any supported layer into a GeoDataFrame in WGS-84, checking geometries row by row.
 
     A CSV's encoding and byte-order mark go into ``attrs["encoding"]`` and ``attrs["bom"]``, so that
-    what is written back can keep the mark Excel needs.
+    what is written back can keep the mark Excel needs. The fields GDAL's KML driver adds (style,
+    placemark ids; a blank Name, description or time) are dropped unless ``keep`` names them. ``label``
+    is what errors call the file (an upload's name as sent) instead of ``path``.
     """
     path = Path(path)
-    if not path.exists():
-        raise UnreadableFile(f"no such file: {path}", file=str(path))
-    driver = driver_for(path)
-    bom = False
-    if path.suffix.lower() == ".zip":
-        check_archive(path, max_unpacked_mb=max_unpacked_mb, max_ratio=max_compression_ratio)
-    if driver == "CSV":
-        encoding, bom = file_encoding(path, encoding)
-        frame, src = _read_csv(path, crs, lon_col, lat_col, wkt_col, encoding)
-    else:
-        frame, src = _read_gdal(path, layer, crs)
-    _check_geometries(frame, path, layer, geometry)
-    frame = frame.set_geometry(crs_mod.transform_geometries(frame.geometry.to_numpy(), src), crs=4326)
+    try:
+        if not path.exists():
+            raise UnreadableFile(f"no such file: {path}", file=str(path))
+        driver = driver_for(path)
+        bom = False
+        if path.suffix.lower() == ".zip":
+            check_archive(path, max_unpacked_mb=max_unpacked_mb, max_ratio=max_compression_ratio)
+        if driver == "CSV":
+            encoding, bom = file_encoding(path, encoding)
+            frame, src = _read_csv(path, crs, lon_col, lat_col, wkt_col, encoding)
+        else:
+            frame, src = _read_gdal(path, layer, crs, keep)
+        _check_geometries(frame, path, layer, geometry)
+        frame = frame.set_geometry(crs_mod.transform_geometries(frame.geometry.to_numpy(), src), crs=4326)
+    except GeoGridError as exc:
+        relabel(exc, path, label)
+        raise
     frame.attrs["source_crs"] = src
     if driver == "CSV":
         frame.attrs.update(encoding=encoding, bom=bom)
     return frame
+
+
+def relabel(exc: GeoGridError, path: str | Path, label: str | None) -> GeoGridError:
+    """``exc`` with ``path`` (and its directory) called ``label`` and every value it echoes cut short.
+
+    An upload is read from a temporary file: what the client is told names the file it sent, never a
+    path on the server. Returns the same exception, changed in place.
+    """
+    path = Path(path)
+    replacements = []
+    if label:  # the path, then the directory, the file's name and its sidecars' (upload.shx: 街道.shx)
+        replacements = [(str(path), label), (str(path.parent) + "/", ""), (path.name, label)]
+        replacements.append((path.name.split(".")[0] + ".", label.split(".")[0] + "."))
+
+    def clean(text: str) -> str:
+        for old, new in replacements:
+            text = text.replace(old, new)
+        return text
+
+    exc.detail = clean(exc.detail)
+    if len(exc.detail) > 5 * ECHO_CHARS:  # a message quoting a long value or a GDAL report
+        exc.detail = exc.detail[: 5 * ECHO_CHARS] + "…"
+    exc.where = {k: echo(clean(v)) if isinstance(v, str) else v for k, v in exc.where.items()}
+    exc.args = (exc.detail,)
+    return exc
 
 
 def write_layer(
@@ -226,19 +279,23 @@ def list_layers(path: str | Path) -> list[str]:
     try:
         return [str(row[0]) for row in pyogrio.list_layers(path)]
     except Exception as exc:  # GDAL raises a zoo of DataSourceError/OSError subclasses
-        raise UnreadableFile(f"cannot open {Path(path).name}: {exc}", file=str(path)) from exc
+        raise UnreadableFile(f"cannot open {Path(path).name}: {echo(exc)}", file=str(path)) from exc
 
 
-def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFrame, str]:
+def _read_gdal(
+    path: Path, layer: str | None, crs: Any, keep: Sequence[str] = ()
+) -> tuple[gpd.GeoDataFrame, str]:
     layers = list_layers(path)
     if layer is None and len(layers) > 1:
         raise UnreadableFile(
-            f"{path.name} holds {len(layers)} layers ({', '.join(layers)}); choose one with layer=",
+            f"{path.name} holds {len(layers)} layers ({echo(', '.join(layers))}); choose one with layer=",
             file=str(path),
         )
     if layer is not None and layer not in layers:
         raise UnreadableFile(
-            f"no layer {layer!r} in {path.name}; it has {', '.join(layers)}", file=str(path), layer=layer
+            f"no layer {echo(layer)!r} in {path.name}; it has {echo(', '.join(layers))}",
+            file=str(path),
+            layer=layer,
         )
     kwargs: dict[str, Any] = {}
     encoding = shapefile_encoding(path)
@@ -247,15 +304,17 @@ def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFram
     try:
         frame = pyogrio.read_dataframe(path, layer=layer, **kwargs)
     except Exception as exc:
-        raise UnreadableFile(f"cannot read {path.name}: {exc}", file=str(path), layer=layer) from exc
+        raise UnreadableFile(f"cannot read {path.name}: {echo(exc)}", file=str(path), layer=layer) from exc
     if driver_for(path) == "ESRI Shapefile":
         # DBF names stop at 10 characters; give GeoGrid's own long name its full form back.
         frame = frame.rename(columns={k: v for k, v in SHAPEFILE_NAMES.items() if v not in frame.columns})
     if driver_for(path) == "KML":
         # LIBKML adds its style fields (and the placemark ids it writes) to every layer: they are no data.
-        # Only a description the file fills in is kept.
-        style = [c for c in KML_STYLE_FIELDS if c in frame.columns]
-        frame = frame.drop(columns=[c for c in style if c != "description" or _is_blank(frame[c]).all()])
+        # Name, description and time are kept where the file fills them in; what the caller asks for stays.
+        asked = {str(c).lower() for c in keep}
+        drop = [c for c in KML_STYLE_FIELDS if c in frame.columns]
+        drop += [c for c in KML_TEXT_FIELDS if c in frame.columns and _is_blank(frame[c]).all()]
+        frame = frame.drop(columns=[c for c in drop if c.lower() not in asked])
     if crs is not None:
         src = crs_mod.normalize_crs(crs)
     elif frame.crs is not None:
@@ -267,6 +326,31 @@ def _read_gdal(path: Path, layer: str | None, crs: Any) -> tuple[gpd.GeoDataFram
             layer=layer,
         )
     return frame, src
+
+
+def _geojson_member_id(path: Path) -> bool:
+    """True when a GeoJSON file's ``id`` column is its features' own ``id`` member, not a property.
+
+    GDAL reads a feature's ``id`` member as a column ``id`` when the properties have none. The first
+    feature decides: it is read from the first :data:`GEOJSON_ID_PEEK_BYTES` of the file (a feature is
+    bounded by the vertex limit); when it cannot be read from them, the column is kept (nothing lost).
+    """
+    if driver_for(path) != "GeoJSON":
+        return False
+    with open(path, "rb") as stream:
+        head = stream.read(GEOJSON_ID_PEEK_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+    decoder = json.JSONDecoder()
+    at = head.find('"features"')
+    bracket = head.find("[", at) if at >= 0 else -1
+    start = head.find("{", bracket) if bracket >= 0 else (head.find("{") if at < 0 else -1)
+    try:
+        first, _ = decoder.raw_decode(head, start) if start >= 0 else (None, 0)
+    except ValueError:
+        return False
+    if not isinstance(first, dict) or "id" not in first:
+        return False
+    properties = first.get("properties")
+    return not (isinstance(properties, dict) and "id" in properties)
 
 
 def _find_column(columns: Sequence[str], wanted: str | None, candidates: Sequence[str]) -> str | None:
@@ -295,7 +379,7 @@ def _read_csv(
             field="encoding",
         ) from exc
     except Exception as exc:
-        raise UnreadableFile(f"cannot read {path.name} as CSV: {exc}", file=str(path)) from exc
+        raise UnreadableFile(f"cannot read {path.name} as CSV: {echo(exc)}", file=str(path)) from exc
     if crs is None:
         # A bare lon/lat CSV from a Chinese map tool is as likely GCJ-02 as WGS-84: never guess.
         raise MissingCRS(
@@ -311,7 +395,7 @@ def _read_csv(
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise InvalidGeometry(
-                f"row {row}: cannot parse {wkt!r} as WKT: {table[wkt].iloc[row - 1][:60]!r}",
+                f"row {row}: cannot parse {echo(wkt)!r} as WKT: {table[wkt].iloc[row - 1][:60]!r}",
                 file=str(path),
                 row=row,
                 field=wkt,
@@ -321,7 +405,7 @@ def _read_csv(
     lat = _find_column(table.columns, lat_col, LAT_NAMES)
     if lon is None or lat is None:
         raise MissingColumn(
-            f"{path.name} has neither a WKT column nor lon/lat columns (found: {', '.join(table.columns)})",
+            f"{path.name} has neither a WKT column nor lon/lat columns (found: {echo(', '.join(table.columns))})",
             file=str(path),
             field=wkt_col or lon_col or lat_col or "wkt",
         )
@@ -332,7 +416,7 @@ def _read_csv(
         row = int(np.flatnonzero(bad)[0]) + 1
         field = lon if not np.isfinite(x[row - 1]) else lat
         raise InvalidGeometry(
-            f"row {row}: {field} is not a number: {table[field].iloc[row - 1]!r}",
+            f"row {row}: {echo(field)} is not a number: {echo(repr(table[field].iloc[row - 1]))}",
             file=str(path),
             row=row,
             field=field,
@@ -378,7 +462,7 @@ def _rename_required(
         if found is None:
             have = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
             raise MissingColumn(
-                f"no {source!r} column in {Path(path).name} (columns: {have})",
+                f"no {echo(source)!r} column in {Path(path).name} (columns: {echo(have)})",
                 file=str(path),
                 layer=layer,
                 field=source,
@@ -497,7 +581,9 @@ def file_encoding(path: str | Path, encoding: str | None = None) -> tuple[str, b
         try:
             codecs.lookup(encoding)
         except LookupError as exc:
-            raise UnreadableFile(f"unknown encoding {encoding!r}", file=str(path), field="encoding") from exc
+            raise UnreadableFile(
+                f"unknown encoding {echo(encoding)!r}", file=str(path), field="encoding"
+            ) from exc
         bom = sample.startswith(codecs.BOM_UTF8)
         return ("utf-8-sig" if bom and codecs.lookup(encoding).name == "utf-8" else encoding), bom
     return text_encoding(sample)

@@ -227,3 +227,77 @@ def test_projected_file_is_normalised_to_wgs84(grids, tmp_path):
     back = io.read_boundaries(path)
     assert back.attrs["source_crs"] == "EPSG:4546" and back.crs.to_epsg() == 4326
     assert same_geometries(back.geometry.to_numpy(), grids.head(5).geometry.to_numpy(), 1e-9)
+
+
+# ---- columns a driver makes are no unit attributes (issue 10 item 2) ---------------------------------
+def _feature_collection(features) -> str:
+    box = shapely.geometry.mapping(shapely.box(111.2, 39.85, 111.201, 39.851))
+    return json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", **f, "geometry": box} for f in features],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("features", "columns"),
+    [
+        ([{"id": "0", "properties": {"code": "150622001001001", "name": "a"}}], []),  # geopandas to_json
+        ([{"id": "150622001001001", "properties": {"code": "150622001001001", "name": "a"}}], []),  # our API
+        ([{"id": 7, "properties": {"code": "150622001001001", "name": "a"}}], []),  # an integer id: the FID
+        ([{"properties": {"id": "mine", "code": "150622001001001", "name": "a"}}], ["id"]),  # data
+        ([{"properties": {"code": "150622001001001", "name": "a", "id": "mine"}}], ["id"]),
+        ([{"id": "x", "properties": {"code": "150622001001001", "name": "a", "id": "mine"}}], ["id"]),
+    ],
+)
+def test_a_geojson_features_own_id_is_no_column_but_a_property_id_is(tmp_path, features, columns):
+    path = tmp_path / "grids.geojson"
+    path.write_text(_feature_collection(features))
+    frame = io.read_boundaries(path)
+    assert [c for c in frame.columns if c not in ("code", "name", "geometry")] == columns
+    if columns:
+        assert frame["id"].tolist() == ["mine"]
+
+
+def test_a_geojson_features_id_is_kept_when_asked_for(tmp_path):
+    path = tmp_path / "grids.geojson"
+    path.write_text(_feature_collection([{"id": "150622001001001", "properties": {"name": "a"}}]))
+    assert io.read_boundaries(path, code="id")["code"].tolist() == ["150622001001001"]
+
+
+def test_kml_driver_fields_are_dropped_but_filled_ones_kept(grids, tmp_path):
+    path = io.write_layer(grids[["code", "name", "geometry"]], tmp_path / "grids.kml")
+    raw = pyogrio.read_dataframe(path)
+    assert {"id", "extrude", "tessellate", "visibility", "altitudeMode", "drawOrder", "icon"} <= set(
+        raw.columns
+    )
+    frame = io.read_boundaries(path)
+    assert set(frame.columns) == {"code", "name", "geometry"}
+    # a described, dated KML keeps its description and time; its Name is the name asked for
+    dated = (
+        grids[["code", "name", "geometry"]]
+        .head(2)
+        .assign(description=["东片", "西片"], begin=["2024-01-01", "2024-01-01"])
+    )
+    pyogrio.write_dataframe(dated.rename(columns={"name": "Name"}), tmp_path / "dated.kml", driver="LIBKML")
+    back = io.read_boundaries(tmp_path / "dated.kml", name="Name")
+    assert back["description"].tolist() == ["东片", "西片"] and "begin" in back.columns
+    assert not {"id", "extrude", "tessellate", "timestamp", "end"} & set(back.columns)
+
+
+# ---- errors name the file as the caller calls it, and cut what they echo (issue 10 item 16) ---------
+def test_errors_name_the_label_not_the_path_and_cut_echoes(tmp_path):
+    path = tmp_path / "upload.geojson"
+    path.write_text("{not geojson")
+    with pytest.raises(UnreadableFile) as e:
+        io.read_boundaries(path, label="我的网格.geojson")
+    assert str(tmp_path) not in str(e.value.to_problem()) and "upload.geojson" not in str(
+        e.value.to_problem()
+    )
+    assert "我的网格.geojson" in e.value.detail and e.value.where["file"] == "我的网格.geojson"
+    path.write_text(_feature_collection([{"properties": {"code": "150622001001001", "name": "a"}}]))
+    with pytest.raises(MissingColumn) as e:
+        io.read_boundaries(path, code="c" * 100_000, label="g.geojson")
+    problem = json.dumps(e.value.to_problem())
+    assert len(problem) < 1_500 and e.value.where["field"].endswith("…")
