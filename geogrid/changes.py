@@ -49,9 +49,10 @@ def carry_over(
 ) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Fill in what the file (whose columns are ``columns``) does not carry, from ``before`` by code.
 
-    Households and population come from ``before`` when the file has no such column; attributes are
-    ``before``'s, updated with the file's (a blank cell in a column the file has does replace a value,
-    and the report says so). Returns the filled frame and the count fields that were kept.
+    Households and population come from ``before`` when the file has no such column (whatever its
+    case, as :func:`geogrid.hierarchy.prepare_units` reads it); attributes are ``before``'s, updated
+    with the file's (a blank cell in a column the file has does replace a value, and the report says
+    so). Returns the filled frame and the count fields that were kept.
     """
     out = after.copy()
     if before.empty or out.empty:
@@ -158,16 +159,30 @@ def _geometry_moves(old: np.ndarray, new: np.ndarray, noise_m: float) -> list[di
     new_m = gpd.GeoSeries(new[differ], crs=4326).to_crs(metric).to_numpy()
     for k, a, b in zip(differ.tolist(), old_m, new_m, strict=True):
         shift = _shift(a, b)
-        if shift < noise_m:
+        moved = _area_moved(a, b)
+        # Vertices within noise_m of the other outline move at most a band noise_m wide along it; more
+        # area than that (the same vertices joined in another order) is a redraw, whatever the shift.
+        band = noise_m * max(_length(a), _length(b))
+        if shift < noise_m and moved <= band:
             continue
-        try:
-            moved = float(shapely.area(shapely.symmetric_difference(a, b)))
-        except shapely.errors.GEOSException:  # an invalid ring: measure what make_valid makes of it
-            moved = float(
-                shapely.area(shapely.symmetric_difference(shapely.make_valid(a), shapely.make_valid(b)))
-            )
         out[k] = {"area_m2": round(moved, 3), "shift_m": round(shift, 3)}
     return out
+
+
+def _area_moved(a: Any, b: Any) -> float:
+    """The area of the symmetric difference of ``a`` and ``b`` (m², in a metric CRS)."""
+    if a is None or b is None:
+        present = b if a is None else a
+        return 0.0 if present is None else float(shapely.area(present))
+    try:
+        return float(shapely.area(shapely.symmetric_difference(a, b)))
+    except shapely.errors.GEOSException:  # an invalid ring: measure what make_valid makes of it
+        return float(shapely.area(shapely.symmetric_difference(shapely.make_valid(a), shapely.make_valid(b))))
+
+
+def _length(geom: Any) -> float:
+    """The length of a polygon's outline, holes included (0 for a missing one)."""
+    return 0.0 if geom is None else float(shapely.length(geom))
 
 
 def _shift(a: Any, b: Any) -> float:

@@ -216,9 +216,11 @@ def prepare_units(
     it. ``level`` is the one given: a file's own ``level`` column (Amap's 区县) is data, kept in
     ``attributes`` unless it merely names ``level``. Every other column goes into ``attributes`` (a dict
     per row). A unit of more than ``max_vertices`` vertices is refused (TooManyVertices) before any other
-    work. Errors name the row.
+    work. ``households``, ``population`` and ``parent_code`` are matched whatever their case
+    (``HOUSEHOLDS`` from ArcGIS). Errors name the row.
     """
     level = parse_level(level)
+    frame = _canonical_columns(frame)
     codes = [str(c) for c in frame["code"]]
     vertices = shapely.get_num_coordinates(frame.geometry.to_numpy())
     if len(vertices) and int(vertices.max()) > max_vertices:
@@ -278,6 +280,23 @@ def prepare_units(
         geometry=geoms,
         crs=4326,
     )
+
+
+CANONICAL_COLUMNS = ("households", "population", "parent_code")  # matched whatever their case
+
+
+def _canonical_columns(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """A file's ``HOUSEHOLDS`` or ``Population`` (ArcGIS writes upper case) is the unit field it names.
+
+    As with ``code`` and ``name``, case does not matter; a column spelt exactly wins over the others,
+    which stay attributes. :func:`geogrid.changes.carry_over` reads a file's columns the same way.
+    """
+    renames: dict[Any, str] = {}
+    for column in frame.columns:
+        key = str(column).lower()
+        if key in CANONICAL_COLUMNS and key not in frame.columns and key not in renames.values():
+            renames[column] = key
+    return frame.rename(columns=renames) if renames else frame
 
 
 def _names_level(values: Any, level: Level) -> bool:

@@ -317,3 +317,52 @@ def test_the_upload_route_returns_the_detail_and_refuses_too_many_vertices(store
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["row"] == 2 and refused.json()["code"] == grids["code"].iloc[1]
+
+
+def test_an_arcgis_shapefile_with_upper_case_counts_changes_nothing(store, one_street, tmp_path):
+    """HOUSEHOLDS and POPULATION are the unit's counts: read, neither dropped nor kept as attributes."""
+    load(store, one_street)
+    grids = store.units("s", level="grid")
+    upper = grids[["code", "name", "households", "population", "geometry"]].rename(
+        columns={"code": "CODE", "name": "NAME", "households": "HOUSEHOLDS", "population": "POPULATION"}
+    )
+    write_layer(upper, tmp_path / "grids.shp")
+    frame = read_boundaries(tmp_path / "grids.shp")
+    dry = store.import_units("s", frame, "grid")
+    assert dry.changed == [] and dry.kept == [] and len(dry.unchanged) == len(grids), dry.changes[:2]
+    store.import_units("s", frame, "grid", commit=True)
+    after = draft_grids(store)
+    assert after["households"].tolist() == grids["households"].tolist()
+    assert not any(a for a in after["attributes"]), after["attributes"].iloc[0]
+
+
+def test_a_geojson_with_feature_ids_reimports_as_no_change(store, one_street, tmp_path):
+    """Issue 10 item 2: the ids GeoGrid's own /units GeoJSON gives its features are no attribute."""
+    from api.boundaries import to_geojson
+
+    load(store, one_street)
+    grids = store.units("s", level="grid")
+    path = tmp_path / "grids.geojson"
+    path.write_text(to_geojson(grids))  # every feature's "id" is its code
+    dry = store.import_units("s", read_boundaries(path), "grid")
+    assert dry.changed == [] and len(dry.unchanged) == len(grids), dry.changes[:2]
+    path.write_text(grids.drop(columns="attributes").to_json())  # geopandas: "id": "0", "1" ...
+    done = store.import_units("s", read_boundaries(path), "grid", commit=True)
+    assert done.changed == [] and not any("id" in a for a in draft_grids(store)["attributes"])
+
+
+def test_a_redrawn_outline_on_the_same_vertices_is_written(store):
+    """A notch moved to the other side, no vertex moved: the dry run calls it a change (issue 10 item 3),
+    and the commit writes the file's outline, not the draft's."""
+    x, y, d = 111.2, 39.85, 0.001
+    top = shapely.Polygon([(x, y), (x + d, y), (x + d, y + d), (x + d / 2, y + d / 2), (x, y + d)])
+    bottom = shapely.Polygon([(x, y), (x + d / 2, y + d / 2), (x + d, y), (x + d, y + d), (x, y + d)])
+
+    def street(geom):
+        return gpd.GeoDataFrame({"code": ["150622001"], "name": ["街"]}, geometry=[geom], crs=4326)
+
+    store.import_units("n", street(top), "street", commit=True)
+    dry = store.import_units("n", street(bottom), "street")
+    assert dry.changed == ["150622001"] and dry.changes[0]["geometry"]["area_m2"] > 1_000
+    store.import_units("n", street(bottom), "street", commit=True)
+    assert shapely.equals(store.units("n", version=1).geometry.iloc[0], bottom)

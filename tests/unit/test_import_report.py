@@ -149,3 +149,35 @@ def test_the_cli_describes_a_change_and_unknown_totals():
     assert _total(pd.Series([None, None], dtype="Int64")) == "—"
     assert _total(pd.Series([3, None], dtype="Int64")) == "≥ 3"
     assert _total(pd.Series([3, 4], dtype="Int64")) == "7"
+
+
+def test_the_same_vertices_joined_in_another_order_are_a_change():
+    """Issue 10 item 3: a notch moved to the other side with no vertex moved is a redraw, not noise."""
+    x, y, d = 111.2, 39.85, 0.001
+    top = [(x, y), (x + d, y), (x + d, y + d), (x + d / 2, y + d / 2), (x, y + d)]  # notched from the top
+    bottom = [(x, y), (x + d / 2, y + d / 2), (x + d, y), (x + d, y + d), (x, y + d)]  # from the bottom
+    old = units(geometry=[shapely.MultiPolygon([shapely.Polygon(top)])])
+    new = units(geometry=[shapely.MultiPolygon([shapely.Polygon(bottom)])])
+    result = compare(old, new)
+    assert result.changed == ["1"], result.changes
+    geometry = result.changes[0]["geometry"]
+    assert geometry["shift_m"] == 0.0 and geometry["area_m2"] > 1_000
+    assert result.geometry[0].equals(new.geometry.iloc[0])  # the file's geometry is what gets written
+
+
+def test_upper_case_count_columns_are_counts_and_are_not_carried_over():
+    """An ArcGIS shapefile's HOUSEHOLDS is the households column: read, not kept from the draft."""
+    file = gpd.GeoDataFrame(
+        {"code": ["150622001"], "name": ["a"], "HOUSEHOLDS": [7], "Population": [20]},
+        geometry=[BOX],
+        crs=4326,
+    )
+    prepared = prepare_units(file, "street")
+    assert prepared["households"].tolist() == [7] and prepared["population"].tolist() == [20]
+    assert prepared["attributes"].tolist() == [{}]
+    draft = units(code=["150622001"], households=[5], population=[10])
+    filled, kept = carry_over(draft, prepared, file.columns)
+    assert kept == [] and filled["households"].tolist() == [7] and filled["population"].tolist() == [20]
+    both = file.assign(households=[8])  # spelt exactly, it wins; the other spelling stays an attribute
+    prepared = prepare_units(both, "street")
+    assert prepared["households"].tolist() == [8] and prepared["attributes"].iloc[0] == {"HOUSEHOLDS": 7}
