@@ -142,7 +142,10 @@ def assign_file(
                 good[f"{level}_code"] = np.append(codes, "")[result.rank]
             good["on_boundary"] = result.on_boundary
             good["snapped"] = result.snapped
-            writer.write(good, x[~bad], y[~bad])
+            gx, gy = x[~bad], y[~bad]
+            if src_crs in (crs_mod.GCJ02, crs_mod.BD09):  # the layer is labelled WGS-84: its points must be
+                gx, gy = crs_mod.transform(gx, gy, src_crs, crs_mod.WGS84)  # (the columns keep what was sent)
+            writer.write(good, gx, gy)
             report.rows += len(chunk.table)
             report.written += len(good)
             report.errors += int(bad.sum())
@@ -352,7 +355,7 @@ class _Writer:
             ) from exc
 
     def write(self, frame: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> None:
-        """Append the rows of ``frame``, placed at ``x, y`` (in the input's CRS) for spatial outputs."""
+        """Append the rows of ``frame`` at ``x, y`` (in the CRS the layer is labelled with) for spatial outputs."""
         if self.kind == ".csv":
             frame.to_csv(
                 self.path,
