@@ -131,6 +131,7 @@ def demo_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.xdist_group("readme-python")  # one demo database for them all (make test)
 @pytest.mark.parametrize("block", _runnable("python"))
 def test_python_block_runs_as_written(demo_folder, block):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -46,13 +46,19 @@ def environment(folder: Path) -> dict[str, str]:
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=str(ROOT),
         GEOGRID_CACHE_DIR=str(folder / "var" / "cache"),
+        # the service is on loopback: a proxy from the environment must not stand in between (curl too)
+        no_proxy="127.0.0.1,localhost",
+        NO_PROXY="127.0.0.1,localhost",
     )
     return env
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+
+
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=10) as response:
+        with _DIRECT.open(f"{url}/readyz", timeout=10) as response:
             return bool(response.status == 200 and json.load(response).get("ready"))
     except (OSError, urllib.error.URLError, ValueError):
         return False
