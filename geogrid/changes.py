@@ -134,14 +134,19 @@ def _field_changes(old: pd.Series, new: pd.Series) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name in COUNT_FIELDS:
         a, b = _plain(old[name]), _plain(new[name])
-        if a != b:
+        if not _same(a, b):
             out[name] = {"old": a, "new": b}
     a_attrs, b_attrs = old["attributes"] or {}, new["attributes"] or {}
     for key in sorted(set(a_attrs) | set(b_attrs)):
         a, b = _plain(a_attrs.get(key)), _plain(b_attrs.get(key))
-        if a != b:
+        if not _same(a, b):
             out[key] = {"old": a, "new": b}
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON keeps them: ``True`` is not ``1`` (Python says it is), and a commit writes the type."""
+    return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
 
 
 def _geometry_moves(old: np.ndarray, new: np.ndarray, noise_m: float) -> list[dict[str, float] | None]:

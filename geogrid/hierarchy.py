@@ -262,6 +262,7 @@ def prepare_units(
             code=codes[row - 1],
             field="geometry",
         )
+    _check_rings(geoms, codes)
     counts = {field: _counts(frame, field, codes) for field in ("households", "population")}
     extra = [c for c in frame.columns if c not in (*UNIT_COLUMNS, frame.geometry.name)]
     if "level" in frame.columns and not _names_level(frame["level"], level):
@@ -297,6 +298,33 @@ def _canonical_columns(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if key in CANONICAL_COLUMNS and key not in frame.columns and key not in renames.values():
             renames[column] = key
     return frame.rename(columns=renames) if renames else frame
+
+
+def _check_rings(geoms: np.ndarray, codes: list[str]) -> None:
+    """Refuse what no database stores: a unit with no area, a ring of fewer than four positions, or a
+    coordinate that is not a finite longitude/latitude (SpatiaLite would write a NULL geometry)."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    short = shapely.get_num_coordinates(rings) < 4
+    xy, point_ring = shapely.get_coordinates(rings, return_index=True)
+    bad = ~(np.isfinite(xy).all(axis=1) & (np.abs(xy[:, 0]) <= 180) & (np.abs(xy[:, 1]) <= 90))
+    faults = [
+        (int(owner[ring_part[i]]), "a ring of fewer than four positions") for i in np.flatnonzero(short)[:1]
+    ]
+    faults += [
+        (
+            int(owner[ring_part[point_ring[i]]]),
+            f"a coordinate that is no longitude/latitude: {xy[i].tolist()}",
+        )
+        for i in np.flatnonzero(bad)[:1]
+    ]
+    empty = np.flatnonzero(shapely.is_empty(geoms))
+    faults += [(int(i), "an empty geometry") for i in empty[:1]]
+    if faults:
+        i, what = min(faults)
+        raise InvalidGeometry(
+            f"row {i + 1}: unit {codes[i]} has {what}", row=i + 1, code=codes[i], field="geometry"
+        )
 
 
 def _names_level(values: Any, level: Level) -> bool:

@@ -305,6 +305,14 @@ def _read_gdal(
         frame = pyogrio.read_dataframe(path, layer=layer, **kwargs)
     except Exception as exc:
         raise UnreadableFile(f"cannot read {path.name}: {echo(exc)}", file=str(path), layer=layer) from exc
+    if not isinstance(frame, gpd.GeoDataFrame):  # a table without geometry (a zip holding only a .dbf)
+        raise InvalidGeometry(
+            f"{path.name} holds a table without geometry; a layer needs one (a zipped shapefile needs its "
+            ".shp and .shx beside the .dbf)",
+            file=str(path),
+            layer=layer,
+            field="geometry",
+        )
     if driver_for(path) == "ESRI Shapefile":
         # DBF names stop at 10 characters; give GeoGrid's own long name its full form back.
         frame = frame.rename(columns={k: v for k, v in SHAPEFILE_NAMES.items() if v not in frame.columns})

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from geogrid.cli import app
 from geogrid.crs import transform_geometries
 from geogrid.db import Store
-from geogrid.errors import TooManyVertices, TopologyProblems
+from geogrid.errors import InvalidGeometry, TooManyVertices, TopologyProblems
 from geogrid.hierarchy import MAX_VERTICES
 from geogrid.io import read_boundaries, write_layer
 
@@ -366,3 +366,25 @@ def test_a_redrawn_outline_on_the_same_vertices_is_written(store):
     assert dry.changed == ["150622001"] and dry.changes[0]["geometry"]["area_m2"] > 1_000
     store.import_units("n", street(bottom), "street", commit=True)
     assert shapely.equals(store.units("n", version=1).geometry.iloc[0], bottom)
+
+
+@pytest.mark.parametrize(
+    ("wkt", "fault"),
+    [
+        ("POLYGON((111.2 39.85, 111.21 39.85, 111.2 39.85))", "fewer than four positions"),
+        ("POLYGON((111.2 39.85, Infinity 39.85, 111.21 39.86, 111.2 39.85))", "no longitude/latitude"),
+        ("POLYGON((111.2 39.85, NaN 39.85, 111.21 39.86, 111.2 39.85))", "no longitude/latitude"),
+        ("POLYGON((111.2 39.85, 1e300 39.85, 111.21 39.86, 111.2 39.85))", "no longitude/latitude"),
+    ],
+)
+@pytest.mark.parametrize("commit", [False, True])
+def test_a_geometry_no_database_stores_is_refused_in_the_dry_run_too(store, wkt, fault, commit):
+    """Found by tests/api/test_upload_fuzz.py: SpatiaLite wrote these as NULL, failing the commit only."""
+    geom = shapely.from_wkt(wkt.replace("Infinity", "inf").replace("NaN", "nan"))
+    ok = shapely.box(111.3, 39.85, 111.31, 39.86)
+    frame = gpd.GeoDataFrame(
+        {"code": ["150622001", "150622002"], "name": ["a", "b"]}, geometry=[ok, geom], crs=4326
+    )
+    with pytest.raises(InvalidGeometry, match=fault) as e:
+        store.import_units("bad", frame, "street", commit=commit)
+    assert e.value.where["row"] == 2 and e.value.where["code"] == "150622002" and store.sets() == []

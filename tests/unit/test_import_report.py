@@ -181,3 +181,9 @@ def test_upper_case_count_columns_are_counts_and_are_not_carried_over():
     both = file.assign(households=[8])  # spelt exactly, it wins; the other spelling stays an attribute
     prepared = prepare_units(both, "street")
     assert prepared["households"].tolist() == [8] and prepared["attributes"].iloc[0] == {"HOUSEHOLDS": 7}
+
+
+def test_a_flag_that_becomes_a_number_is_a_change():
+    """True == 1 in Python, not in the JSON a commit writes: the report says what is written."""
+    result = compare(units(attributes=[{"flag": True, "n": 1}]), units(attributes=[{"flag": 1, "n": 1.0}]))
+    assert result.changes[0]["attributes"] == {"flag": {"old": True, "new": 1}}

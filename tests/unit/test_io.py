@@ -301,3 +301,14 @@ def test_errors_name_the_label_not_the_path_and_cut_echoes(tmp_path):
         io.read_boundaries(path, code="c" * 100_000, label="g.geojson")
     problem = json.dumps(e.value.to_problem())
     assert len(problem) < 1_500 and e.value.where["field"].endswith("…")
+
+
+def test_a_zip_holding_a_dbf_without_its_shp_has_no_geometry(grids, tmp_path):
+    """Found by tests/api/test_upload_fuzz.py: GDAL reads it as a plain table (it was a 500)."""
+    io.write_layer(grids, tmp_path / "grids.shp")
+    with zipfile.ZipFile(tmp_path / "grids.zip", "w") as z:
+        z.write(tmp_path / "grids.dbf", "grids.dbf")
+        z.write(tmp_path / "grids.prj", "grids.prj")
+    with pytest.raises(InvalidGeometry, match="without geometry") as e:
+        io.read_boundaries(tmp_path / "grids.zip", label="网格.zip")
+    assert e.value.where["file"] == "网格.zip"
