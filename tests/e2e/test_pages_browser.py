@@ -42,13 +42,14 @@ def browser() -> Iterator[object]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("Playwright is not installed (pip install -e '.[dev]')")
-    if not CHROMIUM.is_file() and not shutil.which("chromium"):
-        unavailable(f"no Chromium at {CHROMIUM} (scripts/system-deps.sh chromium)")
+    executable = str(CHROMIUM) if CHROMIUM.is_file() else shutil.which("chromium")
+    if executable is None:
+        unavailable(f"no Chromium at {CHROMIUM} (scripts/system-deps.sh chromium installs it)")
     with sync_playwright() as playwright:
         try:
-            instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            instance = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         except Exception as exc:  # a broken install: Playwright's error names what is missing
-            unavailable(f"Chromium at {CHROMIUM} does not start: {exc}")
+            unavailable(f"Chromium at {executable} does not start: {exc}")
         yield instance
         instance.close()
 
