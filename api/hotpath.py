@@ -2,9 +2,11 @@
 
 FastAPI's per-request machinery (routing, dependency injection, validation) costs more than the lookup
 itself. This ASGI middleware answers a lookup whose parameters parse cleanly with the same function the
-route uses (:func:`api.lookup.answer`) and the same access rules (:func:`api.auth.read_access`); anything
-else -- an unknown parameter, a bad value, an error of any kind -- goes to the FastAPI route, which gives
-the documented answer or problem. The two paths return the same bytes (tests/api/test_service.py).
+route uses (:func:`api.lookup.answer`) and the same access rules (:func:`api.auth.read_access`), a CRS
+in any spelling :func:`geogrid.crs.normalize_crs` takes for wgs84, gcj02, bd09 or cgcs2000 included;
+anything else -- an unknown parameter (even the ``_`` cache-buster), an EPSG code of another CRS, a bad
+value, an error of any kind -- goes to the FastAPI route, which gives the documented answer or problem.
+The two paths return the same bytes (tests/api/test_service.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.types import Scope
 from api.auth import RateLimiter, key_of, read_access
 from api.lookup import CRS_NAMES, answer
 from api.state import ServiceState
+from geogrid.crs import normalize_crs
 
 PATH = "/v1/lookup"
 PARAMS = frozenset({"lon", "lat", "crs", "at", "set", "snap_m"})
@@ -64,6 +67,8 @@ class HotLookup:
                 lon, lat = float(params["lon"]), float(params["lat"])
                 snap_m = float(params.get("snap_m", 0.0))
                 crs, set_name = params.get("crs", "wgs84"), params.get("set")
+                if crs not in CRS_NAMES:  # another spelling (GCJ-02, EPSG:4326 ...): the one name
+                    crs = normalize_crs(crs)
                 if "at" in params and not DATE.fullmatch(params["at"]):
                     return None
                 at = dt.date.fromisoformat(params["at"]) if "at" in params else None

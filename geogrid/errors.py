@@ -207,3 +207,9 @@ class SpatialiteUnavailable(GeoGridError):
 
     title = "SpatiaLite unavailable"
     status = 500
+
+
+class TooManyPoints(PayloadTooLarge):
+    """A batch of more points than the configured limit, refused while its body is still arriving."""
+
+    title = "Too many points"

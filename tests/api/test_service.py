@@ -130,7 +130,8 @@ def test_batch_lookup_in_each_format(client, demo_layers):
         "/v1/lookup", json=[{"lon": p.x, "lat": p.y} for p in pts] + [{"lon": "east", "lat": 1}]
     ).json()
     assert [r["unit_code"] for r in body["results"][:50]] == micro["code"].tolist()
-    assert body["results"][50]["error"].startswith("point 50:")
+    last = body["results"][50]  # the 51st point: rows and errors count from 1, index is its array position
+    assert (last["index"], last["row"], last["error"]) == (50, 51, "point 51: lon is not a number: 'east'")
     collection = {
         "type": "FeatureCollection",
         "features": [
@@ -149,7 +150,7 @@ def test_batch_lookup_in_each_format(client, demo_layers):
     assert text.splitlines()[0] == "id,lon,lat,unit_code,on_boundary,error"
     rows = list(csv_module.reader(io.StringIO(text)))
     assert [row[3] for row in rows[1:4]] == micro["code"].tolist()[:3]
-    assert rows[4][:3] == ["9", "", "39.8"] and rows[4][5].startswith("point 3:")  # sent values kept
+    assert rows[4][:3] == ["9", "", "39.8"] and rows[4][5] == "row 4: lon is missing"  # sent values kept
     problem(
         client.post("/v1/lookup", content="{not json", headers={"content-type": "application/json"}),
         400,
