@@ -145,7 +145,16 @@ def import_(
     commit: Annotated[bool, typer.Option("--commit", help="Write; without it this is a dry run.")] = False,
 ) -> None:
     """Import a boundary layer into the set's draft (a dry run unless --commit)."""
-    frame = io.read_boundaries(file, crs=crs, layer=layer, code=code_col, name=name_col)
+    settings = _state(ctx).settings  # GEOGRID_MAX_UNPACKED_MB and GEOGRID_MAX_COMPRESSION_RATIO hold here too
+    frame = io.read_boundaries(
+        file,
+        crs=crs,
+        layer=layer,
+        code=code_col,
+        name=name_col,
+        max_unpacked_mb=settings.max_unpacked_mb,
+        max_compression_ratio=settings.max_compression_ratio,
+    )
     store = _state(ctx).store
     with _progress(enabled=commit) as progress:
         task = progress.add_task(f"writing {file.name}", total=len(frame))

@@ -8,6 +8,7 @@ import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import geopandas as gpd
 import pytest
 import shapely
 from fastapi.testclient import TestClient
@@ -372,3 +373,30 @@ def test_body_size_limit_and_timeout(service, db, tmp_path):
         slow = client.get("/v1/sets/s/units", params={"level": "microgrid"})
         assert slow.status_code == 503 and "GEOGRID_REQUEST_TIMEOUT_S" in slow.json()["detail"]
         assert client.get("/v1/lookup?lon=111.2&lat=39.85").status_code == 200  # the hot path has no awaits
+
+
+def test_an_island_is_reported_but_the_draft_is_ok(service):
+    """Issue 10 item 23: GET draft/problems lists a unit in several parts for information; ok stays true."""
+    client, keys, store = service
+    county = shapely.MultiPolygon(
+        [shapely.box(111.2, 39.85, 111.22, 39.86), shapely.box(111.23, 39.85, 111.24, 39.86)]
+    )
+    island = shapely.MultiPolygon(
+        [shapely.box(111.2, 39.85, 111.21, 39.86), shapely.box(111.23, 39.85, 111.24, 39.86)]
+    )
+    store.import_units(
+        "isl",
+        gpd.GeoDataFrame({"code": ["150622"], "name": ["县"]}, geometry=[county], crs=4326),
+        "county",
+        commit=True,
+    )
+    streets = gpd.GeoDataFrame(
+        {"code": ["150622001", "150622002"], "name": ["岛", "陆"]},
+        geometry=[island, shapely.box(111.21, 39.85, 111.22, 39.86)],
+        crs=4326,
+    )
+    store.import_units("isl", streets, "street", commit=True)
+    body = client.get("/v1/sets/isl/draft/problems", headers=auth(keys, "planner")).json()
+    assert body["ok"] is True and body["levels"]["street"]["faults"] == 0, body
+    kinds = [f["properties"]["kind"] for f in body["levels"]["street"]["problems"]["features"]]
+    assert kinds == ["multipart"] and body["levels"]["street"]["summary"]["information"] == ["multipart"]

@@ -388,3 +388,13 @@ def test_a_geometry_no_database_stores_is_refused_in_the_dry_run_too(store, wkt,
     with pytest.raises(InvalidGeometry, match=fault) as e:
         store.import_units("bad", frame, "street", commit=commit)
     assert e.value.where["row"] == 2 and e.value.where["code"] == "150622002" and store.sets() == []
+
+
+def test_the_cli_import_honours_the_configured_archive_limit(store, one_street, tmp_path):
+    """GEOGRID_MAX_UNPACKED_MB holds for `geogrid import` as for an upload."""
+    path = write_layer(one_street["grids"], tmp_path / "grids.shp.zip")
+    url = store.engine.url.render_as_string(hide_password=False)
+    args = ["--database-url", url, "import", str(path), "--set", "s", "--level", "grid"]
+    refused = runner.invoke(app, args, env={"GEOGRID_MAX_UNPACKED_MB": "0.001"})
+    assert refused.exit_code != 0 and "GEOGRID_MAX_UNPACKED_MB" in str(refused.exception)
+    assert runner.invoke(app, args, env={"GEOGRID_MAX_UNPACKED_MB": "50"}).exit_code == 0
