@@ -324,6 +324,8 @@ def test_a_cache_buster_is_taken_and_unknown_batch_parameters_are_refused(client
         ({"lon": "1e400", "lat": 39.85}, "point 1: lon is not a finite number: '1e400'"),
         ({"lon": "NaN", "lat": 39.85}, "point 1: lon is not a finite number: 'NaN'"),
         ({"lon": [1], "lat": 39.85}, "point 1: lon is not a number: [1]"),
+        ("x", "point 1: a point is an object with lon and lat, got 'x'"),
+        ({"lng": 111.2}, "point 1: lat is missing"),
         (
             {"lon": 39.9, "lat": 116.4},
             "point 1: lat 116.4 is outside -90..90; lon and lat look swapped (lon comes first)",
