@@ -10,7 +10,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.dependencies import StateDep
-from api.state import ServiceState
+from api.state import NotCached, ServiceState
 from geogrid.access import Action, Principal
 from geogrid.errors import NotAuthenticated, RateLimited
 
@@ -22,13 +22,14 @@ MAX_CLIENTS = 100_000  # addresses tracked by the rate limiter before the idle o
 class RateLimiter:
     """A token bucket per client address: ``per_minute`` requests a minute, bursts up to as many."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, what: str = "requests a minute without an API key") -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.what = what
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def check(self, client: str) -> None:
-        """Take a token for ``client`` or raise RateLimited saying when to retry."""
+    def check(self, client: str, *, take: bool = True) -> None:
+        """Take a token for ``client`` (only look, without ``take``) or raise RateLimited saying when to retry."""
         if self.capacity <= 0:
             return
         now = time.monotonic()
@@ -37,20 +38,54 @@ class RateLimiter:
         if tokens < 1.0:
             self._buckets[client] = (tokens, now)
             raise RateLimited(
-                f"more than {self.capacity:.0f} requests a minute without an API key; send one, or slow down",
+                f"more than {self.capacity:.0f} {self.what}; send a valid one, or slow down",
                 retry_after_s=(1.0 - tokens) / self.rate,
                 client=client,
             )
+        if not take:
+            return
         if len(self._buckets) >= MAX_CLIENTS and client not in self._buckets:
             self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < 60.0}
         self._buckets[client] = (tokens - 1.0, now)
 
 
+def identify(
+    state: ServiceState, failed: RateLimiter | None, key: str | None, client: str, *, resolve: bool = True
+) -> Principal | None:
+    """The caller ``key`` stands for (None without one); NotAuthenticated for an unknown or revoked key.
+
+    Every failed key counts against the client's address in ``failed``; once that address has sent too
+    many, RateLimited (429) -- decided before a new key is looked up in the database, so guessing keys
+    costs the service no queries. With ``resolve=False`` a key not in memory is NotCached.
+    """
+    if not key:
+        return None
+    try:
+        try:
+            return state.principal(key, resolve=False)
+        except NotCached:
+            if not resolve:
+                raise
+            if failed is not None:
+                failed.check(client, take=False)
+            return state.principal(key)
+    except NotAuthenticated:
+        if failed is not None:
+            failed.check(client)  # count the failure; 429 rather than 401 once there are too many
+        raise
+
+
 def read_access(
-    state: ServiceState, limiter: RateLimiter, key: str | None, client: str, *, resolve: bool = True
+    state: ServiceState,
+    limiter: RateLimiter,
+    key: str | None,
+    client: str,
+    *,
+    resolve: bool = True,
+    failed: RateLimiter | None = None,
 ) -> Principal | None:
     """The caller of a read: its principal, or None for an anonymous caller allowed (and counted) in."""
-    principal = state.principal(key, resolve=resolve)
+    principal = identify(state, failed, key, client, resolve=resolve)
     if principal is not None:
         return principal
     if not state.settings.public_reads:
@@ -75,17 +110,21 @@ async def _key(  # async: no I/O, so no hop to the threadpool
     return x_api_key or (credentials.credentials if credentials else None)
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def reader(request: Request, state: StateDep, key: str | None = Depends(_key)) -> Principal | None:
     """Dependency of every read route."""
     limiter: RateLimiter = request.app.state.limiter
-    return read_access(state, limiter, key, request.client.host if request.client else "unknown")
+    return read_access(state, limiter, key, _client(request), failed=request.app.state.failed_keys)
 
 
 def require(action: Action) -> Callable[..., Principal]:
     """Dependency of a write route: an API key whose role allows ``action`` (scope checked by the route)."""
 
-    def dependency(state: StateDep, key: str | None = Depends(_key)) -> Principal:
-        principal = state.principal(key)
+    def dependency(request: Request, state: StateDep, key: str | None = Depends(_key)) -> Principal:
+        principal = identify(state, request.app.state.failed_keys, key, _client(request))
         if principal is None:
             raise NotAuthenticated(f"{action.replace('_', ' ')} needs an API key")
         principal.require(action)

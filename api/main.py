@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
     )
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.failed_keys = RateLimiter(
+        settings.failed_keys_per_minute, "unknown or revoked API keys a minute"
+    )
     errors.install(app)
     for module in (lookup, boundaries, drafts, ogc, keys, pages):
         app.include_router(module.router)
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
             )
         ),
         max_body_bytes=int(settings.max_body_mb * 1e6),
+        body_idle_timeout_s=settings.body_idle_timeout_s,
         metrics=app.state.metrics,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+import time
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _libc: ctypes.CDLL | None
@@ -19,6 +20,7 @@ try:
 except (OSError, AttributeError):
     _libc = None
 _trimming = threading.Lock()
+_last_trim = -float("inf")
 
 
 def limit_arenas(count: int = 2) -> bool:
@@ -34,6 +36,21 @@ def trim() -> bool:
         return bool(_libc.malloc_trim(0))
     finally:
         _trimming.release()
+
+
+def trim_soon(min_interval_s: float = 2.0) -> bool:
+    """Trim in a thread of its own (not on the event loop), unless one began within ``min_interval_s``.
+
+    For after a large request: a trim walks the whole heap (milliseconds for hundreds of MB), so several
+    large requests in a row share one. True if a trim was started.
+    """
+    global _last_trim
+    now = time.monotonic()
+    if _libc is None or now - _last_trim < min_interval_s:
+        return False
+    _last_trim = now
+    threading.Thread(target=trim, name="geogrid-trim", daemon=True).start()
+    return True
 
 
 def rss_bytes() -> int:

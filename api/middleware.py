@@ -14,8 +14,9 @@ from typing import Any
 
 from starlette.types import Scope
 
+from api import memory
 from geogrid import deadline
-from geogrid.errors import GeoGridError, PayloadTooLarge
+from geogrid.errors import BodyTimeout, ClientClosedRequest, GeoGridError, PayloadTooLarge
 
 log = logging.getLogger("geogrid.api")
 access_log = logging.getLogger("geogrid.access")
@@ -24,6 +25,8 @@ access_log = logging.getLogger("geogrid.access")
 BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 )  # fmt: skip
+
+TRIM_AFTER_BYTES = 1_000_000  # a request body larger than this is followed by a malloc_trim (rate-limited)
 
 
 class Metrics:
@@ -99,11 +102,19 @@ class AccessLog:
 
 
 class Operations:
-    """Request id (x-request-id in and out), body limit (413), metrics and one log line per request."""
+    """Request id (x-request-id in and out), body limits, metrics and one log line per request.
 
-    def __init__(self, app: Any, *, max_body_bytes: int, metrics: Metrics) -> None:
+    The body is limited in size (413) and in how long the client may pause while sending it (408); a
+    client that hangs up mid-body is counted as 499. Once the body is refused, what the app answers (a
+    parser's 400, an error handler's 500) is replaced by that refusal, and nothing is logged as an error.
+    """
+
+    def __init__(
+        self, app: Any, *, max_body_bytes: int, metrics: Metrics, body_idle_timeout_s: float = 30.0
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.body_idle_timeout_s = body_idle_timeout_s
         self.metrics = metrics
         self.access = AccessLog()
         # Ids unique across processes and restarts without a uuid per request: a random prefix + a counter.
@@ -123,42 +134,75 @@ class Operations:
             elif name == b"content-length":
                 length = value
         request_id = request_id or next(self._ids)
-        sent = {"status": 0}
+        # One dict for the request's state (its closures share it): status sent, refusal, body bytes read.
+        sent: dict[str, Any] = {"status": 0, "refused": None, "received": 0, "more": True}
         id_header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
+                if sent["refused"] is not None:  # the refusal is the answer, sent once the app is done
+                    return
                 sent["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
+            elif not sent["status"]:
+                return
             await send(message)
 
-        received = 0
-
         async def limited_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body:
-                raise self._too_large()
+            if not sent["more"]:  # the body is in: what is left to hear is a disconnect, however late
+                return await receive()
+            if sent["refused"] is not None:
+                raise sent["refused"]
+            try:
+                async with asyncio.timeout(self.body_idle_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise self._refuse(sent, BodyTimeout(self._idle(), field="body")) from None
+            if message["type"] == "http.disconnect":
+                raise self._refuse(sent, ClientClosedRequest("the client hung up before the body ended"))
+            sent["received"] += len(message.get("body", b""))
+            if sent["received"] > self.max_body:
+                raise self._refuse(sent, self._too_large())
+            sent["more"] = message.get("more_body", False)
             return message
 
         try:
             if length is not None and int(length) > self.max_body:
-                raise self._too_large()
-            await self.app(scope, limited_receive, send_with_id)
-        except (PayloadTooLarge, ValueError) as exc:  # ValueError: a Content-Length that is not a number
-            error = exc if isinstance(exc, GeoGridError) else PayloadTooLarge("unreadable Content-Length")
-            await problem(send_with_id, sent, error)
-        finally:  # an unexpected error has had its 500 sent already, and goes on up to the server's log
+                self._refuse(sent, self._too_large())
+        except ValueError:  # a Content-Length that is not a number
+            self._refuse(sent, PayloadTooLarge("unreadable Content-Length", field="content-length"))
+        try:
+            if sent["refused"] is None:
+                await self.app(scope, limited_receive, send_with_id)
+        except Exception:
+            if sent["refused"] is None:  # an unexpected error has had its 500 sent already: to the log
+                raise
+        finally:
+            if sent["refused"] is not None and not sent["status"]:  # the client hears the refusal, not
+                await problem(send, sent, sent["refused"], id_header)  # what the app made of it
+            if sent["received"] > TRIM_AFTER_BYTES:  # a batch or an upload, read and parsed: its memory
+                memory.trim_soon()  # goes back to the system, not into glibc's free lists
             took = time.perf_counter() - start
             status = sent["status"] or 500
             self.metrics.observe(status, took)
             self.access.add(request_id, scope["method"], scope["path"], status, took)
 
+    @staticmethod
+    def _refuse(sent: dict[str, Any], error: GeoGridError) -> GeoGridError:
+        """Mark the request's body refused with ``error`` (the first refusal stands); return it to raise."""
+        if sent["refused"] is None:
+            sent["refused"] = error
+        refused: GeoGridError = sent["refused"]
+        return refused
+
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"the request body is over {self.max_body / 1e6:g} MB (GEOGRID_MAX_BODY_MB)", field="body"
         )
+
+    def _idle(self) -> str:
+        seconds = f"{self.body_idle_timeout_s:g}"
+        return f"no part of the request body came for {seconds} s (GEOGRID_BODY_IDLE_TIMEOUT_S)"
 
 
 class HeadAsGet:
@@ -232,11 +276,13 @@ class Deadline:
             await task
 
 
-async def problem(send: Any, sent: dict[str, int], error: GeoGridError) -> None:
-    """Send ``error`` as problem+json, unless a response has begun (then all one can do is stop it)."""
+async def problem(send: Any, sent: dict[str, Any], error: GeoGridError, *extra: tuple[bytes, bytes]) -> None:
+    """Send ``error`` as problem+json (with its headers and ``extra``), unless a response has begun."""
     if sent["status"]:
         return
     body = json.dumps(error.to_problem()).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()]
+    sent["status"] = error.status
+    await send({"type": "http.response.start", "status": error.status, "headers": [*headers, *extra]})
     await send({"type": "http.response.body", "body": body})

@@ -602,6 +602,7 @@ def serve(
     """Serve the HTTP API."""
     import uvicorn
 
+    from api import transport
     from api.main import create_app
 
     settings = _state(ctx).settings
@@ -616,11 +617,21 @@ def serve(
     options: dict[str, Any] = {"host": host, "port": port, "access_log": False}
     options["log_config"] = log_config(log_level.upper())
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings), http=transport.protocol(settings), **options)
         return
     settings.check_secrets()  # here, once, rather than in every worker
     os.environ.update(settings.to_environment())  # each worker makes its app from these settings
-    uvicorn.run("api.main:create_app", factory=True, workers=workers, **options)
+    # A worker answers the supervisor's health pings from a thread; while start-up work (numba
+    # compilation, the index build) holds the GIL on a loaded machine the pings wait, and the default
+    # 5 s would have the worker killed and restarted over and over. A hung worker is replaced after 60 s.
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        workers=workers,
+        http="api.transport:FromEnvironment",
+        timeout_worker_healthcheck=60,
+        **options,
+    )
 
 
 def log_config(level: str) -> dict[str, Any]:

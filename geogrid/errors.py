@@ -209,6 +209,23 @@ class SpatialiteUnavailable(GeoGridError):
     status = 500
 
 
+class ClientClosedRequest(GeoGridError):
+    """The client hung up before it had sent the whole request body (logged and counted as 499)."""
+
+    title = "Client closed request"
+    status = 499
+
+
+class BodyTimeout(GeoGridError):
+    """The client stopped sending its request body for longer than the configured idle time."""
+
+    title = "Request body timed out"
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}  # what else the client sends would be read as a new request
+
+
 class TooManyPoints(PayloadTooLarge):
     """A batch of more points than the configured limit, refused while its body is still arriving."""
 

@@ -46,6 +46,24 @@ class Settings(BaseSettings):
     )
     max_body_mb: float = Field(default=100.0, gt=0, description="Largest request body accepted.")
     request_timeout_s: float = Field(default=120.0, gt=0, description="Longest a request may run.")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest a client may take to send a request's line and headers, from its first byte "
+        "(or from connecting); then the connection is closed (`geogrid serve`).",
+    )
+    body_idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a client may pause while sending a request body; then 408 and the connection "
+        "is closed.",
+    )
+    failed_keys_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Unknown or revoked API keys one client address may send a minute, bursts up to as "
+        "many; then 429 before a key is looked up (0: no limit).",
+    )
     max_unpacked_mb: float = Field(
         default=1000.0, gt=0, description="Most a zip archive (a zipped shapefile) may unpack to."
     )

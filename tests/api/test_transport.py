@@ -1,0 +1,297 @@
+"""The connection under `geogrid serve` (issue 10: 7, 12, 13, 14): clients that hang up mid-body, chunked
+bodies over the limit, bodies and headers that come too slowly, guessed keys, memory after large refusals.
+
+Most tests talk raw HTTP over a socket to a real server process, as a hostile client would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geogrid.settings import DEMO_ADMIN_KEY, Settings
+from tests.api.test_service import _publish, free_port
+from tests.conftest import migrated_engine
+
+ADMIN = f"Authorization: Bearer {DEMO_ADMIN_KEY}\r\nIf-Match: *\r\n".encode()
+LIMITS = {  # small, so a test takes a second or two
+    "GEOGRID_MAX_BODY_MB": "2",
+    "GEOGRID_HEADER_TIMEOUT_S": "1",
+    "GEOGRID_BODY_IDLE_TIMEOUT_S": "1",
+    "GEOGRID_RATE_LIMIT_PER_MINUTE": "0",
+}
+
+
+class Server:
+    """``geogrid serve`` in a process of its own: its port, process and log (stderr, in a file)."""
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.port, self.process, self.log = port, process, log
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+            return str(r.read().decode())
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=30)
+
+    def statuses(self) -> dict[int, int]:
+        """Requests counted in /metrics, by status."""
+        found = re.findall(r'geogrid_requests_total\{status="(\d+)"\} (\d+)', self.get("/metrics"))
+        return {int(s): int(n) for s, n in found}
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def serve(database_url: str, folder: Path, **env: str) -> Iterator[Server]:
+    """Start ``geogrid serve`` on ``database_url`` with ``env`` (GEOGRID_* settings); stop it afterwards."""
+    port, log = free_port(), folder / "server.log"
+    command = [sys.executable, "-c", "from geogrid.cli import main; main()", "--database-url", database_url]
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [*command, "serve", "--port", str(port)],
+            env={**os.environ, "GEOGRID_CACHE_DIR": str(folder), **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    server = Server(port, process, log)
+    try:
+        for _ in range(1200):
+            with contextlib.suppress(OSError):
+                if '"ready":true' in server.get("/readyz"):
+                    break
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def database(demo_layers, tmp_path_factory) -> Iterator[str]:
+    """The demo county, published, in a SpatiaLite file (the transport does not depend on the backend)."""
+    with migrated_engine("spatialite", tmp_path_factory) as engine:
+        yield _publish(engine, demo_layers)
+
+
+@pytest.fixture(scope="module")
+def server(database, tmp_path_factory) -> Iterator[Server]:
+    with serve(database, tmp_path_factory.mktemp("server"), **LIMITS) as running:
+        yield running
+
+
+def response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP response (status, headers, body) until the body is complete or the server closes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the server closed the connection (read end of file, or a reset)."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def wait_for(condition, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    give_up = time.monotonic() + seconds
+    while not condition() and time.monotonic() < give_up:
+        time.sleep(0.05)
+
+
+MULTIPART = (
+    b"Content-Type: multipart/form-data; boundary=XX\r\n",
+    b'--XX\r\nContent-Disposition: form-data; name="file"; filename="m.geojson"\r\n\r\n',
+)
+BODIES = {  # path: (content-type header, the first bytes of a body)
+    b"/v1/sets/demo/draft/microgrid": MULTIPART,
+    b"/v1/sets/demo/publish": (
+        b"Content-Type: application/json\r\n",
+        b'{"valid_from": "2027-01-01", "note": "',
+    ),
+    b"/v1/lookup": (b"Content-Type: text/csv\r\n", b"lon,lat\n111.2,39.85\n"),
+}
+
+
+def test_a_client_hanging_up_mid_body_is_a_499_and_no_error(server):
+    before = server.statuses()
+    logged = server.log.stat().st_size
+    for path, (content_type, start) in BODIES.items():
+        with server.connect() as sock:
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\n%s%sContent-Length: 1000\r\n\r\n%s" % (
+                path, ADMIN, content_type, start))  # fmt: skip
+            time.sleep(0.2)  # the app is reading the body when the client goes
+    wait_for(lambda: server.statuses().get(499, 0) - before.get(499, 0) >= len(BODIES))
+    after = server.statuses()
+    assert after.get(499, 0) - before.get(499, 0) == len(BODIES), after
+    assert {s: n - before.get(s, 0) for s, n in after.items() if s >= 500 and n != before.get(s, 0)} == {}
+    assert "geogrid_request_errors_total 0" in server.get("/metrics")
+    time.sleep(0.5)  # access lines are written a fraction of a second later
+    log = server.log.read_bytes()[logged:].decode()
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert log.count("status=499") == len(BODIES), log
+
+
+@pytest.mark.parametrize("path", [b"/v1/sets/demo/draft/microgrid", b"/v1/sets/demo/publish", b"/v1/lookup"])
+def test_a_chunked_body_over_the_limit_is_413(server, path):
+    content_type, start = BODIES[path]
+    with server.connect() as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\n%s%sTransfer-Encoding: chunked\r\n\r\n" % (
+            path, ADMIN, content_type))  # fmt: skip
+        chunk = start + b"x" * 250_000
+        for _ in range(12):  # 3 MB, over the 2 MB limit
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            chunk = b"x" * 250_000
+        sock.sendall(b"0\r\n\r\n")
+        status, headers, body = response(sock)
+    assert status == 413, body
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == 413 and "GEOGRID_MAX_BODY_MB" in problem["detail"], problem
+
+
+def test_a_body_that_stops_coming_is_408_and_closed(server):
+    content_type, start = BODIES[b"/v1/sets/demo/draft/microgrid"]
+    with server.connect() as sock:
+        sock.sendall(b"POST /v1/sets/demo/draft/microgrid HTTP/1.1\r\nHost: t\r\n%s%sContent-Length: 100000\r\n\r\n%s" % (
+            ADMIN, content_type, start))  # fmt: skip
+        began = time.monotonic()
+        status, headers, body = response(sock)
+        assert status == 408, body
+        assert json.loads(body)["type"].endswith("/body-timeout")
+        assert closed(sock)
+        assert time.monotonic() - began < 10
+
+
+def test_headers_sent_too_slowly_get_408_and_the_connection_closed(server):
+    with server.connect() as sock:
+        began = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        for _ in range(40):  # a header a byte at a time: each byte used to restart uvicorn's timer
+            time.sleep(0.25)
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+        sock.settimeout(10)
+        status, _, body = response(sock)
+        assert status == 408 and b"GEOGRID_HEADER_TIMEOUT_S" in body
+        assert closed(sock)
+        assert time.monotonic() - began < 5  # 1 s allowed; 10 s of trickle were offered
+
+
+def test_a_connection_that_says_nothing_is_closed(server):
+    with server.connect() as sock:
+        began = time.monotonic()
+        assert closed(sock)
+        assert time.monotonic() - began < 5
+
+
+def test_keep_alive_requests_after_the_timeout_are_answered(server):
+    with server.connect() as sock:  # a prompt client on one connection is never cut off
+        for _ in range(3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            status, _, _ = response(sock)
+            assert status == 200
+            time.sleep(0.6)  # under the keep-alive time, and the header timer must not run meanwhile
+
+
+def test_guessed_keys_are_refused_before_the_database_is_asked(database, tmp_path, monkeypatch):
+    settings = Settings(database_url=database, cache_dir=str(tmp_path), failed_keys_per_minute=5)
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state.service  # type: ignore[attr-defined]
+        asked: list[str] = []
+        resolve = state.keys.resolve
+        monkeypatch.setattr(state.keys, "resolve", lambda key: asked.append(key) or resolve(key))
+        lookup = {"lon": 111.2, "lat": 39.85}
+        for n in range(5):
+            r = client.get("/v1/lookup", params=lookup, headers={"X-API-Key": f"gg_guess{n}"})
+            assert r.status_code == 401, r.text
+        assert len(asked) == 5
+        r = client.get("/v1/lookup", params=lookup, headers={"X-API-Key": "gg_guess5"})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        r = client.post("/v1/sets/demo/publish", headers={"Authorization": "Bearer gg_guess6"}, json={})
+        assert r.status_code == 429, r.text  # writes too
+        assert len(asked) == 5  # the 6th and 7th keys never reached the database
+        assert client.get("/v1/lookup", params=lookup).status_code == 200  # no key: still served
+        admin = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
+        assert client.get("/v1/lookup", params=lookup, headers=admin).status_code == 200  # a good key too
+
+
+def test_a_refused_60_mb_upload_leaves_memory_bounded(database, demo_layers, tmp_path):
+    # A 60 MB GeoJSON that parses and is refused (repeated codes), and a 120 MB chunked one over the limit.
+    micro = demo_layers["microgrids"].iloc[:200]
+    one = json.loads(micro.to_json())["features"]
+    texts = [json.dumps(feature) for feature in one]
+    copies = 60_000_000 // sum(map(len, texts)) + 1
+    upload = b'{"type": "FeatureCollection", "features": [%s]}' % ",".join(texts * copies).encode()
+    assert 60e6 < len(upload) < 70e6
+    boundary = b'--XX\r\nContent-Disposition: form-data; name="file"; filename="m.geojson"\r\n\r\n'
+    with serve(database, tmp_path, GEOGRID_RATE_LIMIT_PER_MINUTE="0") as server:
+        with server.connect() as sock:  # warm: the first upload loads what every upload needs
+            body = (
+                boundary
+                + json.dumps({"type": "FeatureCollection", "features": one[:5]}).encode()
+                + b"\r\n--XX--\r\n"
+            )
+            sock.sendall(b"POST /v1/sets/demo/draft/microgrid HTTP/1.1\r\nHost: t\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+                ADMIN, MULTIPART[0], len(body), body))  # fmt: skip
+            assert response(sock)[0] == 200
+        time.sleep(3)
+        before = server.rss_mb()
+        for _ in range(2):
+            with server.connect() as sock:
+                body = boundary + upload + b"\r\n--XX--\r\n"
+                sock.sendall(b"POST /v1/sets/demo/draft/microgrid HTTP/1.1\r\nHost: t\r\n%s%sContent-Length: %d\r\n\r\n" % (
+                    ADMIN, MULTIPART[0], len(body)))  # fmt: skip
+                sock.sendall(body)
+                status, _, text = response(sock)
+                assert status == 400 and b"repeats" in text, text[:500]
+            with server.connect() as sock:
+                sock.sendall(b"POST /v1/sets/demo/draft/microgrid HTTP/1.1\r\nHost: t\r\n%s%sTransfer-Encoding: chunked\r\n\r\n" % (
+                    ADMIN, MULTIPART[0]))  # fmt: skip
+                chunk = boundary + upload[:1_000_000]
+                with contextlib.suppress(OSError):  # the server may stop reading once it has refused
+                    for _ in range(120):
+                        sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        chunk = upload[:1_000_000]
+                    sock.sendall(b"0\r\n\r\n")
+                assert response(sock)[0] == 413
+        time.sleep(3)  # the trim runs in a thread after the request
+        after = server.rss_mb()
+    print(f"RSS before {before:.0f} MB, after two refused uploads of each kind {after:.0f} MB")
+    assert after - before < 150, (before, after)
