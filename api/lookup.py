@@ -365,7 +365,8 @@ class Batch:
         try:
             payload = orjson.loads(body or b"null")  # orjson refuses 1e400, NaN and nesting past 1024
         except orjson.JSONDecodeError as exc:
-            raise InvalidCoordinates(f"the body is not JSON: {exc}", field="body") from None
+            sent_as = "" if "json" in kind else f" (it came as {echo(kind)}; CSV is sent as text/csv)"
+            raise InvalidCoordinates(f"the body is not JSON: {exc}{sent_as}", field="body") from None
         if isinstance(payload, dict) and payload.get("type") == "FeatureCollection":
             return self._features(payload), "application/geo+json"
         points = payload.get("points") if isinstance(payload, dict) else payload

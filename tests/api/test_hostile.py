@@ -336,6 +336,10 @@ def test_batch_point_errors_say_what_is_wrong(client, point, error):
     assert client.post("/v1/lookup", json=[point]).json()["results"][0]["error"] == error
 
 
+def test_csv_sent_as_a_form_is_told_its_content_type(client):
+    problem(post(client, "lon,lat\n1,2\n", "application/x-www-form-urlencoded"), 400, "text/csv")  # curl -d
+
+
 def test_non_finite_json_numbers_are_refused(client):
     problem(post(client, '[{"lon": 1e400, "lat": 39.85}]'), 400, "infinity")
     problem(post(client, '[{"lon": NaN, "lat": 39.85}]'), 400, "not JSON")
