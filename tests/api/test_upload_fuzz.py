@@ -216,7 +216,7 @@ def test_zips_with_random_members(fuzz, members, suffix, commit, params):
                 data = own if data == "real" else own[: len(own) // 2]
             elif isinstance(data, str):
                 data = data.encode()
-            z.writestr(name or "_", data)
+            z.writestr(name.split("\x00")[0].strip("/") or "_", data)  # zipfile cannot write "/" nor NUL
     upload(client, f"f{suffix}", buffer.getvalue(), commit=commit, **params)
 
 
