@@ -1,7 +1,8 @@
 """Steady-state memory of a served demo under mixed requests (issue 10, item 13).
 
-Starts ``geogrid serve`` on the demo county in a scratch folder (SpatiaLite), then for ``--seconds`` sends
-single lookups, 100,000-point CSV batches and a refused over-size upload in a loop, sampling the server's
+Starts ``geogrid serve`` (this checkout's code) on the demo county in a scratch folder (SpatiaLite), then for
+``--seconds`` sends single lookups, 100,000-point CSV batches and, now and then, a 60 MB GeoJSON upload that
+is read, parsed and refused (repeated codes) and a 120 MB one refused for its size, sampling the server's
 resident set size (VmRSS) every few seconds. Prints the RSS after warm-up, the peak and the last third's
 median: the steady state. Usage: ``python benchmarks/bench_memory.py --seconds 120``.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import random
 import socket
 import statistics
@@ -23,7 +26,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-GEOGRID = Path(sys.executable).with_name("geogrid")
+GEOGRID = [sys.executable, "-c", "from geogrid.cli import main; main()"]
 
 
 def rss_mb(pid: int) -> float:
@@ -41,12 +44,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def refused_upload() -> bytes:
+    """A 60 MB GeoJSON of demo micro-grids repeated: read and parsed whole, then refused for its codes."""
+    features = json.loads((ROOT / "boundaries" / "demo" / "microgrids.geojson").read_text())["features"]
+    texts = [json.dumps(f) for f in features[:200]]
+    copies = 60_000_000 // sum(map(len, texts)) + 1
+    return b'{"type": "FeatureCollection", "features": [%s]}' % ",".join(texts * copies).encode()
+
+
 def load(base: str, stop: threading.Event) -> None:
-    """Mixed requests until ``stop``: lookups, CSV batches, a refused 120 MB upload now and then."""
+    """Mixed requests until ``stop``: lookups, CSV batches, refused 60 MB and 120 MB uploads now and then."""
     rng = random.Random(1)
     csv = "lon,lat\n" + "".join(
         f"{111.15 + rng.random() * 0.1:.6f},{39.8 + rng.random() * 0.1:.6f}\n" for _ in range(100_000)
     )
+    parsed = refused_upload()
     big = b"x" * 120_000_000
     headers = {"Authorization": "Bearer geogrid-demo-admin-key"}
     with httpx.Client(base_url=base, timeout=120, headers=headers) as client:
@@ -57,7 +69,8 @@ def load(base: str, stop: threading.Event) -> None:
                 client.get("/v1/lookup", params={"lon": 111.15 + rng.random() * 0.1, "lat": 39.85})
             client.post("/v1/lookup", content=csv, headers={"content-type": "text/csv"})
             if round_ % 5 == 0:
-                with contextlib.suppress(httpx.HTTPError):  # refused mid-body is what is measured
+                client.post("/v1/sets/demo/draft/microgrid", files={"file": ("m.geojson", parsed)})
+                with contextlib.suppress(httpx.HTTPError):  # refused for its size
                     client.post("/v1/sets/demo/draft/grid", files={"file": ("big.geojson", big)})
 
 
@@ -69,11 +82,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "boundaries").symlink_to(ROOT / "boundaries")
-        subprocess.run([str(GEOGRID), "demo"], cwd=folder, check=True, capture_output=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's code, wherever geogrid is installed
+        subprocess.run([*GEOGRID, "demo"], cwd=folder, env=env, check=True, capture_output=True)
         port = free_port()
         server = subprocess.Popen(
-            [str(GEOGRID), "serve", "--port", str(port)],
+            [*GEOGRID, "serve", "--port", str(port)],
             cwd=folder,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
