@@ -203,6 +203,8 @@ def check_parents(
 
 
 UNIT_COLUMNS = ("code", "name", "level", "parent_code", "households", "population")
+MAX_NAME_CHARS = 200  # the unit table's name column
+MAX_COUNT = 2**31 - 1  # households and population are INTEGER columns (PostgreSQL: 32 bits)
 MAX_VERTICES = 100_000  # per unit; SpatiaLite's EWKT parser gives up (a NULL geometry) near 400,000
 
 
@@ -240,6 +242,20 @@ def prepare_units(
         if name is None or (isinstance(name, float) and np.isnan(name)) or not str(name).strip():
             raise InvalidCode(
                 f"row {row}: unit {codes[row - 1]} has no name", row=row, field="name", code=codes[row - 1]
+            )
+        text = str(name).strip()
+        # What the database cannot keep is refused in the dry run too (PostgreSQL: no NUL, 200 characters).
+        if "\x00" in text or len(text) > MAX_NAME_CHARS:
+            what = (
+                "a NUL character"
+                if "\x00" in text
+                else f"{len(text):,} characters (at most {MAX_NAME_CHARS})"
+            )
+            raise InvalidCode(
+                f"row {row}: the name of unit {codes[row - 1]} has {what}: {echo(repr(text))}",
+                row=row,
+                field="name",
+                code=codes[row - 1],
             )
     parents = [parent_code(c) for c in codes]
     if "parent_code" in frame.columns:
@@ -352,9 +368,9 @@ def _counts(frame: gpd.GeoDataFrame, field: str, codes: list[str]) -> list[int |
             number = float(value)
         except (TypeError, ValueError):
             number = float("nan")
-        if not np.isfinite(number) or number < 0 or number != int(number):
+        if not np.isfinite(number) or number < 0 or number != int(number) or number > MAX_COUNT:
             raise InvalidCode(
-                f"row {row}: {field} must be a whole number ≥ 0, not {echo(repr(value))}",
+                f"row {row}: {field} must be a whole number from 0 to {MAX_COUNT:,}, not {echo(repr(value))}",
                 row=row,
                 field=field,
                 code=codes[row - 1],

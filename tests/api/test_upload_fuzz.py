@@ -8,6 +8,7 @@ import datetime as dt
 import io as stdio
 import json
 import zipfile
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,10 +30,10 @@ FUZZ = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def fuzz(tmp_path_factory, demo_layers):
-    """A client on SpatiaLite with one street published as set 's', and that street's shapefile bytes."""
-    with migrated_engine("spatialite", tmp_path_factory) as engine:
+@contextmanager
+def service(kind, tmp_path_factory, demo_layers):
+    """A client on ``kind`` with one street published as set 's', and that street's shapefile bytes."""
+    with migrated_engine(kind, tmp_path_factory) as engine:
         store = empty_store(engine)
         layers = {}
         for name, level in (("streets", "street"), ("communities", "community"), ("grids", "grid")):
@@ -53,6 +54,20 @@ def fuzz(tmp_path_factory, demo_layers):
         )
         with TestClient(app) as client:
             yield client, layers, zipfile.ZipFile(shp)
+
+
+@pytest.fixture(scope="module")
+def fuzz(tmp_path_factory, demo_layers):
+    """The fuzz runs on SpatiaLite."""
+    with service("spatialite", tmp_path_factory, demo_layers) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def fuzz_postgis(tmp_path_factory, demo_layers):
+    """What reaches the database is fuzzed on PostGIS too: it refuses what SpatiaLite stores (NUL, long names)."""
+    with service("postgis", tmp_path_factory, demo_layers) as found:
+        yield found
 
 
 def check(response):
@@ -298,3 +313,17 @@ def test_valid_grids_with_random_changes(fuzz, operations, level, commit, suffix
     response = upload(client, f"grids{suffix}", body, level=level, commit=commit)
     if not operations and level == "grid":
         assert response.status_code == 200, response.text[:500]
+
+
+@settings(FUZZ, max_examples=60)
+@given(operations=st.lists(OPERATION, min_size=1, max_size=3), commit=st.booleans())
+def test_valid_grids_with_random_changes_on_postgis(fuzz_postgis, operations, commit):
+    client, layers, _ = fuzz_postgis
+    document = json.loads(layers["grid"].to_json(drop_id=True))
+    upload(
+        client,
+        "grids.geojson",
+        json.dumps(_mutate(document, operations)).encode(),
+        level="grid",
+        commit=commit,
+    )

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from geogrid.cli import app
 from geogrid.crs import transform_geometries
 from geogrid.db import Store
-from geogrid.errors import InvalidGeometry, TooManyVertices, TopologyProblems
+from geogrid.errors import InvalidCode, InvalidGeometry, TooManyVertices, TopologyProblems
 from geogrid.hierarchy import MAX_VERTICES
 from geogrid.io import read_boundaries, write_layer
 
@@ -398,3 +398,38 @@ def test_the_cli_import_honours_the_configured_archive_limit(store, one_street, 
     refused = runner.invoke(app, args, env={"GEOGRID_MAX_UNPACKED_MB": "0.001"})
     assert refused.exit_code != 0 and "GEOGRID_MAX_UNPACKED_MB" in str(refused.exception)
     assert runner.invoke(app, args, env={"GEOGRID_MAX_UNPACKED_MB": "50"}).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("name", "a\x00b", "NUL character"),
+        ("name", "网" * 201, "201 characters"),
+        ("households", 2**31, "from 0 to 2,147,483,647"),
+        ("population", 10**20, "from 0 to 2,147,483,647"),
+    ],
+)
+@pytest.mark.parametrize("commit", [False, True])
+def test_what_postgresql_cannot_store_is_refused_on_both_databases(store, column, value, message, commit):
+    """A dry run that passes is a commit that passes: PostgreSQL refused these with a 500 on commit."""
+    frame = gpd.GeoDataFrame(
+        {"code": ["150622001", "150622002"], "name": ["a", "b"], "households": [1, 2], "population": [3, 4]},
+        geometry=[shapely.box(111.2, 39.85, 111.21, 39.86), shapely.box(111.21, 39.85, 111.22, 39.86)],
+        crs=4326,
+    ).astype({column: object})
+    frame.loc[1, column] = value
+    with pytest.raises(InvalidCode, match=message) as e:
+        store.import_units("pg", frame, "street", commit=commit)
+    assert e.value.where["row"] == 2 and e.value.where["field"] == column and store.sets() == []
+
+
+def test_the_longest_name_and_largest_count_are_stored(store):
+    frame = gpd.GeoDataFrame(
+        {"code": ["150622001"], "name": ["网" * 200], "households": [2**31 - 1], "note": ["x\x00y"]},
+        geometry=[shapely.box(111.2, 39.85, 111.21, 39.86)],
+        crs=4326,
+    )
+    store.import_units("pg", frame, "street", commit=True)
+    back = store.units("pg", version=1).iloc[0]
+    assert back["name"] == "网" * 200 and back["households"] == 2**31 - 1
+    assert back["attributes"] == {"note": "x\x00y"}  # JSON keeps a NUL (escaped) on both databases
