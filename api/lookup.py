@@ -34,7 +34,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from numpy.typing import NDArray
-from pydantic import AfterValidator, BaseModel, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from api.auth import reader
@@ -104,6 +104,8 @@ def _crs(value: str) -> str:
 
 Decimal = Annotated[float, BeforeValidator(_decimal)]
 Crs = Annotated[str, AfterValidator(_crs)]
+# The bounds before the validator, so that OpenAPI shows them as minimum and maximum.
+SnapM = Annotated[float, Field(ge=0, le=1000), BeforeValidator(_decimal)]
 CRS_HELP = "CRS of the points: wgs84, gcj02 (Amap, Tencent, WeChat), bd09 (Baidu), cgcs2000 or EPSG:N, "
 CRS_HELP += "in any spelling the CLI takes (GCJ-02, EPSG:4490 ...)."
 SET_HELP = "Boundary set (default: the configured one)."
@@ -194,7 +196,7 @@ def lookup(
     crs: Annotated[Crs, Query(description=CRS_HELP)] = "wgs84",
     at: Annotated[dt.date | None, Query(description="As of this date (default: today).")] = None,
     set: Annotated[str | None, Query(max_length=100, description=SET_HELP)] = None,
-    snap_m: Annotated[Decimal, Query(ge=0, le=1000, description=SNAP_HELP)] = 0.0,
+    snap_m: Annotated[SnapM, Query(description=SNAP_HELP)] = 0.0,
 ) -> Response:
     """The micro-grid holding a point, its grid, community and street; on-boundary flag and distance to the
     nearest boundary; for points outside every unit, the nearest unit and its distance. Any other query
@@ -234,7 +236,7 @@ async def lookup_batch(
     crs: Annotated[Crs, Query(description=CRS_HELP)] = "wgs84",
     at: Annotated[dt.date | None, Query(description="As of this date (default: today).")] = None,
     set: Annotated[str | None, Query(max_length=100, description=SET_HELP)] = None,
-    snap_m: Annotated[Decimal, Query(ge=0, le=1000, description=SNAP_HELP)] = 0.0,
+    snap_m: Annotated[SnapM, Query(description=SNAP_HELP)] = 0.0,
     lon_col: Annotated[str | None, Query(max_length=200, description=COLUMN_HELP.format("lon"))] = None,
     lat_col: Annotated[str | None, Query(max_length=200, description=COLUMN_HELP.format("lat"))] = None,
 ) -> Response:

@@ -288,6 +288,8 @@ def test_openapi_says_rows_count_from_1(client):
     post_op = client.get("/openapi.json").json()["paths"]["/v1/lookup"]["post"]
     assert "numbered from 1" in post_op["description"] and "0-based" in post_op["description"]
     assert {"lon_col", "lat_col", "crs"} <= {p["name"] for p in post_op["parameters"]}
+    snap = next(p for p in post_op["parameters"] if p["name"] == "snap_m")["schema"]
+    assert (snap["minimum"], snap["maximum"]) == (0, 1000)  # bounds a client can read, not pydantic's ge/le
 
 
 # Item 16: errors that say what is wrong.
