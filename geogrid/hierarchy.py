@@ -219,7 +219,9 @@ def prepare_units(
     ``attributes`` unless it merely names ``level``. Every other column goes into ``attributes`` (a dict
     per row). A unit of more than ``max_vertices`` vertices is refused (TooManyVertices) before any other
     work. ``households``, ``population`` and ``parent_code`` are matched whatever their case
-    (``HOUSEHOLDS`` from ArcGIS). Errors name the row.
+    (``HOUSEHOLDS`` from ArcGIS). An ``attributes`` column of dicts (a frame from
+    :meth:`geogrid.db.Store.units`) gives each unit those attributes, beside its other columns. Errors
+    name the row.
     """
     level = parse_level(level)
     frame = _canonical_columns(frame)
@@ -280,10 +282,15 @@ def prepare_units(
         )
     _check_rings(geoms, codes)
     counts = {field: _counts(frame, field, codes) for field in ("households", "population")}
-    extra = [c for c in frame.columns if c not in (*UNIT_COLUMNS, frame.geometry.name)]
+    extra = [c for c in frame.columns if c not in (*UNIT_COLUMNS, "attributes", frame.geometry.name)]
     if "level" in frame.columns and not _names_level(frame["level"], level):
         extra.append("level")
     records = frame[extra].to_dict("records") if extra else [{} for _ in codes]
+    if "attributes" in frame.columns:  # a frame from Store.units: its attributes are the unit's, not one
+        records = [
+            {**(a if isinstance(a, dict) else {} if _blank(a) else {"attributes": a}), **r}
+            for a, r in zip(frame["attributes"], records, strict=True)
+        ]
     return gpd.GeoDataFrame(
         {
             "code": codes,
@@ -341,6 +348,11 @@ def _check_rings(geoms: np.ndarray, codes: list[str]) -> None:
         raise InvalidGeometry(
             f"row {i + 1}: unit {codes[i]} has {what}", row=i + 1, code=codes[i], field="geometry"
         )
+
+
+def _blank(value: Any) -> bool:
+    """True for a missing cell: None, NaN, or text that is only spaces."""
+    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
 
 
 def _names_level(values: Any, level: Level) -> bool:

@@ -433,3 +433,15 @@ def test_the_longest_name_and_largest_count_are_stored(store):
     back = store.units("pg", version=1).iloc[0]
     assert back["name"] == "网" * 200 and back["households"] == 2**31 - 1
     assert back["attributes"] == {"note": "x\x00y"}  # JSON keeps a NUL (escaped) on both databases
+
+
+def test_a_frame_from_store_units_reimports_as_no_change(store, one_street):
+    """Python callers hand back what Store.units gave them: its attributes are not nested as text."""
+    load(store, one_street)
+    grids = store.units("s", level="grid")
+    grids["attributes"] = [{"owner": f"员{i}"} for i in range(len(grids))]
+    store.import_units("s", grids, "grid", commit=True)
+    again = draft_grids(store)
+    assert again["attributes"].tolist() == grids["attributes"].tolist()
+    dry = store.import_units("s", again, "grid")
+    assert dry.changed == [] and len(dry.unchanged) == len(grids), dry.changes[:2]
