@@ -43,14 +43,17 @@ def expected_revision(if_match: str | None, set_name: str) -> int | None:
     """The revision an If-Match header names (None for ``*``); 428 without one, 409 if unreadable."""
     if if_match is None:
         raise PreconditionRequired(
-            f"send If-Match with {set_name!r}'s ETag (GET /v1/sets/{set_name}) so no one's work is overwritten",
+            f"send If-Match with {io.echo(set_name)!r}'s ETag (GET /v1/sets/{io.echo(set_name)}) so no one's "
+            "work is overwritten",
             header="If-Match",
         )
     if if_match.strip() == "*":
         return None
     found = ETAG.fullmatch(if_match.strip())
     if found is None:
-        raise VersionConflict(f"If-Match {if_match!r} is not an ETag of {set_name!r}", header="If-Match")
+        raise VersionConflict(
+            f"If-Match {io.echo(if_match)!r} is not an ETag of {io.echo(set_name)!r}", header="If-Match"
+        )
     return int(found.group(1))
 
 

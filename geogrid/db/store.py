@@ -29,6 +29,7 @@ from geogrid.crs import transform_geometries
 from geogrid.db.schema import audit_log, boundary_set, boundary_version, unit
 from geogrid.errors import HierarchyViolation, NotFound, OutOfScope, TopologyProblems, VersionConflict
 from geogrid.hierarchy import MAX_VERTICES, Level, check_parents, parse_level, prepare_units
+from geogrid.io import echo
 from geogrid.topology import INFO_KINDS, check
 
 DRAFT, PUBLISHED = "draft", "published"
@@ -152,13 +153,13 @@ class Store:
     def _set_row(self, conn: Connection, name: str, *, lock: bool = False) -> tuple[int, int]:
         """The set's id and revision; ``lock`` holds its row (PostGIS) until the transaction ends."""
         if not name.isprintable():  # control characters (NUL breaks PostgreSQL) name no set
-            raise NotFound(f"no boundary set named {name!r}", set=name)
+            raise NotFound(f"no boundary set named {echo(name)!r}", set=echo(name))
         query = sa.select(boundary_set.c.id, boundary_set.c.revision).where(boundary_set.c.name == name)
         if lock:
             query = query.with_for_update()
         row = conn.execute(query).first()
         if row is None:
-            raise NotFound(f"no boundary set named {name!r}", set=name)
+            raise NotFound(f"no boundary set named {echo(name)!r}", set=echo(name))
         return int(row[0]), int(row[1])
 
     def revision(self, set_name: str) -> int:
@@ -195,7 +196,7 @@ class Store:
         except NotFound:
             pass
         if not name.strip() or len(name) > 100 or not name.isprintable():
-            raise NotFound(f"invalid boundary set name {name!r}", set=name)
+            raise NotFound(f"invalid boundary set name {echo(name)!r}", set=echo(name))
         try:
             set_id = conn.execute(
                 sa.insert(boundary_set)

@@ -143,3 +143,23 @@ def test_under_the_configured_limits_an_upload_is_read(store, demo_layers, tmp_p
         response = post(client, "streets.shp.zip", path.read_bytes())
     assert response.status_code == 200, response.text
     assert json.loads(response.text)["rows"] == len(demo_layers["streets"])
+
+
+def test_a_long_set_name_or_if_match_is_echoed_cut(client, demo_layers):
+    body = demo_layers["streets"].to_json(drop_id=True).encode()
+    long_set = "s" * 5_000
+    files = {"file": ("streets.geojson", body, "application/geo+json")}
+    missing = client.post(
+        f"/v1/sets/{long_set}/draft/street", files=files, headers=ADMIN, params={"commit": True}
+    )
+    assert missing.status_code == 428 and len(missing.content) < 2_000, missing.text[:300]
+    files = {"file": ("streets.geojson", body, "application/geo+json")}
+    stale = client.post(
+        "/v1/sets/s/draft/street",
+        files=files,
+        headers={**ADMIN, "If-Match": "x" * 5_000},
+        params={"commit": True},
+    )
+    assert stale.status_code == 409 and len(stale.content) < 2_000, stale.text[:300]
+    unknown = client.get(f"/v1/sets/{long_set}")
+    assert unknown.status_code == 404 and len(unknown.content) < 2_000, unknown.text[:300]
