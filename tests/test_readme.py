@@ -68,6 +68,10 @@ ANSWERS: dict[str, list[str | re.Pattern[str]]] = {
         '"links"',
         "/static/swagger-ui/swagger-ui-bundle.js",
     ],
+    "iconv -f UTF-8 -t GBK > excel.csv": [
+        "A1,111.2057,39.8512,150622006004010002",  # GBK read, GCJ-02 named as the CLI names it
+        "look swapped",
+    ],
     'KEY=$(geogrid keys create --name "ops admin"': ['"name":"map wall","role":"viewer"', '"key":"gg_'],
     "KEY=geogrid-demo-admin-key": [
         '"committed":false',
