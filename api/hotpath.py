@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope
 
 from api.auth import RateLimiter, key_of, read_access
-from api.lookup import CRS_NAMES, answer
+from api.batch import CRS_NAMES
+from api.lookup import answer
 from api.state import ServiceState
 from geogrid.crs import normalize_crs
 

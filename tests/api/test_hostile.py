@@ -15,7 +15,7 @@ import pyproj
 import pytest
 from fastapi.testclient import TestClient
 
-from api.lookup import PointCounter
+from api.batch import PointCounter
 from api.main import create_app
 from geogrid.crs import normalize_crs
 from geogrid.errors import UnknownCRS
