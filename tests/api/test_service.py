@@ -275,18 +275,24 @@ def served(database_url, tmp_path, *options):
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(600):
+        deadline = time.monotonic() + 300  # start-up on a loaded machine takes minutes, not seconds
+        while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
                     if r.status == 200:
                         break
             except OSError:
                 assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline, "the server was not ready within 300 s"
                 time.sleep(0.1)
         yield port, server
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def test_gdal_oapif_driver_reads_the_micro_grids(published, demo_layers, tmp_path):
