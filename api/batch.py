@@ -26,7 +26,8 @@ from numpy.typing import NDArray
 from geogrid.crs import is_geographic
 from geogrid.errors import InvalidCoordinates, InvalidGeometry, MissingColumn, TooManyPoints
 from geogrid.index import GridIndex
-from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, _find_column, text_encoding
+from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, text_encoding
+from geogrid.io import find_column as _find_column
 
 CRS_NAMES = frozenset({"wgs84", "gcj02", "bd09", "cgcs2000"})  # the geographic names; EPSG:N besides
 ARROW = "application/vnd.apache.arrow.stream"

@@ -30,7 +30,8 @@ import shapely
 from geogrid import crs as crs_mod
 from geogrid.errors import MissingColumn, UnreadableFile
 from geogrid.index import GridIndex
-from geogrid.io import LAT_NAMES, LON_NAMES, _find_column, file_encoding, layer_name
+from geogrid.io import LAT_NAMES, LON_NAMES, file_encoding, layer_name
+from geogrid.io import find_column as _find_column
 
 CHUNK_ROWS = 500_000
 Progress = Callable[[int, int], None]  # (bytes or rows done, total or 0)
