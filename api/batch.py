@@ -21,17 +21,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+from numba import njit
 from numpy.typing import NDArray
 
 from geogrid.crs import is_geographic
 from geogrid.errors import InvalidCoordinates, InvalidGeometry, MissingColumn, TooManyPoints
 from geogrid.index import GridIndex
-from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, text_encoding
-from geogrid.io import find_column as _find_column
+from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, find_column, text_encoding
 
 CRS_NAMES = frozenset({"wgs84", "gcj02", "bd09", "cgcs2000"})  # the geographic names; EPSG:N besides
 ARROW = "application/vnd.apache.arrow.stream"
 ECHO_CHARS = 200  # how much of a value it does not understand an answer repeats
+# The text encodings a batch may name in its content-type (codecs' own names), all decoded in linear time.
+CHARSETS = frozenset(
+    {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "gbk", "gb2312", "gb18030", "big5", "ascii"}
+    | {"iso8859-1", "cp1252"}
+)
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
@@ -55,34 +60,100 @@ def out_of_range(lon: float, lat: float, names: tuple[str, str] = ("lon", "lat")
     return f"{name} {value:.12g} is outside -{limit}..{limit}{hint}"
 
 
+VALUES_PER_POINT = 16  # JSON values a batch may carry per point (a GeoJSON feature with 8 properties)
+VALUES_SLACK = 1024  # and besides (a collection's bbox, crs and names)
+
+
+@njit(cache=True, nogil=True)
+def _scan_json(data: NDArray[np.uint8], state: NDArray[np.int64]) -> None:
+    """Count a JSON text's elements at the depth of its points, and all its values, a chunk at a time.
+
+    ``state``: in a string, after a backslash, depth, the depth of the points (1 in an array, 2 in an
+    object: ``points`` or ``features``), commas at that depth, commas and containers anywhere.
+    """
+    in_string, escaped, depth, target, elements, values = (
+        state[0],
+        state[1],
+        state[2],
+        state[3],
+        state[4],
+        state[5],
+    )
+    for b in data:
+        if in_string:
+            if escaped:
+                escaped = 0
+            elif b == 92:  # backslash
+                escaped = 1
+            elif b == 34:  # quote
+                in_string = 0
+        elif b == 34:
+            in_string = 1
+        elif b == 91 or b == 123:  # [ {
+            if target == 0:
+                target = 1 if b == 91 else 2
+            depth += 1
+            values += 1
+        elif b == 93 or b == 125:  # ] }
+            depth -= 1
+        elif b == 44:  # comma
+            values += 1
+            if depth == target:
+                elements += 1
+    state[0], state[1], state[2], state[3], state[4], state[5] = (
+        in_string,
+        escaped,
+        depth,
+        target,
+        elements,
+        values,
+    )
+
+
 class PointCounter:
     """A lower bound on the points of a batch body as it arrives, cheap enough for every chunk.
 
-    CSV: records (line ends outside quotes, blank lines left out) less the header; JSON: the most
-    frequent of the latitude keys, ``"geometry"`` and ``"coordinates"`` (as keys); Arrow: none (its columns are
-    read without copies). It errs low, so the count after parsing still decides near the limit; it stops
-    a body that is plainly too big before the body is kept whole, let alone parsed.
+    CSV: records (line ends outside quotes, blank lines left out) less the header. JSON (UTF-8, as RFC 8259
+    has it): the elements of the array of points or features, found by structure (not by key names, which
+    a body may spell as it likes), and all its values, which bound what parsing it would take (a body of
+    nested empty objects takes 25 times its size). Arrow: none (its columns are read without copies). It
+    errs low, so the count after parsing still decides near the limit; it stops a body that is plainly too
+    big before the body is kept whole, let alone parsed.
     """
 
-    def __init__(self, kind: str, lat_col: str | None = None) -> None:
-        self.kind = "csv" if kind == "text/csv" else "arrow" if kind == ARROW else "json"
-        names = (*LAT_NAMES, "geometry", "coordinates", *([lat_col] if lat_col else []))
-        # A key, not a value that happens to read "lat": followed by a colon (or a space and one).
-        self.keys = [orjson.dumps(name) + end for name in names for end in (b":", b" :")]
-        self.found = [0] * len(self.keys)
-        self.longest = max(len(key) for key in self.keys) - 1
-        self.tail = b""  # JSON: the end of the last chunk, for a key cut in two
+    def __init__(self, kind: str, charset: str | None = None) -> None:
+        utf8 = charset is None or charset.lower().replace("_", "-") in ("utf-8", "utf8")
+        self.kind = "csv" if kind == "text/csv" else "arrow" if kind == ARROW else "json" if utf8 else ""
+        self.state = np.zeros(6, dtype=np.int64)  # JSON: see _scan_json
         self.records, self.quoted, self.last = 0, False, b"\n\n"  # CSV: its state at the last chunk's end
+
+    @property
+    def values(self) -> int:
+        """JSON values counted so far (commas and containers: each value but the last of its container)."""
+        return int(self.state[5])
+
+    def over(self, limit: int) -> str:
+        """Why the body is refused for ``limit`` points ('' while it is not)."""
+        if self.count() > limit:
+            return f"more than {limit:,} points in one request (GEOGRID_MAX_BATCH_POINTS); send them in parts"
+        if self.values > VALUES_PER_POINT * limit + VALUES_SLACK:
+            return (
+                f"more than {VALUES_PER_POINT * limit + VALUES_SLACK:,} JSON values in one request: a batch "
+                f"carries at most {VALUES_PER_POINT} a point (GEOGRID_MAX_BATCH_POINTS is {limit:,})"
+            )
+        return ""
+
+    def count(self) -> int:
+        """The points counted so far."""
+        if self.kind == "json":
+            return int(self.state[4]) + 1 if self.state[3] else 0
+        return max(self.records - 1, 0)
 
     def feed(self, chunk: bytes) -> int:
         """Count ``chunk`` in; the points counted so far."""
         if self.kind == "json":
-            window = self.tail + chunk
-            for k, key in enumerate(self.keys):
-                self.found[k] += window.count(key) - self.tail.count(key)
-            self.tail = window[-self.longest :]
-            return max(self.found)
-        if self.kind == "csv" and chunk:
+            _scan_json(np.frombuffer(chunk, np.uint8), self.state)
+        elif self.kind == "csv" and chunk:
             edge = self.last + chunk[:2]
             plain = b'"' not in chunk and not self.quoted
             if plain and not any(b in part for b in (b"\n\n", b"\n\r\n") for part in (edge, chunk)):
@@ -90,8 +161,7 @@ class PointCounter:
             else:
                 self._count_slowly(chunk)
             self.last = (self.last + chunk[-2:])[-2:]
-            return max(self.records - 1, 0)
-        return 0
+        return self.count()
 
     def _count_slowly(self, chunk: bytes) -> None:
         data = np.frombuffer(self.last + chunk, np.uint8)
@@ -163,8 +233,8 @@ class Batch:
     def _points(self, points: list[Any]) -> bytes:
         self._check_size(len(points))
         first = next((p for p in points if type(p) is dict), {})
-        lon = _find_column(list(first), self.lon_col, LON_NAMES) or self.lon_col or "lon"
-        lat = _find_column(list(first), self.lat_col, LAT_NAMES) or self.lat_col or "lat"
+        lon = find_column(list(first), self.lon_col, LON_NAMES) or self.lon_col or "lon"
+        lat = find_column(list(first), self.lat_col, LAT_NAMES) or self.lat_col or "lat"
         xs = [p.get(lon) if type(p) is dict else None for p in points]
         ys = [p.get(lat) if type(p) is dict else None for p in points]
 
@@ -233,8 +303,8 @@ class Batch:
         """The table with unit_code, on_boundary and error appended."""
         self._check_size(table.num_rows)
         names = table.column_names
-        lon = _find_column(names, self.lon_col, LON_NAMES)
-        lat = _find_column(names, self.lat_col, LAT_NAMES)
+        lon = find_column(names, self.lon_col, LON_NAMES)
+        lat = find_column(names, self.lat_col, LAT_NAMES)
         if lon is None or lat is None:
             axis, wanted = ("lon", self.lon_col) if lon is None else ("lat", self.lat_col)
             which = f"no column {echo(wanted)}" if wanted else f"no {axis} column"
@@ -333,10 +403,18 @@ def _not_a_point(geometry: Any) -> str:
 
 
 def _codec(charset: str) -> str:
+    """The codec of a text encoding a batch may name; others are refused (Python's codecs also hold
+    transforms such as rot13 and decoders that take quadratic time, such as punycode)."""
     try:
-        return codecs.lookup(charset).name
+        name = codecs.lookup(charset).name
     except LookupError:
-        raise InvalidCoordinates(f"unknown charset {echo(charset)}", field="charset") from None
+        name = ""
+    if name not in CHARSETS:
+        raise InvalidCoordinates(
+            f"unknown charset {echo(charset)}; a batch is UTF-8, GBK, GB18030 or UTF-16 (Big5, Latin-1 too)",
+            field="charset",
+        )
+    return name
 
 
 def _decode(body: bytes, encoding: str) -> str:
@@ -377,8 +455,12 @@ def _read_csv(body: memoryview | bytes) -> pa.Table:
 
 
 def _read_arrow(body: bytes) -> pa.Table:
+    """An Arrow IPC stream, checked whole: the reader trusts a stream's offsets, and a crafted one would
+    send every later read past its buffers (the process, not the request, would die)."""
     try:
-        return pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+        table.validate(full=True)
+        return table
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InvalidCoordinates(
             f"the body is not an Arrow IPC stream: {echo(str(exc))[1:-1]}", field="body"

@@ -23,7 +23,7 @@ from api.auth import RateLimiter, key_of, read_access
 from api.batch import CRS_NAMES
 from api.lookup import answer
 from api.state import ServiceState
-from geogrid.crs import normalize_crs
+from geogrid.crs import named_crs
 
 PATH = "/v1/lookup"
 PARAMS = frozenset({"lon", "lat", "crs", "at", "set", "snap_m"})
@@ -68,8 +68,8 @@ class HotLookup:
                 lon, lat = float(params["lon"]), float(params["lat"])
                 snap_m = float(params.get("snap_m", 0.0))
                 crs, set_name = params.get("crs", "wgs84"), params.get("set")
-                if crs not in CRS_NAMES:  # another spelling (GCJ-02, EPSG:4326 ...): the one name
-                    crs = normalize_crs(crs)
+                if crs not in CRS_NAMES:  # another spelling (GCJ-02, EPSG:4326 ...), or the route's
+                    crs = named_crs(crs) or ""  # to decide (EPSG:N asks pyproj: not on the event loop)
                 if "at" in params and not DATE.fullmatch(params["at"]):
                     return None
                 at = dt.date.fromisoformat(params["at"]) if "at" in params else None

@@ -56,6 +56,7 @@ BATCHES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geogrid-batch", 
 def start_batch_threads() -> None:
     """Start numba's worker threads from a batch thread (a first parallel call), so they stand back too."""
     BATCHES.submit(wgs84_to_gcj02, np.full(2, 111.0), np.full(2, 39.0)).result()
+    PointCounter("application/json").feed(b"[]")  # compiled (or loaded from numba's cache) before a batch
 
 
 # ---- query parameters ----------------------------------------------------------------------------
@@ -220,15 +221,13 @@ async def lookup_batch(
         None,
     )
     limit = state.settings.max_batch_points
-    counter = PointCounter(kind, lat_col)
+    counter = PointCounter(kind, charset)
     chunks = []
     async for chunk in request.stream():  # joined in the batch thread, off the event loop
         chunks.append(chunk)
-        if counter.feed(chunk) > limit:  # before the body is parsed, or even all here
-            raise TooManyPoints(
-                f"more than {limit:,} points in one request (GEOGRID_MAX_BATCH_POINTS); send them in parts",
-                field="body",
-            )
+        counter.feed(chunk)
+        if refused := counter.over(limit):  # before the body is parsed, or even all here
+            raise TooManyPoints(refused, field="body")
     # In a batch thread: a million points take a fraction of a second that single lookups need not wait.
     job = Batch(partial(state.index, set, at), limit, crs, snap_m, lon_col, lat_col)
     content, media_type = await asyncio.get_running_loop().run_in_executor(

@@ -30,8 +30,7 @@ import shapely
 from geogrid import crs as crs_mod
 from geogrid.errors import MissingColumn, UnreadableFile
 from geogrid.index import GridIndex
-from geogrid.io import LAT_NAMES, LON_NAMES, file_encoding, layer_name
-from geogrid.io import find_column as _find_column
+from geogrid.io import LAT_NAMES, LON_NAMES, file_encoding, find_column, layer_name
 
 CHUNK_ROWS = 500_000
 Progress = Callable[[int, int], None]  # (bytes or rows done, total or 0)
@@ -292,8 +291,8 @@ def _from_arrow(
 def _lonlat_columns(
     table: pd.DataFrame, lon_col: str | None, lat_col: str | None, source: Path
 ) -> tuple[str, str]:
-    lon = _find_column(list(table.columns), lon_col, LON_NAMES)
-    lat = _find_column(list(table.columns), lat_col, LAT_NAMES)
+    lon = find_column(list(table.columns), lon_col, LON_NAMES)
+    lat = find_column(list(table.columns), lat_col, LAT_NAMES)
     if lon is None or lat is None:
         raise MissingColumn(
             f"{source.name} has no {'lon' if lon is None else 'lat'} column (columns: {', '.join(map(str, table.columns))}); "

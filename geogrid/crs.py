@@ -116,18 +116,30 @@ def _echo(text: str) -> str:
     return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "…"
 
 
-@lru_cache(maxsize=256)
 def _check_epsg(number: int) -> None:
     """Refuse an EPSG code pyproj does not know, or one that is not a horizontal CRS (vertical, geocentric)."""
+    problem = _epsg_problem(number)
+    if problem:
+        raise UnknownCRS(problem, crs=f"EPSG:{number}")
+
+
+@lru_cache(maxsize=1024)
+def _epsg_problem(number: int) -> str:
+    """What is wrong with an EPSG code ('' when nothing); kept, since asking pyproj takes milliseconds and a
+    refused code is asked again as often as a good one."""
     try:
         found = pyproj.CRS.from_epsg(number)
-    except pyproj.exceptions.CRSError as exc:
-        raise UnknownCRS(f"unknown EPSG code {number}", crs=f"EPSG:{number}") from exc
+    except pyproj.exceptions.CRSError:
+        return f"unknown EPSG code {number}"
     if not (found.is_geographic or found.is_projected):
-        raise UnknownCRS(
-            f"EPSG:{number} is a {found.type_name}, not a geographic or projected CRS of lon/lat or x/y",
-            crs=f"EPSG:{number}",
-        )
+        return f"EPSG:{number} is a {found.type_name}, not a geographic or projected CRS of lon/lat or x/y"
+    return ""
+
+
+def named_crs(spelling: str) -> str | None:
+    """The name of one of the four named systems for a spelling of it (``GCJ-02``, ``EPSG:4326``), else
+    None; a dictionary lookup, for the hot path (EPSG codes are :func:`normalize_crs`'s, through pyproj)."""
+    return _ALIASES.get(spelling.strip().lower())
 
 
 def out_of_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:

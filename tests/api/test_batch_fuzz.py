@@ -27,6 +27,8 @@ KINDS = (
     "application/geo+json",
     "text/csv",
     "text/csv; charset=gbk",
+    "text/csv; charset=punycode",
+    "application/json; charset=utf-16",
     "application/vnd.apache.arrow.stream",
 )
 NAMES = (
@@ -147,6 +149,19 @@ def arrow_tables(draw):
     return arrow(pa.Table.from_arrays(columns, names=list(names)))
 
 
+@st.composite
+def damaged_arrow(draw):
+    """A valid Arrow stream of text and numbers with a few bytes overwritten (offsets, lengths, counts):
+    read unchecked, such a stream sent later reads past its buffers and killed the process."""
+    n = draw(st.integers(min_value=1, max_value=4))
+    table = pa.table({"lon": [f"111.{i}" for i in range(n)], "lat": [39.0 + i / 10 for i in range(n)]})
+    data = bytearray(arrow(table))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        at = draw(st.integers(min_value=0, max_value=len(data) - 1))
+        data[at] = draw(st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xFF]))
+    return bytes(data)
+
+
 def encode(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode()
 
@@ -159,6 +174,7 @@ bodies = st.one_of(
     csv_texts().map(lambda text: text.encode("gb18030")),
     st.binary(max_size=200),
     arrow_tables(),
+    damaged_arrow(),
 )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import io
 import json
+import struct
 
 import orjson
 import pyarrow as pa
@@ -20,7 +20,7 @@ from api.main import create_app
 from geogrid.crs import normalize_crs
 from geogrid.errors import UnknownCRS
 from geogrid.settings import Settings
-from tests.conftest import BACKENDS, empty_store, migrated_engine
+from tests.conftest import BACKENDS, migrated_engine, problem, published_demo
 
 
 @pytest.mark.parametrize("spelling", ["EPSG:²", "EPSG:٤٣٢٦", "EPSG:４３２６", "²", "EPSG:5773", "EPSG:4978"])
@@ -58,10 +58,7 @@ LIMIT = 1000  # GEOGRID_MAX_BATCH_POINTS of the service under test
 def client(request, demo_layers, tmp_path_factory):
     """The service on the demo's grids and micro-grids, published from 2026-01-01, on each backend."""
     with migrated_engine(request.param, tmp_path_factory) as engine:
-        store = empty_store(engine)
-        for name, level in (("grids", "grid"), ("microgrids", "microgrid")):
-            store.import_units("demo", demo_layers[name], level, commit=True)
-        store.publish("demo", dt.date(2026, 1, 1))
+        published_demo(engine, demo_layers)
         settings = Settings(
             database_url=engine.url.render_as_string(hide_password=False),
             cache_dir=str(tmp_path_factory.mktemp("cache")),
@@ -77,17 +74,6 @@ def inside(demo_layers):
     """Points inside micro-grids, and the codes of those micro-grids."""
     micro = demo_layers["microgrids"].iloc[:5]
     return [g.representative_point().coords[0] for g in micro.geometry], micro["code"].tolist()
-
-
-def problem(response, status, *words):
-    """Assert a problem+json answer of ``status`` that says every one of ``words``; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and "Traceback" not in response.text
-    for word in words:
-        assert word in json.dumps(body, ensure_ascii=False), body
-    return body
 
 
 def post(client, body, kind="application/json", query=""):
@@ -125,6 +111,26 @@ def test_a_csv_charset_is_honoured(client):
     problem(post(client, gbk, "text/csv; charset=utf-8"), 400, "utf-8", "charset")  # not guessed over
     problem(post(client, gbk, "text/csv; charset=no-such-codec"), 400, "charset", "no-such-codec")
     problem(post(client, gbk, "text/csv; charset=rot13"), 400, "charset")  # a codec, not a text encoding
+    assert post(client, gbk, "text/csv; charset=GB2312").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["text/csv", "application/json"])
+def test_a_charset_that_takes_quadratic_time_is_refused(client, kind):
+    """punycode is a codec Python knows; 1 MB of it took 13 s to decode, 10 MB twenty minutes."""
+    problem(post(client, b"-" + b"a" * 1_000_000, f"{kind}; charset=punycode"), 400, "charset", "punycode")
+
+
+def test_an_arrow_stream_with_forged_offsets_is_400_not_a_crash(client):
+    """The reader trusts a stream's offsets: one string column claiming 2 GB was read past its buffer, and
+    the process died (SIGSEGV) on the next look at the column."""
+    table = pa.table({"lon": ["111.20", "111.30"], "lat": ["39.850", "39.860"]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    data = bytearray(sink.getvalue().to_pybytes())
+    at = data.find(struct.pack("<iii", 0, 6, 12))  # the lon column's offsets
+    data[at + 4 : at + 12] = struct.pack("<ii", 6, 0x7FFFFFF0)
+    problem(post(client, bytes(data), "application/vnd.apache.arrow.stream"), 400, "Arrow", "offsets")
 
 
 # Item 6: malformed batch bodies are refused with 400, never answered with 500.
@@ -195,13 +201,38 @@ def test_point_counter_never_counts_more_csv_rows_than_there_are(body, size):
     assert counted <= rows and (b'"' in body or b"\r" in body or counted >= rows - 1)
 
 
+def counted(body: bytes, size: int, kind: str = "application/json") -> PointCounter:
+    counter = PointCounter(kind)
+    for i in range(0, len(body), size):
+        counter.feed(body[i : i + size])
+    return counter
+
+
 @pytest.mark.parametrize("size", [1, 5, 1 << 16])
-def test_point_counter_counts_json_points_and_features(size):
-    points = json.dumps([{"lng": 1, "lat": 2, "note": "lat"}, {"x": 1, "y": 2}] * 50).encode()
+def test_point_counter_counts_json_points_and_features_by_structure(size):
+    """Counted by the array's elements, however the keys are spelled (a counter of "lat": keys counted
+    {"Lat": ...} as nothing), and never more than there are, whatever the strings hold."""
+    tricky = {"lng": 1, "Lat": 2, "note": 'a "quoted, [bracketed] {text}\\', "x": [1, 2, 3]}
+    points = json.dumps([tricky, {"x": 1, "y": 2}] * 50).encode()
     features = orjson.dumps(collection([(1, 2)] * 40))
-    for body, n in ((points, 50), (features, 40)):  # the most frequent key: lat 50 of 100 here
-        counter = PointCounter("application/json")
-        assert [counter.feed(body[i : i + size]) for i in range(0, len(body), size)][-1] == n
+    wrapped = json.dumps({"points": [{"LON": 1, "LAT": 2}] * 30}).encode()
+    for body, n in ((points, 100), (features, 40), (wrapped, 30)):
+        assert counted(body, size).count() == n
+
+
+def test_point_counter_bounds_the_values_a_nested_body_would_parse_into():
+    """Nested one level down, a body holds one 'point' and millions of values: 99 MB of {} parsed into
+    about 3 GB before the size check after parsing said no."""
+    nested = b"[[" + b"{}," * 100_000 + b"{}]]"
+    counter = counted(nested, 1 << 16)
+    assert counter.count() == 1 and "JSON values" in counter.over(LIMIT)
+    assert counted(orjson.dumps(collection([(1, 2)] * LIMIT)), 1 << 16).over(LIMIT) == ""
+
+
+def test_point_counter_leaves_json_in_other_charsets_to_the_parser():
+    """GBK's second bytes include [ { and backslash: read as UTF-8 they could count high."""
+    body = json.dumps([{"名": "乘[", "lon": 1, "lat": 2}] * 5, ensure_ascii=False).encode("gbk")
+    assert PointCounter("application/json", "gbk").feed(body) == 0
 
 
 # Item 15: one vocabulary for CLI and HTTP; rows counted from 1.
@@ -383,3 +414,32 @@ def collection(points, kind="Point"):
         for n, p in enumerate(points)
     ]
     return {"type": "FeatureCollection", "features": features}
+
+
+def test_the_hot_path_leaves_epsg_codes_to_the_route(monkeypatch):
+    """The hot path asked pyproj about any crs=EPSG:N on the event loop (milliseconds each, before the rate
+    limit); it now knows only the spellings of the four named systems and leaves the rest to the route."""
+    import pyproj
+
+    from api.hotpath import HotLookup
+
+    asked = []
+    real = pyproj.CRS.from_epsg
+    monkeypatch.setattr(pyproj.CRS, "from_epsg", lambda code: asked.append(code) or real(code))
+    hot = HotLookup(None, service=lambda: pytest.fail("no state needed"), limiter=lambda: None)
+    for crs in ("EPSG:4546", "EPSG:99999999", "epsg:3857"):
+        scope = {"query_string": f"lon=111.2&lat=39.85&crs={crs}".encode(), "headers": []}
+        assert hot._answer(scope) is None
+    assert asked == []
+
+
+def test_a_refused_epsg_code_is_asked_of_pyproj_once(monkeypatch):
+    import pyproj
+
+    asked = []
+    real = pyproj.CRS.from_epsg
+    monkeypatch.setattr(pyproj.CRS, "from_epsg", lambda code: asked.append(code) or real(code))
+    for _ in range(3):
+        with pytest.raises(UnknownCRS):
+            normalize_crs("EPSG:99999997")
+    assert asked == [99999997]
