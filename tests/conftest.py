@@ -6,6 +6,8 @@ skipped test fails the run: a green CI means every database test ran on both eng
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -125,6 +127,26 @@ def empty_store(engine: sa.Engine) -> Store:
         for table in ("audit_log", "api_key", "unit", "boundary_version", "boundary_set"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     return Store(engine, actor="tester")
+
+
+def published_demo(engine: sa.Engine, demo_layers: dict[str, gpd.GeoDataFrame]) -> Store:
+    """An emptied store holding the demo's grids and micro-grids, published from 2026-01-01."""
+    store = empty_store(engine)
+    for name, level in (("grids", "grid"), ("microgrids", "microgrid")):
+        store.import_units("demo", demo_layers[name], level, commit=True)
+    store.publish("demo", dt.date(2026, 1, 1))
+    return store
+
+
+def problem(response, status: int, *words: str) -> dict:
+    """Assert a problem+json answer of ``status`` that says every one of ``words``; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and "Traceback" not in response.text
+    for word in words:
+        assert word in json.dumps(body, ensure_ascii=False), body
+    return body
 
 
 @pytest.fixture

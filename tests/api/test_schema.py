@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 
 import pytest
@@ -15,7 +14,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from api.main import create_app
 from geogrid.settings import Settings
-from tests.conftest import BACKENDS, empty_store, migrated_engine
+from tests.conftest import BACKENDS, migrated_engine, published_demo
 
 ADMIN_KEY = "schemathesis-admin-key-0123456789"
 
@@ -23,10 +22,7 @@ ADMIN_KEY = "schemathesis-admin-key-0123456789"
 @pytest.fixture(scope="module", params=BACKENDS)
 def api_app(request, demo_layers, tmp_path_factory):
     with migrated_engine(request.param, tmp_path_factory) as engine:
-        store = empty_store(engine)
-        for name, level in (("grids", "grid"), ("microgrids", "microgrid")):
-            store.import_units("demo", demo_layers[name], level, commit=True)
-        store.publish("demo", dt.date(2026, 1, 1))
+        published_demo(engine, demo_layers)
         app = create_app(
             Settings(
                 database_url=engine.url.render_as_string(hide_password=False),

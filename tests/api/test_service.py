@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.settings import Settings
-from tests.conftest import BACKENDS, empty_store, migrated_engine
+from tests.conftest import BACKENDS, empty_store, migrated_engine, problem
 
 LEVELS = (
     ("county", "county"),
@@ -58,16 +58,6 @@ def client(published, tmp_path_factory):
     settings = Settings(database_url=published, cache_dir=str(tmp_path_factory.mktemp("cache")))
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-def problem(response, status, *words):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and "Traceback" not in response.text
-    for word in words:
-        assert word in json.dumps(body, ensure_ascii=False), body
-    return body
 
 
 def test_lookup_one_point(client, demo_layers):
