@@ -9,8 +9,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import math
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -24,6 +22,8 @@ import pyarrow.csv as pa_csv
 from numba import njit
 from numpy.typing import NDArray
 
+from geogrid import coordinates
+from geogrid.coordinates import ECHO_CHARS, as_number, echo
 from geogrid.crs import is_geographic
 from geogrid.errors import InvalidCoordinates, InvalidGeometry, MissingColumn, TooManyPoints
 from geogrid.index import GridIndex
@@ -31,33 +31,17 @@ from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, find_column,
 
 CRS_NAMES = frozenset({"wgs84", "gcj02", "bd09", "cgcs2000"})  # the geographic names; EPSG:N besides
 ARROW = "application/vnd.apache.arrow.stream"
-ECHO_CHARS = 200  # how much of a value it does not understand an answer repeats
 # The text encodings a batch may name in its content-type (codecs' own names), all decoded in linear time.
 CHARSETS = frozenset(
     {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "gbk", "gb2312", "gb18030", "big5", "ascii"}
     | {"iso8859-1", "cp1252"}
 )
-DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-
-
-def echo(value: Any) -> str:
-    """``value`` as an answer repeats it: its repr, cut to about 200 characters."""
-    text = repr(value)
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
 
 
 @lru_cache(maxsize=64)
 def geographic(crs: str) -> bool:
     """True when ``crs`` (a normalized name) takes lon/lat degrees, so that their ranges apply."""
     return crs in CRS_NAMES or is_geographic(crs)
-
-
-def out_of_range(lon: float, lat: float, names: tuple[str, str] = ("lon", "lat")) -> str:
-    """Why a lon/lat pair is out of range, with a hint when the two look swapped."""
-    name, value, limit = (names[0], lon, 180) if abs(lon) > 180 else (names[1], lat, 90)
-    swapped = abs(lon) <= 90 < abs(lat) <= 180
-    hint = f"; {names[0]} and {names[1]} look swapped ({names[0]} comes first)" if swapped else ""
-    return f"{name} {value:.12g} is outside -{limit}..{limit}{hint}"
 
 
 VALUES_PER_POINT = 16  # JSON values a batch may carry per point (a GeoJSON feature with 8 properties)
@@ -366,24 +350,8 @@ def _pylist(codes: pa.DictionaryArray) -> list[Any]:
 
 
 def _problem(x: float, y: float, sent_x: Any, sent_y: Any, shape: str, names: tuple[str, str]) -> str:
-    """What is wrong with a point that cannot be looked up, naming the field."""
-    if shape:
-        return shape
-    for name, number, value in ((names[0], x, sent_x), (names[1], y, sent_y)):
-        if math.isfinite(number):
-            continue
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return f"{name} is missing"
-        if isinstance(value, bool):
-            return f"{name} is {str(value).lower()}, a boolean; a coordinate is a number"
-        try:
-            number = float(value)
-        except (TypeError, ValueError, OverflowError):
-            return f"{name} is not a number: {echo(value)}"
-        if not math.isfinite(number):
-            return f"{name} is not a finite number: {echo(value)}"
-        return f"{name} is not a plain decimal number: {echo(value)}"  # 1_11.2, other scripts' digits
-    return out_of_range(x, y, names)
+    """What is wrong with a point that cannot be looked up: its shape, or its coordinates."""
+    return shape or coordinates.problem(x, y, sent_x, sent_y, names)
 
 
 def _not_a_point(geometry: Any) -> str:
@@ -492,16 +460,6 @@ def _floats(values: list[Any]) -> NDArray[np.float64]:
             x = x if x.flags.writeable else x.copy()
             x[i] = np.nan
     return x
-
-
-def as_number(value: Any) -> float:
-    """A JSON number, or text that is an ASCII decimal, as a float; NaN for anything else."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return math.nan
-    try:
-        return float(value) if not isinstance(value, str) or DECIMAL.fullmatch(value.strip()) else math.nan
-    except (ValueError, OverflowError):
-        return math.nan
 
 
 def _column_floats(column: pa.ChunkedArray) -> NDArray[np.float64]:

@@ -29,8 +29,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from api.auth import reader
-from api.batch import ARROW, Batch, PointCounter, as_number, echo, geographic, out_of_range
+from api.batch import ARROW, Batch, PointCounter, geographic
 from api.dependencies import StateDep
+from geogrid.coordinates import as_number, echo, out_of_range
 from geogrid.crs import normalize_crs, wgs84_to_gcj02
 from geogrid.errors import TooManyPoints, UnknownCRS
 from geogrid.index import GridIndex

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import shapely
 
+from geogrid import coordinates
 from geogrid import crs as crs_mod
 from geogrid.errors import MissingColumn, UnreadableFile
 from geogrid.index import GridIndex
@@ -164,24 +165,16 @@ def assign_file(
 def _coordinates(
     x_raw: Any, y_raw: Any, geographic: bool, names: tuple[str, str] = ("lon", "lat")
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers from raw lon/lat values, and a reason naming the field ('' when fine) for every bad row."""
-    xs, ys = pd.Series(x_raw), pd.Series(y_raw)
-    x = pd.to_numeric(xs, errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(ys, errors="coerce").to_numpy(dtype=float)
-    reason = np.full(len(x), "", dtype=object)
-    for values, numbers, name in ((xs, x, names[0]), (ys, y, names[1])):
-        blank = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
-        bad = ~np.isfinite(numbers) & (reason == "")
-        if bad.any():
-            missing = bad & blank
-            reason[missing] = f"{name} is missing"
-            other = bad & ~blank
-            reason[other] = [f"{name} is not a finite number: {v!r}" for v in values.to_numpy()[other]]
+    """Numbers from raw lon/lat values, and for every bad row a reason naming the field ('' when fine),
+    worded as the API words it (:mod:`geogrid.coordinates`)."""
+    xs, ys = np.asarray(x_raw, dtype=object), np.asarray(y_raw, dtype=object)
+    x = pd.to_numeric(pd.Series(xs), errors="coerce").to_numpy(dtype=float)  # ASCII decimals, as as_number
+    y = pd.to_numeric(pd.Series(ys), errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(x) & np.isfinite(y))
     if geographic:
-        out = (reason == "") & ((np.abs(x) > 180) | (np.abs(y) > 90))
-        reason[out] = [
-            f"out of range: {names[0]} {a}, {names[1]} {b}" for a, b in zip(x[out], y[out], strict=True)
-        ]
+        bad |= (np.abs(x) > 180) | (np.abs(y) > 90)
+    reason = np.full(len(x), "", dtype=object)
+    reason[bad] = [coordinates.problem(x[i], y[i], xs[i], ys[i], names) for i in np.flatnonzero(bad)]
     return x, y, reason.astype(str)
 
 

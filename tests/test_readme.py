@@ -56,7 +56,7 @@ ANSWERS: dict[str, list[str | re.Pattern[str]]] = {
         re.compile(r"522 │\s+0 │\s+1 │\s+0 │\s+521 │\s+0 │"),
     ],
     "geogrid assign reports.csv": [
-        "3,lng is not a finite number: 'oops'",  # placed.errors.csv: row number and reason
+        "3,lng is not a number: 'oops'",  # placed.errors.csv: row number and reason
         "R1,111.2057,39.8512,150622006004010002",  # as the GCJ-02 lookup over HTTP answers
     ],
     '/v1/lookup?lon=111.2&lat=39.85"': [

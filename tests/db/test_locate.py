@@ -83,9 +83,9 @@ def test_assign_command_writes_good_rows_and_sets_bad_ones_aside(store, database
     lon = rng.uniform(x0, x1, n).astype(object)
     lat = rng.uniform(y0, y1, n).astype(object)
     planted = {
-        7: ("lng", "east", "lng is not a finite number: 'east'"),
+        7: ("lng", "east", "lng is not a number: 'east'"),
         123: ("lat", "", "lat is missing"),
-        4567: ("lng", "181.5", "out of range: lng 181.5"),
+        4567: ("lng", "181.5", "lng 181.5 is outside -180..180"),
         20000: ("lat", "nan", "lat is not a finite number: 'nan'"),
     }
     table = pd.DataFrame({"id": np.arange(n), "lng": lon, "lat": lat})
