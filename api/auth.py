@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -27,6 +28,7 @@ class RateLimiter:
         self.rate = per_minute / 60.0
         self.what = what
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()  # for reserve/give_back only: check stays lock-free for anonymous reads
 
     def check(self, client: str, *, take: bool = True) -> None:
         """Take a token for ``client`` (only look, without ``take``) or raise RateLimited saying when to retry."""
@@ -48,6 +50,18 @@ class RateLimiter:
             self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < 60.0}
         self._buckets[client] = (tokens - 1.0, now)
 
+    def reserve(self, client: str) -> None:
+        """Take a token for ``client`` atomically (concurrent callers never share the last one), or RateLimited."""
+        with self._lock:
+            self.check(client)
+
+    def give_back(self, client: str) -> None:
+        """Return a token :meth:`reserve` took for a request that did not count after all."""
+        with self._lock:
+            if client in self._buckets:
+                tokens, last = self._buckets[client]
+                self._buckets[client] = (min(self.capacity, tokens + 1.0), last)
+
 
 def identify(
     state: ServiceState, failed: RateLimiter | None, key: str | None, client: str, *, resolve: bool = True
@@ -55,24 +69,34 @@ def identify(
     """The caller ``key`` stands for (None without one); NotAuthenticated for an unknown or revoked key.
 
     Every failed key counts against the client's address in ``failed``; once that address has sent too
-    many, RateLimited (429) -- decided before a new key is looked up in the database, so guessing keys
-    costs the service no queries. With ``resolve=False`` a key not in memory is NotCached.
+    many, RateLimited (429). A key not seen before takes the address's token *before* it is looked up in
+    the database, and gets it back if it is valid: however many guesses one address sends at once, at most
+    ``failed``'s burst of them reach the database. Keys already in memory (valid or not) cost no query and
+    take a token only when they fail. With ``resolve=False`` a key not in memory is NotCached.
     """
     if not key:
         return None
     try:
-        try:
-            return state.principal(key, resolve=False)
-        except NotCached:
-            if not resolve:
-                raise
-            if failed is not None:
-                failed.check(client, take=False)
-            return state.principal(key)
+        return state.principal(key, resolve=False)
+    except NotCached:
+        if not resolve:
+            raise
     except NotAuthenticated:
         if failed is not None:
-            failed.check(client)  # count the failure; 429 rather than 401 once there are too many
+            failed.reserve(client)  # count the failure; 429 rather than 401 once there are too many
         raise
+    if failed is None:
+        return state.principal(key)
+    failed.reserve(client)  # a guess until the database says otherwise
+    try:
+        principal = state.principal(key)
+    except NotAuthenticated:
+        raise  # the failure is counted: the token stays taken
+    except BaseException:
+        failed.give_back(client)  # the lookup itself failed (database down, deadline): no verdict on the key
+        raise
+    failed.give_back(client)
+    return principal
 
 
 def read_access(

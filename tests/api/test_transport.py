@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +22,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.auth import identify
 from api.main import create_app
+from geogrid.access import Principal, Role
+from geogrid.errors import NotAuthenticated, RateLimited
 from geogrid.settings import DEMO_ADMIN_KEY, Settings
 from tests.api.test_service import _publish, free_port
 from tests.conftest import migrated_engine
@@ -250,6 +254,67 @@ def test_guessed_keys_are_refused_before_the_database_is_asked(database, tmp_pat
         assert client.get("/v1/lookup", params=lookup).status_code == 200  # no key: still served
         admin = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
         assert client.get("/v1/lookup", params=lookup, headers=admin).status_code == 200  # a good key too
+
+
+def test_a_burst_of_concurrent_guesses_reaches_the_database_a_bucket_at_most(database, tmp_path, monkeypatch):
+    # Twenty guesses at once, each held inside its database lookup until all have been decided: before
+    # a guess took its token ahead of the lookup, every one of them passed the limit and reached the database.
+    settings = Settings(database_url=database, cache_dir=str(tmp_path), failed_keys_per_minute=5)
+    with TestClient(create_app(settings)) as client:
+        state, failed = client.app.state.service, client.app.state.failed_keys  # type: ignore[attr-defined]
+        asked: list[str] = []
+        limited: list[str] = []
+        release = threading.Event()
+        resolve = state.keys.resolve
+
+        def slow_resolve(key: str) -> Principal | None:
+            asked.append(key)
+            release.wait(60)
+            return resolve(key)
+
+        def guess(key: str) -> None:
+            try:
+                identify(state, failed, key, "203.0.113.7")
+            except RateLimited:
+                limited.append(key)
+            except NotAuthenticated:
+                pass
+
+        monkeypatch.setattr(state.keys, "resolve", slow_resolve)
+        threads = [threading.Thread(target=guess, args=(f"gg_burst{n}",)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(asked) + len(limited) == len(threads), seconds=60)
+        release.set()
+        for thread in threads:
+            thread.join(60)
+        assert len(asked) <= 5 and len(asked) + len(limited) == 20, (asked, limited)
+        with pytest.raises(RateLimited):
+            identify(state, failed, "gg_burst20", "203.0.113.7")
+        with pytest.raises(NotAuthenticated):  # another address is not held back
+            identify(state, failed, "gg_burst21", "203.0.113.8")
+
+
+def test_a_valid_new_key_gives_back_the_token_it_reserved(database, tmp_path, monkeypatch):
+    settings = Settings(database_url=database, cache_dir=str(tmp_path), failed_keys_per_minute=2)
+    with TestClient(create_app(settings)) as client:
+        state, failed = client.app.state.service, client.app.state.failed_keys  # type: ignore[attr-defined]
+        resolve = state.keys.resolve
+        principal = Principal("viewer", Role.viewer)
+        monkeypatch.setattr(state.keys, "resolve", lambda key: principal if "good" in key else resolve(key))
+        for n in range(5):  # more valid keys, each new, than the address may fail
+            assert identify(state, failed, f"gg_good{n}", "203.0.113.9") == principal
+        with pytest.raises(NotAuthenticated):
+            identify(state, failed, "gg_bad0", "203.0.113.9")
+        monkeypatch.setattr(state.keys, "resolve", lambda key: 1 / 0)  # the database fails: no verdict
+        with pytest.raises(ZeroDivisionError):
+            identify(state, failed, "gg_broken", "203.0.113.9")
+        monkeypatch.setattr(state.keys, "resolve", resolve)
+        with pytest.raises(NotAuthenticated):
+            identify(state, failed, "gg_bad1", "203.0.113.9")  # the second failure, still a 401
+        with pytest.raises(RateLimited):
+            identify(state, failed, "gg_good9", "203.0.113.9")  # past the limit even a good new key waits
+        assert identify(state, failed, "gg_good0", "203.0.113.9") == principal  # a known one does not
 
 
 def test_a_refused_60_mb_upload_leaves_memory_bounded(database, demo_layers, tmp_path):
