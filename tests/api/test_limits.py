@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import geogrid.db.store as store_module
+import geogrid.db.imports as store_module
 from api.main import create_app
 from api.middleware import Deadline as DeadlineMiddleware
 from geogrid import deadline
