@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv as csv_module
 import datetime as dt
+import inspect
 import io
 import json
 import logging
@@ -17,14 +18,20 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import openapi_spec_validator
 import pyogrio
 import pytest
 import shapely
+import uvicorn
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+from uvicorn.importer import import_from_string
 
+from api import transport
 from api.main import create_app
+from geogrid.cli import app as cli
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.settings import Settings
 from tests.conftest import BACKENDS, empty_store, migrated_engine, problem
@@ -324,3 +331,24 @@ def test_serve_with_workers(published, demo_layers, tmp_path):
             ) as r:
                 assert json.load(r)["unit"]["code"] == micro["code"]
         assert workers() == first  # none was killed and replaced meanwhile
+
+
+def test_serve_with_workers_gives_them_a_minute_to_answer_health_pings(tmp_path, monkeypatch):
+    # What test_serve_with_workers cannot show on an idle machine: the supervisor is told to wait 60 s for a
+    # worker busy starting up (uvicorn's default, 5 s, killed and restarted them in a loop under load).
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    real_run = inspect.signature(uvicorn.run)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    database = f"sqlite:///{tmp_path / 'g.sqlite'}"
+    with mock.patch.dict(os.environ):  # serve hands the settings to its workers in GEOGRID_* variables
+        result = CliRunner().invoke(
+            cli, ["--database-url", database, "serve", "--workers", "2", "--port", "8123"]
+        )
+        assert result.exit_code == 0, result.output
+        assert Settings().database_url == database  # what each worker's create_app() reads
+    [(args, kwargs)] = calls
+    real_run.bind(*args, **kwargs)  # options the installed uvicorn knows
+    assert kwargs.get("timeout_worker_healthcheck", 5) >= 60, kwargs
+    assert kwargs["workers"] == 2 and kwargs["port"] == 8123
+    assert kwargs["factory"] is True and import_from_string(args[0]) is create_app
+    assert import_from_string(kwargs["http"]) is transport.FromEnvironment
