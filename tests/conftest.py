@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -136,6 +137,16 @@ def published_demo(engine: sa.Engine, demo_layers: dict[str, gpd.GeoDataFrame]) 
         store.import_units("demo", demo_layers[name], level, commit=True)
     store.publish("demo", dt.date(2026, 1, 1))
     return store
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server process: terminate, and kill it if it has not stopped in 60 s (a loaded machine)."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def problem(response, status: int, *words: str) -> dict:

@@ -34,7 +34,7 @@ from api.main import create_app
 from geogrid.cli import app as cli
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.settings import Settings
-from tests.conftest import BACKENDS, empty_store, migrated_engine, problem
+from tests.conftest import BACKENDS, empty_store, migrated_engine, problem, stop
 
 LEVELS = (
     ("county", "county"),
@@ -284,12 +284,7 @@ def served(database_url, tmp_path, *options):
                 time.sleep(0.1)
         yield port, server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def test_gdal_oapif_driver_reads_the_micro_grids(published, demo_layers, tmp_path):

@@ -28,7 +28,7 @@ from geogrid.access import Principal, Role
 from geogrid.errors import NotAuthenticated, RateLimited
 from geogrid.settings import DEMO_ADMIN_KEY, Settings
 from tests.api.test_service import _publish, free_port
-from tests.conftest import migrated_engine
+from tests.conftest import migrated_engine, stop
 
 ADMIN = f"Authorization: Bearer {DEMO_ADMIN_KEY}\r\nIf-Match: *\r\n".encode()
 LIMITS = {  # small, so a test takes a second or two
@@ -89,12 +89,7 @@ def serve(database_url: str, folder: Path, *, start: str = START, **env: str) ->
             time.sleep(0.1)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # .venv/bin: geogrid, python
 READY_DEADLINE_S = 600.0  # a loaded 2-core machine (the suite runs beside it) can take minutes to start up
@@ -107,12 +109,7 @@ def served_demo(folder: Path, *, valid_from: str = "2026-01-01") -> Iterator[Ser
             time.sleep(0.2)
         yield Served(url=url, folder=folder, log=log, env=env)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="module")
