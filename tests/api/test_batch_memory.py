@@ -1,4 +1,5 @@
-"""A batch of too many points is refused while it arrives, not after it is parsed (issue 10, item 11).
+"""A batch of too many points is refused while it arrives, not after it is parsed (issue 10, item 11);
+zip bombs are refused before they unpack (item 10): the server's peak memory stays where it was.
 
 The server runs as a process of its own (``geogrid serve``), so that its peak resident memory (VmHWM)
 is the server's alone: a 99 MB body of 3.8 M points used to be parsed whole (+1.15 GB for JSON) before
@@ -109,3 +110,40 @@ def test_an_oversized_batch_is_refused_as_it_arrives_without_a_memory_peak(datab
             assert problem["type"].endswith("/too-many-points") and "1,000,000" in problem["detail"]
             rise = peak_mb(server.pid) - before
             assert rise < RISE_MB, f"{kind}: the server's peak memory rose {rise:.0f} MB"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_zip_bombs_uploaded_at_once_leave_the_servers_peak_memory_where_it_was(database_url, tmp_path):
+    """Issue 10 item 10 measured on the server: a 2 MB zipped shapefile whose .dbf unpacks to 2 GiB, with
+    no .cpg, raised its resident memory by 4.2 GB (encoding detection read the whole .dbf), two at once by
+    3.1 GB."""
+    import httpx
+
+    from geogrid.settings import DEMO_ADMIN_KEY
+    from tests.unit.test_formats import make_bomb
+
+    bomb = make_bomb(tmp_path / "bomb.zip", 2 << 30)
+    assert bomb.stat().st_size < 3_000_000
+    with served(database_url, tmp_path, "--log-level", "warning") as (port, server):
+        url = f"http://127.0.0.1:{port}/v1/sets/demo/draft/microgrid"
+        headers = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
+
+        def upload() -> httpx.Response:
+            with bomb.open("rb") as body:
+                files = {"file": ("网格.zip", body, "application/zip")}
+                return httpx.post(url, files=files, headers=headers, timeout=300)
+
+        before = peak_mb(server.pid)
+        assert upload().status_code == 413
+        answers: list[httpx.Response] = []
+        uploads = [threading.Thread(target=lambda: answers.append(upload())) for _ in range(2)]
+        for thread in uploads:
+            thread.start()
+        for thread in uploads:
+            thread.join()
+        assert [a.status_code for a in answers] == [413, 413], [a.text[:300] for a in answers]
+        assert all(a.json()["type"].endswith("/archive-too-large") for a in answers)
+        rise = peak_mb(server.pid) - before
+        assert rise < RISE_MB, (
+            f"three zip bombs (two at once) raised the server's peak memory by {rise:.0f} MB"
+        )
