@@ -23,9 +23,9 @@ from numba import njit
 from numpy.typing import NDArray
 
 from geogrid import coordinates
-from geogrid.coordinates import ECHO_CHARS, as_number, echo
+from geogrid.coordinates import as_number, echo
 from geogrid.crs import is_geographic
-from geogrid.errors import InvalidCoordinates, InvalidGeometry, MissingColumn, TooManyPoints
+from geogrid.errors import ECHO_CHARS, InvalidCoordinates, InvalidGeometry, MissingColumn, TooManyPoints
 from geogrid.index import GridIndex
 from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, find_column, text_encoding
 

@@ -17,14 +17,14 @@ import math
 import re
 from typing import Any
 
+from geogrid.errors import cut
+
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-ECHO_CHARS = 200  # how much of a value it does not understand an answer repeats
 
 
 def echo(value: Any) -> str:
     """``value`` as an answer repeats it: its repr, cut to about 200 characters."""
-    text = repr(value)
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+    return cut(repr(value))
 
 
 def as_number(value: Any) -> float:

@@ -30,7 +30,7 @@ import shapely
 from numba import njit, prange
 from numpy.typing import ArrayLike, NDArray
 
-from geogrid.errors import InvalidCoordinates, UnknownCRS
+from geogrid.errors import InvalidCoordinates, UnknownCRS, cut
 
 Array = NDArray[np.float64]
 
@@ -88,7 +88,7 @@ def normalize_crs(crs: str | int | pyproj.CRS | None) -> str:
     if isinstance(crs, pyproj.CRS):
         epsg = crs.to_epsg(min_confidence=70)
         if epsg is None:
-            raise UnknownCRS(f"CRS has no EPSG code: {_echo(crs.name)}", crs=_echo(crs.name))
+            raise UnknownCRS(f"CRS has no EPSG code: {cut(crs.name)}", crs=cut(crs.name))
         return normalize_crs(epsg)
     if isinstance(crs, bool):  # int(True) is 1: not a code anyone meant
         raise UnknownCRS(f"a CRS is a name or an EPSG code, not {crs}")
@@ -103,17 +103,11 @@ def normalize_crs(crs: str | int | pyproj.CRS | None) -> str:
         _check_epsg(number)
         return f"EPSG:{number}"
     raise UnknownCRS(
-        f"unknown CRS {_echo(str(crs))!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN", crs=_echo(str(crs))
+        f"unknown CRS {cut(str(crs))!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN", crs=cut(str(crs))
     )
 
 
 _EPSG_CODE = re.compile(r"[0-9]{1,9}", re.ASCII)  # ASCII digits only; \d and str.isdigit take far more
-_ECHO_CHARS = 200  # how much of a name that is not understood an error repeats
-
-
-def _echo(text: str) -> str:
-    """``text`` as an error repeats it: cut to a length a log line and a problem body can carry."""
-    return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "…"
 
 
 def _check_epsg(number: int) -> None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+ECHO_CHARS = 200  # how much of a value it does not understand an error repeats
+
+
+def cut(text: str) -> str:
+    """``text`` as an error repeats it: cut to about 200 characters, which a log line and a problem carry."""
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
 
 class GeoGridError(Exception):
     """Base of every error GeoGrid raises on purpose; carries what a problem+json body needs."""

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geogrid.errors import GeoGridError
-
-ECHO_CHARS = 200  # how much of a value (a cell, a column name, a GDAL message) an error repeats
+from geogrid.errors import ECHO_CHARS, GeoGridError, cut
 
 
 def echo(value: Any) -> str:
-    """``value`` as an error message repeats it: as text, cut to about 200 characters."""
-    text = str(value)
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+    """``value`` (a cell, a column name, a GDAL message) as an error message repeats it: as text, cut."""
+    return cut(str(value))
 
 
 def relabel(exc: GeoGridError, path: str | Path, label: str | None) -> GeoGridError:
