@@ -130,10 +130,14 @@ def empty_store(engine: sa.Engine) -> Store:
     return Store(engine, actor="tester")
 
 
-def published_demo(engine: sa.Engine, demo_layers: dict[str, gpd.GeoDataFrame]) -> Store:
-    """An emptied store holding the demo's grids and micro-grids, published from 2026-01-01."""
+def published_demo(
+    engine: sa.Engine,
+    demo_layers: dict[str, gpd.GeoDataFrame],
+    layers: tuple[tuple[str, str], ...] = (("grids", "grid"), ("microgrids", "microgrid")),
+) -> Store:
+    """An emptied store holding the demo's ``layers`` (name, level), published from 2026-01-01."""
     store = empty_store(engine)
-    for name, level in (("grids", "grid"), ("microgrids", "microgrid")):
+    for name, level in layers:
         store.import_units("demo", demo_layers[name], level, commit=True)
     store.publish("demo", dt.date(2026, 1, 1))
     return store

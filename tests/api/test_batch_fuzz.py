@@ -7,7 +7,6 @@ on SpatiaLite.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 
 from api.main import create_app
 from geogrid.settings import Settings
-from tests.conftest import empty_store, migrated_engine
+from tests.conftest import migrated_engine, published_demo
 
 EXAMPLES = int(os.environ.get("GEOGRID_FUZZ_EXAMPLES", "200"))  # more for a longer hunt
 KINDS = (
@@ -51,9 +50,7 @@ NAMES = (
 def client(demo_layers, tmp_path_factory):
     """The service on SpatiaLite with the demo's micro-grids; a small batch limit, no rate limit."""
     with migrated_engine("spatialite", tmp_path_factory) as engine:
-        store = empty_store(engine)
-        store.import_units("demo", demo_layers["microgrids"], "microgrid", commit=True)
-        store.publish("demo", dt.date(2026, 1, 1))
+        published_demo(engine, demo_layers, (("microgrids", "microgrid"),))
         settings_ = Settings(
             database_url=engine.url.render_as_string(hide_password=False),
             cache_dir=str(tmp_path_factory.mktemp("cache")),

@@ -9,7 +9,6 @@ the 1,000,000-point limit refused it.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import socket
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.test_service import served
-from tests.conftest import empty_store, migrated_engine
+from tests.conftest import migrated_engine, published_demo
 
 POINTS = 3_800_000  # in a body just under the default 100 MB limit (GEOGRID_MAX_BODY_MB)
 RISE_MB = 200
@@ -29,9 +28,7 @@ RISE_MB = 200
 def database_url(demo_layers, tmp_path_factory):
     """A SpatiaLite database with the demo's micro-grids published."""
     with migrated_engine("spatialite", tmp_path_factory) as engine:
-        store = empty_store(engine)
-        store.import_units("demo", demo_layers["microgrids"], "microgrid", commit=True)
-        store.publish("demo", dt.date(2026, 1, 1))
+        published_demo(engine, demo_layers, (("microgrids", "microgrid"),))
         yield engine.url.render_as_string(hide_password=False)
 
 

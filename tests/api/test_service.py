@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv as csv_module
-import datetime as dt
 import inspect
 import io
 import json
@@ -34,7 +33,7 @@ from api.main import create_app
 from geogrid.cli import app as cli
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.settings import Settings
-from tests.conftest import BACKENDS, empty_store, migrated_engine, problem, stop
+from tests.conftest import BACKENDS, migrated_engine, problem, published_demo, stop
 
 LEVELS = (
     ("county", "county"),
@@ -53,10 +52,7 @@ def published(request, demo_layers, tmp_path_factory):
 
 
 def _publish(engine, demo_layers):
-    store = empty_store(engine)
-    for name, level in LEVELS:
-        store.import_units("demo", demo_layers[name], level, commit=True)
-    store.publish("demo", dt.date(2026, 1, 1))
+    published_demo(engine, demo_layers, LEVELS)
     return engine.url.render_as_string(hide_password=False)
 
 
