@@ -30,8 +30,8 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()  # for reserve/give_back only: check stays lock-free for anonymous reads
 
-    def check(self, client: str, *, take: bool = True) -> None:
-        """Take a token for ``client`` (only look, without ``take``) or raise RateLimited saying when to retry."""
+    def check(self, client: str) -> None:
+        """Take a token for ``client`` or raise RateLimited saying when to retry."""
         if self.capacity <= 0:
             return
         now = time.monotonic()
@@ -44,8 +44,6 @@ class RateLimiter:
                 retry_after_s=(1.0 - tokens) / self.rate,
                 client=client,
             )
-        if not take:
-            return
         if len(self._buckets) >= MAX_CLIENTS and client not in self._buckets:
             self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < 60.0}
         self._buckets[client] = (tokens - 1.0, now)
