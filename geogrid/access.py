@@ -32,15 +32,17 @@ class Action(enum.StrEnum):
     dispatch = "dispatch"
     plan = "plan"  # upload into a draft, validate it
     publish = "publish"  # publish or discard a draft: changes the whole set, so never scoped
+    staff = "staff"  # create and end posts, import rosters: who is responsible for which unit
+    contact = "contact"  # see people's full phone numbers (others see 138****1234)
     manage_keys = "manage_keys"
 
 
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.viewer: frozenset({Action.read}),
     Role.reporter: frozenset({Action.read, Action.report}),
-    Role.worker: frozenset({Action.read, Action.report, Action.handle}),
-    Role.commander: frozenset({Action.read, Action.report, Action.handle, Action.dispatch}),
-    Role.planner: frozenset({Action.read, Action.plan, Action.publish}),
+    Role.worker: frozenset({Action.read, Action.report, Action.handle, Action.contact}),
+    Role.commander: frozenset({Action.read, Action.report, Action.handle, Action.dispatch, Action.contact}),
+    Role.planner: frozenset({Action.read, Action.plan, Action.publish, Action.staff, Action.contact}),
     Role.admin: frozenset(Action),
 }
 UNSCOPED_ONLY = frozenset({Action.publish, Action.manage_keys})
@@ -53,6 +55,10 @@ class Principal:
     name: str
     role: Role
     scope: str | None = None  # a street or community code; None: the whole set
+
+    def may(self, action: Action) -> bool:
+        """True when this caller's role grants ``action`` (scope aside)."""
+        return action in GRANTS[self.role]
 
     def require(self, action: Action, code: str | None = None) -> None:
         """Raise Forbidden unless this caller may do ``action`` (on the unit ``code``, when given)."""

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from geogrid.cli import assign, boundaries, common, keys, schema, serve, topology
+from geogrid.cli import assign, boundaries, common, coverage, keys, people, schema, serve, topology
 from geogrid.cli.boundaries import _describe_change as _describe_change  # tests import it from here
 from geogrid.cli.boundaries import _total as _total
 from geogrid.cli.common import State, err
@@ -22,6 +22,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(people.people_app, name="people")
+app.add_typer(people.layers_app, name="layers")
 
 # Registered here, in one place, because the order of registration is the order of `geogrid --help`.
 app.callback()(common.main_options)
@@ -35,6 +37,8 @@ app.command()(topology.compare)
 app.command()(boundaries.info)
 app.command()(boundaries.demo)
 app.command()(assign.assign)
+app.command()(coverage.coverage)
+app.command("map")(coverage.map_)
 keys_app.command("create")(keys.keys_create)
 keys_app.command("list")(keys.keys_list)
 keys_app.command("revoke")(keys.keys_revoke)
