@@ -80,3 +80,74 @@ api_key = sa.Table(
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
+
+# ---- people and posts (migration 0004) -------------------------------------------------------------
+person = sa.Table(
+    "person",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("person_id", sa.String(32), nullable=False),  # the office's own number (人员编号)
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("set_id", "person_id", name="uq_person_set_person"),
+)
+
+# A post is never deleted or rewritten: ending it sets valid_to (and ended_at/by), so history stays.
+post = sa.Table(
+    "post",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("person_ref", sa.Integer, sa.ForeignKey("person.id"), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date),  # exclusive; None: in force until ended
+    sa.Column("buildings", sa.JSON, nullable=False),  # building ids the person answers for ("1+X")
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_by", sa.String(100)),
+    sa.Index("ix_post_set_unit", "set_id", "unit_code"),
+    sa.Index("ix_post_set_person", "set_id", "person_ref"),
+)
+
+# ---- layers beside the boundaries (per set, not versioned; migration 0004) -------------------------
+# Geometry columns are added per dialect by the migration, as unit.geom is.
+building = sa.Table(
+    "building",
+    metadata,
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("microgrid_code", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("households", sa.Integer, nullable=False),
+    sa.Column("population", sa.Integer),
+    sa.Column("floors", sa.Integer),
+    sa.Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+)
+
+site = sa.Table(
+    "site",
+    metadata,
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # centre | station | other
+    sa.Column("hours", sa.String(100)),
+    sa.Column("unit_code", sa.String(32)),
+    sa.Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+)
+
+road = sa.Table(
+    "road",
+    metadata,
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # arterial | street | path
+    sa.Column("name", sa.String(200)),
+    sa.Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False),
+)
