@@ -237,3 +237,9 @@ class TooManyPoints(PayloadTooLarge):
     """A batch of more points than the configured limit, refused while its body is still arriving."""
 
     title = "Too many points"
+
+
+class InvalidParameter(GeoGridError):
+    """A parameter outside its valid range, such as a walking speed or time that is not positive."""
+
+    title = "Invalid parameter"
