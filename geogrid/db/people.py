@@ -1,0 +1,552 @@
+"""People and their posts in the database: read them as of a date, create and end posts, import rosters.
+
+History is never lost: a post is never deleted or rewritten; ending it sets ``valid_to`` (with who and
+when). A person's name, phone or kind can change, and every change is audited with the phone masked.
+Every write bumps the set's revision (its ETag), as boundary writes do, and leaves one audit line.
+
+Which units a row may name: those of the published version in force on the row's ``valid_from``; a row
+that starts before the set's first published version is checked against that first version.
+
+A roster import keeps good data beside bad: with ``commit`` the good rows are written and the bad ones
+reported (row as in the file, field, person id, message: never a phone), all in one transaction, so if
+anything fails while writing nothing is written. Importing the same file again changes nothing: a post
+already stored is reported as unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from geogrid import people
+from geogrid.db.schema import boundary_version, building, person, post, unit
+from geogrid.db.store import Store, _now, write_audit
+from geogrid.errors import GeoGridError, InvalidCode, NotFound, OutOfScope, VersionConflict
+from geogrid.people import POST_COLUMNS, RowError, mask_phone
+
+PERSON_FIELDS = ("person_id", "name", "phone", "kind")
+
+
+class InvalidPost(GeoGridError):
+    """A post (or the person in it) that cannot be taken: a bad phone, kind, role, date or building."""
+
+    title = "Invalid post"
+    status = 422
+
+
+@dataclass
+class RosterReport:
+    """What a roster import writes (or, as a dry run, would write), and the rows it cannot take."""
+
+    set_name: str
+    rows: int
+    new: list[dict[str, Any]] = field(default_factory=list)  # posts added, as in :meth:`summary` (no phone)
+    ended: list[dict[str, Any]] = field(default_factory=list)  # stored open posts the file ends
+    unchanged: int = 0
+    people_added: int = 0
+    people_changed: list[str] = field(default_factory=list)  # person ids whose name, phone or kind change
+    errors: list[RowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    committed: bool = False
+    revision: int | None = None  # the set's revision after the import
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, the posts that change and the row errors, for printing or JSON (phones never appear)."""
+        return {
+            "set": self.set_name,
+            "rows": self.rows,
+            "new": len(self.new),
+            "ended": len(self.ended),
+            "unchanged": self.unchanged,
+            "people_added": self.people_added,
+            "people_changed": len(self.people_changed),
+            "errors": len(self.errors),
+            "committed": self.committed,
+            "revision": self.revision,
+            "changes": [{**c, "action": "new"} for c in self.new]
+            + [{**c, "action": "end"} for c in self.ended],
+            "row_errors": [
+                {"row": e.row, "field": e.field, "person_id": e.person_id, "message": e.message}
+                for e in self.errors
+            ],
+            "warnings": self.warnings,
+        }
+
+
+class Roster:
+    """The people of a boundary set and the posts they hold, in a PostGIS or SpatiaLite database."""
+
+    def __init__(self, engine: Engine, actor: str = "geogrid") -> None:
+        self.engine = engine
+        self.actor = actor
+        self._store = Store(engine, actor)
+
+    # ---- reads ------------------------------------------------------------------------------------
+    def posts(self, set_name: str, at: dt.date | None = None, *, unit: str | None = None) -> pd.DataFrame:
+        """Posts as :data:`geogrid.people.POST_COLUMNS`: all of them (history too) unless ``at`` is given,
+        then those in force on it; ``unit`` keeps the posts of that unit and the units under it."""
+        with self.engine.connect() as conn:
+            return _posts(conn, self._store._set_id(conn, set_name), at, unit)
+
+    def people(self, set_name: str, at: dt.date | None = None, *, unit: str | None = None) -> pd.DataFrame:
+        """People (person_id, name, phone, kind, posts: how many), with a post in force on ``at`` and under
+        ``unit`` when given (else everyone, past posts too), ordered by person_id."""
+        with self.engine.connect() as conn:
+            set_id = self._store._set_id(conn, set_name)
+            held = _posts(conn, set_id, at, unit)
+            if at is None and unit is None:
+                found = _people(conn, set_id)
+            else:
+                found = _people(conn, set_id, set(held["person_id"]))
+        counts = held["person_id"].value_counts()
+        rows = [{**p, "posts": int(counts.get(p["person_id"], 0))} for p in found]
+        return pd.DataFrame(rows, columns=[*PERSON_FIELDS, "posts"])
+
+    def person(self, set_name: str, person_id: str) -> dict[str, Any]:
+        """One person with every post they held or hold (a list of dicts, oldest first); NotFound if none."""
+        with self.engine.connect() as conn:
+            set_id = self._store._set_id(conn, set_name)
+            found = _people(conn, set_id, {person_id})
+            if not found:
+                raise NotFound(f"no person {person_id!r} in {set_name!r}", set=set_name, person_id=person_id)
+            held = _posts(conn, set_id, None, None, person_id=person_id)
+        held = held.sort_values(["valid_from", "post_id"]).drop(
+            columns=["person_id", "name", "phone", "kind"]
+        )
+        return {**found[0], "posts": _records(held)}
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def import_roster(
+        self,
+        set_name: str,
+        rows: pd.DataFrame,
+        *,
+        commit: bool,
+        scope: str | None = None,
+        expect_revision: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RosterReport:
+        """Check every row of a roster (from :func:`geogrid.people.read_roster`) and, with ``commit``, write
+        the good ones in one transaction; a dry run writes nothing.
+
+        ``scope`` (a street or community code) refuses rows for units outside it, as row errors;
+        ``expect_revision`` refuses the write (VersionConflict) when the set has changed since.
+        """
+        with self.engine.begin() as conn:
+            set_id, seen = self._store._set_row(conn, set_name, lock=commit)
+            report, plan = _plan(conn, set_id, set_name, rows, scope)
+            if not commit:
+                conn.rollback()
+                report.revision = seen
+                return report
+            if plan.empty:  # nothing to write: the revision stays (a re-import is a no-op)
+                _check_expected(set_name, seen, expect_revision)
+                report.committed, report.revision = True, seen
+                return report
+            self._store._claim(conn, set_id, set_name, seen, expect_revision)
+            changes = _write(conn, set_id, self.actor, plan, progress)
+            counts = {k: v for k, v in report.summary().items() if type(v) is int and k != "revision"}
+            write_audit(conn, self.actor, "import_roster", {**counts, "people": changes}, set_name=set_name)
+            report.committed, report.revision = True, seen + 1
+        return report
+
+    def create_post(
+        self,
+        set_name: str,
+        *,
+        name: str,
+        phone: str,
+        kind: str,
+        role: str,
+        unit_code: str,
+        valid_from: dt.date,
+        valid_to: dt.date | None = None,
+        buildings: Sequence[str] = (),
+        person_id: str | None = None,
+        scope: str | None = None,
+        expect_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """Add a post (and its person, or update their name, phone, kind); the new post as a dict.
+
+        Refused with the field at fault: InvalidCode (no such unit), OutOfScope (outside ``scope``),
+        VersionConflict (the person already holds that role there then, or a stale ``expect_revision``),
+        InvalidPost (anything else: phone, kind, role, dates, buildings).
+        """
+        cells = {
+            "row": 1,
+            "person_id": person_id or "",
+            "name": name,
+            "phone": phone,
+            "kind": kind,
+            "role": role,
+            "unit_code": unit_code,
+            "valid_from": valid_from,
+            "valid_to": valid_to or "",
+            "buildings": ";".join(buildings),
+        }
+        with self.engine.begin() as conn:
+            set_id, seen = self._store._set_row(conn, set_name, lock=True)
+            report, plan = _plan(conn, set_id, set_name, pd.DataFrame([cells]), scope)
+            if report.errors:
+                raise _refusal(report.errors[0])
+            if not report.new:  # stored already (or a stored open post it would end): not a new post
+                raise VersionConflict(
+                    "that post is already stored; end it instead", set=set_name, field="valid_from"
+                )
+            self._store._claim(conn, set_id, set_name, seen, expect_revision)
+            changes = _write(conn, set_id, self.actor, plan[plan["action"] != "end"])
+            # The set's row is locked until this transaction ends: the newest post of the set is this one.
+            post_id = int(
+                conn.execute(sa.select(sa.func.max(post.c.id)).where(post.c.set_id == set_id)).scalar_one()
+            )
+            detail = {**_public(report.new[0]), "post_id": post_id, "people": changes}
+            detail.pop("row", None)
+            write_audit(conn, self.actor, "create_post", detail, set_name=set_name)
+            return _records(_posts(conn, set_id, None, None, post_id=post_id))[0]
+
+    def end_post(
+        self,
+        set_name: str,
+        post_id: int,
+        valid_to: dt.date,
+        *,
+        scope: str | None = None,
+        expect_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """End a post on ``valid_to`` (its first day out of force); the post as a dict, now ended.
+
+        NotFound for no such post in the set, OutOfScope for a unit outside ``scope``, VersionConflict for
+        a post already ended or a ``valid_to`` not after its ``valid_from`` (or a stale ``expect_revision``).
+        """
+        with self.engine.begin() as conn:
+            set_id, seen = self._store._set_row(conn, set_name, lock=True)
+            found = _posts(conn, set_id, None, None, post_id=post_id)
+            if found.empty:
+                raise NotFound(f"no post {post_id} in {set_name!r}", set=set_name, post_id=post_id)
+            held = _records(found)[0]
+            if scope is not None and not held["unit_code"].startswith(scope):
+                raise OutOfScope(
+                    f"post {post_id} is on {held['unit_code']}, outside {scope}", scope=scope, post_id=post_id
+                )
+            if held["valid_to"] is not None:
+                raise VersionConflict(
+                    f"post {post_id} already ended on {held['valid_to']}; history is not rewritten",
+                    post_id=post_id,
+                    field="valid_to",
+                )
+            if valid_to <= held["valid_from"]:
+                raise VersionConflict(
+                    f"valid_to {valid_to} must be after the post's valid_from {held['valid_from']}",
+                    post_id=post_id,
+                    field="valid_to",
+                )
+            self._store._claim(conn, set_id, set_name, seen, expect_revision)
+            _end(conn, [(post_id, valid_to)], self.actor)
+            detail = {**_public(held), "post_id": post_id, "valid_to": valid_to.isoformat()}
+            write_audit(conn, self.actor, "end_post", detail, set_name=set_name)
+            return {**held, "valid_to": valid_to}
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+def _posts(
+    conn: Connection,
+    set_id: int,
+    at: dt.date | None,
+    unit_code: str | None,
+    *,
+    person_id: str | None = None,
+    post_id: int | None = None,
+) -> pd.DataFrame:
+    """Posts joined with their people, ordered by unit, role, person, start (as Python orders text)."""
+    query = (
+        sa.select(
+            post.c.id.label("post_id"),
+            person.c.person_id,
+            person.c.name,
+            person.c.phone,
+            person.c.kind,
+            post.c.role,
+            post.c.unit_code,
+            post.c.valid_from,
+            post.c.valid_to,
+            post.c.buildings,
+        )
+        .join(person, person.c.id == post.c.person_ref)
+        .where(post.c.set_id == set_id)
+    )
+    if at is not None:
+        query = query.where(post.c.valid_from <= at, sa.or_(post.c.valid_to.is_(None), post.c.valid_to > at))
+    if unit_code is not None:
+        query = query.where(post.c.unit_code.startswith(unit_code, autoescape=True))
+    if person_id is not None:
+        query = query.where(person.c.person_id == person_id)
+    if post_id is not None:
+        query = query.where(post.c.id == post_id)
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    rows.sort(key=lambda r: (r["unit_code"], r["role"], r["person_id"], r["valid_from"], r["post_id"]))
+    for r in rows:
+        r["buildings"] = list(r["buildings"] or [])
+    frame = pd.DataFrame(rows, columns=POST_COLUMNS, dtype=object)
+    frame["post_id"] = frame["post_id"].astype(int)
+    return frame
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a posts frame as plain dicts (Python ints, dates, lists)."""
+    out = frame.to_dict("records")
+    for rec in out:
+        if "post_id" in rec:
+            rec["post_id"] = int(rec["post_id"])
+    return out
+
+
+def _people(conn: Connection, set_id: int, only: set[str] | None = None) -> list[dict[str, Any]]:
+    query = sa.select(*(person.c[f] for f in PERSON_FIELDS)).where(person.c.set_id == set_id)
+    if only is not None:
+        if not only:
+            return []
+        query = query.where(person.c.person_id.in_(sorted(only)))
+    return sorted((dict(r) for r in conn.execute(query).mappings()), key=lambda p: p["person_id"])
+
+
+# ---- checking --------------------------------------------------------------------------------------
+def _plan(
+    conn: Connection, set_id: int, set_name: str, rows: pd.DataFrame, scope: str | None
+) -> tuple[RosterReport, pd.DataFrame]:
+    """Check ``rows`` against the units, buildings and posts stored: the report, and the rows to write
+    (with their ``action``: new or end), the people they add or change noted in the report."""
+    report = RosterReport(set_name=set_name, rows=len(rows))
+    versions = _unit_versions(conn, set_id, set_name)
+    early: list[RowError] = []
+    keep = pd.Series(True, index=rows.index, dtype=bool)
+    for index, rec in zip(rows.index, rows.to_dict("records"), strict=True):
+        error = _early_error(rec, versions, scope)
+        if error is not None:
+            keep[index] = False
+            early.append(error)
+    units = {code: level for _, _, codes in versions for code, level in codes.items()}
+    stored = _posts(conn, set_id, None, None)
+    good, errors = people.validate_rows(rows[keep], units, stored, _buildings(conn, set_id))
+    report.errors = sorted(early + errors, key=lambda e: (e.row, e.field))
+    report.unchanged = int((good["action"] == "unchanged").sum())
+    first_kind: dict[str, tuple[str, int]] = {}
+    for rec in good.to_dict("records"):
+        kind, row = first_kind.setdefault(rec["person_id"], (rec["kind"], rec["row"]))
+        if rec["kind"] != kind:
+            report.warnings.append(
+                f"row {rec['row']}: {rec['person_id']} is {rec['kind']} here but {kind} in row {row}; "
+                f"a person has one kind, so {kind} is kept"
+            )
+    for rec in good.to_dict("records"):
+        if rec["action"] == "new":
+            report.new.append(_public(rec))
+        elif rec["action"] == "end":
+            report.ended.append(_public(rec))
+    known = {p["person_id"]: p for p in _people(conn, set_id, set(good["person_id"]))}
+    by_row = {rec["row"]: rec for rec in good.to_dict("records")}
+    for pid, (kind, row) in first_kind.items():
+        rec = by_row[row]
+        was = known.get(pid)
+        if was is None:
+            report.people_added += 1
+        elif (was["name"], was["phone"], was["kind"]) != (rec["name"], rec["phone"], kind):
+            report.people_changed.append(pid)
+    plan = good[good["action"].isin(["new", "end"])]
+    touched = set(plan["person_id"]) | set(report.people_changed)
+    people_rows = good[good["person_id"].isin(touched)].drop_duplicates("person_id")
+    people_rows = people_rows.assign(kind=people_rows["person_id"].map(lambda p: first_kind[p][0]))
+    # The plan carries the people to add or change as rows of action "person" (one per person).
+    persons = people_rows.assign(action="person")
+    return report, pd.concat([persons, plan], ignore_index=True) if len(plan) or len(persons) else plan
+
+
+Versions = list[tuple[dt.date, dt.date | None, dict[str, str]]]
+
+
+def _unit_versions(conn: Connection, set_id: int, set_name: str) -> Versions:
+    """The set's published versions, oldest first: (valid_from, valid_to, {unit code: level})."""
+    query = (
+        sa.select(boundary_version.c.valid_from, boundary_version.c.valid_to, unit.c.code, unit.c.level)
+        .join(unit, unit.c.version_id == boundary_version.c.id)
+        .where(boundary_version.c.set_id == set_id, boundary_version.c.status == "published")
+        .order_by(boundary_version.c.valid_from)
+    )
+    versions: dict[dt.date, tuple[dt.date | None, dict[str, str]]] = {}
+    for valid_from, valid_to, code, level in conn.execute(query):
+        versions.setdefault(valid_from, (valid_to, {}))[1][code] = level
+    if not versions:
+        raise NotFound(f"{set_name!r} has no published version to name units from", set=set_name)
+    return [(start, end, codes) for start, (end, codes) in sorted(versions.items())]
+
+
+def _early_error(rec: dict[str, Any], versions: Versions, scope: str | None) -> RowError | None:
+    """A row's unit outside ``scope``, or not in the version in force on its ``valid_from``."""
+    code = str(rec.get("unit_code") or "").strip()
+    pid = str(rec.get("person_id") or "").strip() or None
+    if not code:
+        return None  # validate_rows says it is empty
+    if scope is not None and not code.startswith(scope):
+        return RowError(int(rec["row"]), "unit_code", f"{code} lies outside {scope}, the key's scope", pid)
+    start = people.parse_date(rec.get("valid_from"))
+    if start is None:
+        return None  # validate_rows says what is wrong with the date
+    codes = next((c for s, e, c in versions if s <= start and (e is None or start < e)), versions[0][2])
+    if code in codes:
+        return None
+    when = next((s for s, e, c in versions if c is codes), None)
+    return RowError(
+        int(rec["row"]), "unit_code", f"no unit {code!r} in the version in force from {when}", pid
+    )
+
+
+def _buildings(conn: Connection, set_id: int) -> dict[str, str] | None:
+    """Building id -> micro-grid code; None when the set has no buildings yet (then ids are not checked)."""
+    query = sa.select(building.c.id, building.c.microgrid_code).where(building.c.set_id == set_id)
+    found = {str(i): str(m) for i, m in conn.execute(query)}
+    return found or None
+
+
+def _check_expected(set_name: str, seen: int, expect: int | None) -> None:
+    if expect is not None and expect != seen:
+        raise VersionConflict(
+            f"{set_name!r} has changed since revision {expect} (it is at {seen}); reload and retry",
+            set=set_name,
+            revision=seen,
+        )
+
+
+def _refusal(error: RowError) -> GeoGridError:
+    """The error a single post's first row error stands for (no phone value in it)."""
+    where = {"field": error.field, "person_id": error.person_id}
+    if error.field == "unit_code" and "outside" in error.message and "scope" in error.message:
+        return OutOfScope(error.message, **where)
+    if error.field == "unit_code":
+        return InvalidCode(error.message, **where)
+    if "already holds" in error.message:
+        return VersionConflict(error.message, **where)
+    return InvalidPost(error.message, **where)
+
+
+def _public(rec: dict[str, Any]) -> dict[str, Any]:
+    """A post as reports and the audit log show it: no phone."""
+    keys = ("row", "person_id", "name", "role", "unit_code", "valid_from", "valid_to")
+    out = {k: rec[k].isoformat() if isinstance(rec[k], dt.date) else rec[k] for k in keys if k in rec}
+    return {**out, "row": int(rec["row"])} if "row" in rec else out
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+def _write(
+    conn: Connection,
+    set_id: int,
+    actor: str,
+    plan: pd.DataFrame,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write a plan from :func:`_plan` (people, new posts, ended posts); what changed about people."""
+    persons = plan[plan["action"] == "person"].to_dict("records")
+    changes = _write_people(conn, set_id, persons)
+    refs = {
+        pid: ref
+        for pid, ref in conn.execute(
+            sa.select(person.c.person_id, person.c.id).where(person.c.set_id == set_id)
+        )
+    }
+    new = plan[plan["action"] == "new"].to_dict("records")
+    now = _now()
+    rows = [
+        {
+            "set_id": set_id,
+            "person_ref": refs[r["person_id"]],
+            "role": r["role"],
+            "unit_code": r["unit_code"],
+            "valid_from": r["valid_from"],
+            "valid_to": r["valid_to"],
+            "buildings": list(r["buildings"]),
+            "created_at": now,
+            "created_by": actor,
+        }
+        for r in new
+    ]
+    total = len(rows) + int((plan["action"] == "end").sum())
+    for start in range(0, len(rows), 500):
+        _insert_posts(conn, rows[start : start + 500])
+        if progress is not None:
+            progress(min(start + 500, len(rows)), total)
+    ends = plan[plan["action"] == "end"].to_dict("records")
+    _end(conn, _open_posts(conn, set_id, refs, ends), actor)
+    if progress is not None:
+        progress(total, total)
+    return changes
+
+
+def _insert_posts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(sa.insert(post), rows)
+
+
+def _write_people(conn: Connection, set_id: int, persons: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Add or update people; what changed, for the audit log (counts, and each change with phones masked)."""
+    persons = list(persons)
+    known = {p["person_id"]: p for p in _people(conn, set_id, {p["person_id"] for p in persons})}
+    added, changed = [], []
+    for p in persons:
+        values = {"name": p["name"], "phone": p["phone"], "kind": p["kind"]}
+        was = known.get(p["person_id"])
+        if was is None:
+            added.append({"set_id": set_id, "person_id": p["person_id"], "created_at": _now(), **values})
+            continue
+        diff = {k: {"old": was[k], "new": v} for k, v in values.items() if was[k] != v}
+        if not diff:
+            continue
+        conn.execute(
+            sa.update(person)
+            .where(person.c.set_id == set_id, person.c.person_id == p["person_id"])
+            .values(**values)
+        )
+        if "phone" in diff:  # the audit log never holds a full phone number
+            diff["phone"] = {"old": mask_phone(was["phone"]), "new": mask_phone(p["phone"])}
+        changed.append({"person_id": p["person_id"], **diff})
+    if added:
+        conn.execute(sa.insert(person), added)
+    return {"added": len(added), "changed": changed}
+
+
+def _open_posts(
+    conn: Connection, set_id: int, refs: dict[str, int], ends: list[dict[str, Any]]
+) -> list[tuple[int, dt.date]]:
+    """The stored open posts that rows of action ``end`` close: (post id, valid_to)."""
+    out = []
+    for r in ends:
+        found = conn.execute(
+            sa.select(post.c.id, post.c.buildings).where(
+                post.c.set_id == set_id,
+                post.c.person_ref == refs[r["person_id"]],
+                post.c.role == r["role"],
+                post.c.unit_code == r["unit_code"],
+                post.c.valid_from == r["valid_from"],
+                post.c.valid_to.is_(None),
+            )
+        ).all()
+        out += [(int(i), r["valid_to"]) for i, b in found if list(b or []) == list(r["buildings"])][:1]
+    return out
+
+
+def _end(conn: Connection, ends: list[tuple[int, dt.date]], actor: str) -> None:
+    now = _now()
+    for post_id, valid_to in ends:
+        done = conn.execute(
+            sa.update(post)
+            .where(post.c.id == post_id, post.c.valid_to.is_(None))
+            .values(valid_to=valid_to, ended_at=now, ended_by=actor)
+        ).rowcount
+        if done != 1:
+            raise VersionConflict(
+                f"post {post_id} was ended by another write meanwhile; retry", post_id=post_id
+            )
