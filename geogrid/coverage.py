@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geogrid.crs import local_metric_crs
 from geogrid.errors import InvalidParameter
 from geogrid.people import Role, in_force
 from geogrid.reach import Reach, reach
@@ -47,14 +48,18 @@ DEFAULT_NORM = (300, 500)  # households per grid: the common provincial norm
 SPREAD_GRIDS = 4  # a worker in this many grids or more is spread thin
 TOP = 10  # how many grids a summary's top lists name
 STAFFING = ("staffed", "no_leader", "no_worker", "unstaffed")
-GRID_COLUMNS = (
-    "code name parent_code households leaders leader_phones workers worker_names contacts staffing norm "
-    "households_per_worker buildings_outside_reach households_outside_reach geometry"
-).split()
-WORKER_COLUMNS = (
-    "person_id name phone kind grids grid_codes households households_per_grid buildings_1x households_1x"
-).split()
-
+# fmt: off
+GRID_COLUMNS = [
+    "code", "name", "parent_code", "households", "leaders", "leader_phones", "workers", "worker_names",
+    "contacts", "staffing", "norm", "households_per_worker", "buildings_outside_reach",
+    "households_outside_reach", "geometry",
+]
+WORKER_COLUMNS = [
+    "person_id", "name", "phone", "kind", "grids", "grid_codes", "households", "households_per_grid",
+    "buildings_1x", "households_1x",
+]
+# fmt: on
+PROBLEM_COLUMNS = ["kind", "codes", "area_m2", "detail"]  # and geometry: as geogrid.topology reports them
 Mask = Callable[[str], str | None]
 
 
@@ -261,8 +266,10 @@ def coverage(
     # posts in force: by grid (through micro-grids) and by community
     live = in_force(posts, at) if len(posts) else posts
     live = live.assign(grid_code=live["unit_code"].map(grid_of)) if len(live) else live.assign(grid_code=[])
-    on_grid = live[live["grid_code"].notna()]
-    by_grid = {code: frame for code, frame in on_grid.groupby("grid_code", sort=False)}
+    on_grid = live[live["grid_code"].notna()].to_dict("records")  # plain dicts: pandas per grid is slow
+    by_grid: dict[str, list[dict[str, Any]]] = {}
+    for p in on_grid:
+        by_grid.setdefault(p["grid_code"], []).append(p)
 
     households = [
         int(h) if not pd.isna(h) else int(hh_of_grid_buildings.get(c, 0))
@@ -270,7 +277,7 @@ def coverage(
     ]
     rows: list[dict[str, Any]] = []
     for code, hh in zip(codes, households, strict=True):
-        mine = by_grid.get(code, on_grid.iloc[:0])
+        mine = by_grid.get(code, [])
         leaders = _people(mine, Role.leader)
         workers = _people(mine, Role.worker)
         contacts = [
@@ -282,15 +289,15 @@ def coverage(
                 "buildings": len(p["buildings"]),
                 "households": int(sum(hh_of_building.get(b, 0) for b in p["buildings"])),
             }
-            for p in mine.to_dict("records")
+            for p in mine
             if len(p["buildings"])
         ]
         rows.append(
             {
-                "leaders": list(leaders["name"]),
-                "leader_phones": [show(p) for p in leaders["phone"]],
+                "leaders": [p["name"] for p in leaders],
+                "leader_phones": [show(p["phone"]) for p in leaders],
                 "workers": len(workers),
-                "worker_names": list(workers["name"]),
+                "worker_names": [p["name"] for p in workers],
                 "contacts": contacts,
                 "staffing": STAFFING[(len(leaders) == 0) + 2 * (len(workers) == 0)],
                 "norm": "under" if hh < low else "over" if hh > high else "within",
@@ -372,32 +379,34 @@ def _covering(points: np.ndarray, grids: gpd.GeoDataFrame) -> list[str | None]:
     return out
 
 
-def _people(posts: pd.DataFrame, role: Role) -> pd.DataFrame:
-    """The distinct holders of ``role`` among ``posts`` (first post of each, in order)."""
-    return posts[posts["role"] == role].drop_duplicates("person_id")
+def _people(posts: list[dict[str, Any]], role: Role) -> list[dict[str, Any]]:
+    """The distinct holders of ``role`` among ``posts`` (the first post of each, in order)."""
+    return list({p["person_id"]: p for p in reversed(posts) if p["role"] == role}.values())[::-1]
 
 
 def _workers(
-    on_grid: pd.DataFrame, share: Mapping[str, float], hh_of_building: Mapping[str, int], show: Mask
+    on_grid: list[dict[str, Any]], share: Mapping[str, float], hh_of_building: Mapping[str, int], show: Mask
 ) -> pd.DataFrame:
     """One row per person holding a worker post in force on a grid or micro-grid: grids and load."""
-    posts = on_grid[on_grid["role"] == Role.worker]
+    held: dict[str, list[dict[str, Any]]] = {}
+    for p in on_grid:
+        if p["role"] == Role.worker:
+            held.setdefault(str(p["person_id"]), []).append(p)
     rows: list[dict[str, Any]] = []
-    for person_id, mine in posts.groupby("person_id", sort=True):
-        grid_codes = sorted(set(mine["grid_code"]))
-        per_grid = {c: round(share[c], 2) for c in grid_codes}
-        named = sorted({b for bs in mine["buildings"] for b in bs})
-        first = mine.iloc[0]
+    for person_id, mine in sorted(held.items()):
+        grid_codes = sorted({p["grid_code"] for p in mine})
+        named = sorted({b for p in mine for b in p["buildings"]})
+        first = mine[0]
         rows.append(
             {
-                "person_id": str(person_id),
+                "person_id": person_id,
                 "name": first["name"],
                 "phone": show(first["phone"]),
                 "kind": first["kind"],
                 "grids": len(grid_codes),
                 "grid_codes": grid_codes,
                 "households": round(sum(share[c] for c in grid_codes), 2),
-                "households_per_grid": per_grid,
+                "households_per_grid": {c: round(share[c], 2) for c in grid_codes},
                 "buildings_1x": len(named),
                 "households_1x": int(sum(hh_of_building.get(b, 0) for b in named)),
             }
@@ -409,17 +418,15 @@ def _communities(
     communities: gpd.GeoDataFrame, live: pd.DataFrame, grids: gpd.GeoDataFrame, show: Mask
 ) -> gpd.GeoDataFrame:
     """Communities with their secretaries in force (names, phones) and their number of grids."""
-    held = (
-        live[live["role"] == Role.secretary].drop_duplicates(["unit_code", "person_id"])
-        if len(live)
-        else live
-    )
-    names = held.groupby("unit_code")["name"].agg(list) if len(held) else pd.Series(dtype=object)
-    phones = held.groupby("unit_code")["phone"].agg(list) if len(held) else pd.Series(dtype=object)
+    held: dict[str, list[dict[str, Any]]] = {}
+    for p in live.to_dict("records") if len(live) else []:
+        if p["role"] == Role.secretary:
+            held.setdefault(p["unit_code"], []).append(p)
     n_grids = grids["parent_code"].value_counts()
     out = communities[["code", "name", "parent_code"]].copy()
-    out["secretaries"] = [list(names.get(c, [])) for c in out["code"]]
-    out["secretary_phones"] = [[show(p) for p in phones.get(c, [])] for c in out["code"]]
+    secretaries = [_people(held.get(c, []), Role.secretary) for c in out["code"]]
+    out["secretaries"] = [[p["name"] for p in ps] for ps in secretaries]
+    out["secretary_phones"] = [[show(p["phone"]) for p in ps] for ps in secretaries]
     out["no_secretary"] = [not s for s in out["secretaries"]]
     out["grids"] = [int(n_grids.get(c, 0)) for c in out["code"]]
     return gpd.GeoDataFrame(out, geometry=communities.geometry, crs=4326)
@@ -429,40 +436,21 @@ def _gaps(
     grids: gpd.GeoDataFrame, units: Mapping[str, gpd.GeoDataFrame]
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Land in no grid, and every topology problem of the grid level, from :func:`geogrid.topology.check`."""
-    parent = next(
-        (
-            units[lv]
-            for lv in ("county", "street", "community")
-            if units.get(lv) is not None and len(units[lv])
-        ),
-        None,
-    )
-    columns = ["kind", "codes", "area_m2", "detail"]
-    if not len(grids):
-        whole = (
-            shapely.union_all(parent.to_crs(4326).geometry.to_numpy())
-            if parent is not None
-            else shapely.Polygon()
-        )
-        problems = gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
-        rows = (
-            [
-                {
-                    "kind": "gap",
-                    "codes": [],
-                    "area_m2": float(parent.to_crs(parent.estimate_utm_crs()).area.sum()),
-                    "detail": "no grids",
-                    "geometry": whole,
-                }
-            ]
-            if parent is not None
-            else []
-        )
-        gaps = gpd.GeoDataFrame(rows, columns=[*columns, "geometry"], geometry="geometry", crs=4326)
-        return gaps, problems
-    found = check(grids, parent).problems
+    parents = [units[lv] for lv in ("county", "street", "community") if _has(units.get(lv))]
+    parent = _units(parents[0]) if parents else None
+    if len(grids):
+        found = check(grids, parent).problems
+    else:  # check needs units; without grids all the parent's land is the gap
+        whole = shapely.union_all(parent.geometry.to_numpy()) if parent is not None else shapely.Polygon()
+        area = gpd.GeoSeries([whole], crs=4326).to_crs(local_metric_crs(*whole.centroid.coords[0])).area
+        rows: list[tuple[Any, ...]] = [("gap", [], float(area.iat[0]), "no grids", whole)] if parent else []
+        found = gpd.GeoDataFrame(rows, columns=[*PROBLEM_COLUMNS, "geometry"], geometry="geometry", crs=4326)
     is_gap = (found["kind"] == "gap") | ((found["kind"] == "sliver") & (found["detail"] == "gap"))
     return found[is_gap].reset_index(drop=True), found.reset_index(drop=True)
+
+
+def _has(frame: gpd.GeoDataFrame | None) -> bool:
+    return frame is not None and len(frame) > 0
 
 
 def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
