@@ -10,9 +10,11 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from geogrid import io
-from geogrid.cli.common import DateOpt, _date, _progress, _state, console
+from geogrid import io, people
+from geogrid.cli.common import DateOpt, _date, _progress, _state, console, err
+from geogrid.cli.people import load_layer, print_report, roster_of
 from geogrid.db import Store
+from geogrid.db.layers import Layers
 from geogrid.db.migrate import current_revision
 from geogrid.hierarchy import Level, parse_level
 
@@ -24,6 +26,8 @@ DEMO_LAYERS = (
     ("grids.geojson", Level.grid),
     ("microgrids.geojson", Level.microgrid),
 )
+DEMO_EXTRAS = (("buildings.geojson", "buildings"), ("sites.geojson", "sites"), ("roads.geojson", "roads"))
+DEMO_ROSTER = "roster.csv"
 
 
 def import_(
@@ -225,3 +229,25 @@ def demo(
         when = _date(valid_from) or dt.date(dt.date.today().year, 1, 1)
         store.publish(set_name, when, note="demo county")
     _print_summary(store, set_name, None)
+    _demo_extras(store, set_name, path)
+
+
+def _demo_extras(store: Store, set_name: str, path: Path) -> None:
+    """Load the demo's buildings, sites, roads and roster when there (idempotent: a layer already held is
+    kept; a roster already imported changes nothing); a missing file is skipped with a warning."""
+    held = Layers(store.engine).counts(set_name)
+    for filename, kind in DEMO_EXTRAS:
+        if not (path / filename).is_file():
+            err.print(f"[yellow]warning:[/] no {filename} in {path}; the demo has no {kind}", highlight=False)
+        elif held[kind]:
+            console.print(f"The demo's {kind} are already loaded ({held[kind]:,}).")
+        else:
+            load_layer(store, set_name, kind, path / filename, commit=True)
+    if not (path / DEMO_ROSTER).is_file():
+        err.print(f"[yellow]warning:[/] no {DEMO_ROSTER} in {path}; the demo has no roster", highlight=False)
+        return
+    report = roster_of(store).import_roster(set_name, people.read_roster(path / DEMO_ROSTER), commit=True)
+    if report.new or report.ended or report.people_changed or report.errors:
+        print_report(report, f"{DEMO_ROSTER} → {set_name}")
+    else:
+        console.print(f"The demo roster is already loaded ({report.unchanged:,} posts).")
