@@ -28,6 +28,7 @@ from geogrid.crs import is_geographic
 from geogrid.errors import ECHO_CHARS, InvalidCoordinates, InvalidGeometry, MissingColumn, TooManyPoints
 from geogrid.index import GridIndex
 from geogrid.io import ENCODING_SAMPLE_BYTES, LAT_NAMES, LON_NAMES, find_column, text_encoding
+from geogrid.people import Directory
 
 CRS_NAMES = frozenset({"wgs84", "gcj02", "bd09", "cgcs2000"})  # the geographic names; EPSG:N besides
 ARROW = "application/vnd.apache.arrow.stream"
@@ -168,9 +169,12 @@ class Batch:
         snap_m: float,
         lon_col: str | None = None,
         lat_col: str | None = None,
+        directory: Callable[[], Directory] | None = None,
     ) -> None:
         self.get_index, self.limit, self.crs, self.snap_m = index, limit, crs, snap_m
         self.lon_col, self.lat_col = lon_col, lat_col
+        self.get_directory = directory  # asked for: a grid_leader column
+        self.ranks: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 
     def run(self, kind: str, charset: str | None, chunks: list[bytes]) -> tuple[bytes, str]:
         """The response body and media type, in the format of the request's body (JSON unless CSV or Arrow)."""
@@ -231,6 +235,9 @@ class Batch:
             {"index": i, "row": i + 1, "unit_code": c, "on_boundary": b, **({"error": e} if e else {})}
             for i, (c, b, e) in enumerate(zip(_pylist(codes), on.tolist(), _pylist(errors), strict=True))
         ]
+        if (leaders := self._leaders()) is not None:
+            for result, name in zip(results, _pylist(leaders), strict=True):
+                result["grid_leader"] = name
         return orjson.dumps(
             {"set": self.index.meta["set"], "version": self.index.meta["version"], "results": results}
         )
@@ -281,6 +288,9 @@ class Batch:
             }
             if error:
                 feature["properties"]["error"] = error
+        if (leaders := self._leaders()) is not None:
+            for feature, name in zip(features, _pylist(leaders), strict=True):
+                feature["properties"]["grid_leader"] = name
         return orjson.dumps(collection)
 
     def _table(self, table: pa.Table) -> pa.Table:
@@ -304,10 +314,25 @@ class Batch:
         codes, on, errors = self._assign(
             _column_floats(x_col), _column_floats(y_col), "row", sent, (lon, lat)
         )
-        return (
+        out = (
             table.append_column("unit_code", codes)
             .append_column("on_boundary", pa.array(on))
             .append_column("error", errors)
+        )
+        leaders = self._leaders()
+        return out if leaders is None else out.append_column("grid_leader", leaders)
+
+    def _leaders(self) -> pa.DictionaryArray | None:
+        """The grid leader of each point's unit that day (a micro-grid's own, else its grid's), if asked."""
+        if self.get_directory is None:
+            return None
+        directory = self.get_directory()
+        codes = self.index.codes.tolist()
+        grids = self.index.parents.get("grid")
+        grid_codes = grids[0].tolist() if grids is not None else [None] * len(codes)
+        names = [directory.leader_of((c, g or None)) for c, g in zip(codes, grid_codes, strict=False)]
+        return pa.DictionaryArray.from_arrays(
+            pa.array(self.ranks, mask=self.ranks < 0), pa.array(names, pa.string())
         )
 
     def _assign(
@@ -333,6 +358,7 @@ class Batch:
         elif len(x):
             result = self.index.assign(x, y, crs=self.crs, snap_m=self.snap_m)
             ranks, on = result.rank.astype(np.int32, copy=False), result.on_boundary
+        self.ranks = ranks
         # Outside every unit: null (JSON null, Arrow null, an empty CSV cell), as GET's "unit": null.
         dictionary = pa.array(self.index.codes.tolist(), pa.string())
         codes = pa.DictionaryArray.from_arrays(pa.array(ranks, mask=ranks < 0), dictionary)

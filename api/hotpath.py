@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from api.auth import RateLimiter, key_of, read_access
 from api.batch import CRS_NAMES
-from api.lookup import answer
+from api.lookup import answer, sees_phones
 from api.state import ServiceState
 from geogrid.crs import named_crs
 
@@ -83,8 +83,12 @@ class HotLookup:
                     x_api_key = value.decode("latin-1")
             client = scope["client"][0] if scope.get("client") else "unknown"
             state = self.service()
-            read_access(state, self.limiter(), key_of(authorization, x_api_key), client, resolve=False)
-            return answer(state.loaded_index(set_name, at), lon, lat, crs, at, snap_m)
+            principal = read_access(
+                state, self.limiter(), key_of(authorization, x_api_key), client, resolve=False
+            )
+            index = state.loaded_index(set_name, at)
+            directory = state.directory(set_name, at, build=False)
+            return answer(index, lon, lat, crs, at, snap_m, directory, sees_phones(principal))
         except Exception:  # any doubt: the route decides, and reports errors in the documented shape
             return None
 

@@ -31,11 +31,13 @@ from pydantic_core import PydanticCustomError
 from api.auth import reader
 from api.batch import ARROW, Batch, PointCounter, geographic
 from api.dependencies import StateDep
+from geogrid.access import Action, Principal
 from geogrid.coordinates import as_number, echo, out_of_range
 from geogrid.crs import normalize_crs, wgs84_to_gcj02
 from geogrid.errors import TooManyPoints, UnknownCRS
 from geogrid.index import GridIndex
 from geogrid.io import LAT_NAMES, LON_NAMES
+from geogrid.people import Directory
 
 router = APIRouter(prefix="/v1", tags=["lookup"], dependencies=[Depends(reader)])
 SLICE = 1 << 20  # a batch's answer goes out a mebibyte at a time
@@ -117,8 +119,19 @@ class UnitOut(BaseModel):
     name: str
 
 
+class PersonOut(BaseModel):
+    """Someone in a post for the point's micro-grid or grid on the day asked."""
+
+    name: str
+    role: str = Field(description="leader, worker, building_head, party_household, liaison ...")
+    role_label: str = Field(description="The role in Chinese: 网格长, 网格员, 楼栋长 ...")
+    phone: str = Field(description="Masked (138****1234) unless the caller's role may see phones.")
+    unit_code: str
+    buildings: int = Field(description='How many buildings the post answers for ("1+X").')
+
+
 class LookupOut(BaseModel):
-    """Where a point falls."""
+    """Where a point falls, and who answers for it."""
 
     set: str
     version: int
@@ -132,6 +145,9 @@ class LookupOut(BaseModel):
     nearest: UnitOut | None = None
     nearest_distance_m: float | None = None
     snapped: bool = False
+    people: list[PersonOut] = Field(
+        default_factory=list, description="Who is in post for the micro-grid, then for its grid, on that day."
+    )
 
 
 def answer(
@@ -141,10 +157,23 @@ def answer(
     crs: str = "wgs84",
     at: dt.date | None = None,
     snap_m: float = 0.0,
+    directory: Directory | None = None,
+    full_phones: bool = False,
 ) -> bytes:
     """The JSON body of a single lookup (shared by the route and the hot path in api.hotpath)."""
     result = index.lookup(lon, lat, crs=crs, at=at, snap_m=snap_m)
-    return orjson.dumps({"set": index.meta["set"], "version": index.meta["version"], **result.__dict__})
+    people: list[dict[str, Any]] = []
+    if directory is not None and result.unit is not None:
+        grid = result.parents.get("grid")
+        people = directory.cards((result.unit.code, grid.code if grid else None), full_phones=full_phones)
+    return orjson.dumps(
+        {"set": index.meta["set"], "version": index.meta["version"], **result.__dict__, "people": people}
+    )
+
+
+def sees_phones(principal: Principal | None) -> bool:
+    """True when the caller's role may see full phone numbers (others get 138****1234)."""
+    return principal is not None and principal.may(Action.contact)
 
 
 GET_PARAMETERS = ("lon", "lat", "crs", "at", "set", "snap_m")
@@ -160,6 +189,7 @@ GET_PARAMETERS = ("lon", "lat", "crs", "at", "set", "snap_m")
 )
 def lookup(
     state: StateDep,
+    principal: Annotated[Principal | None, Depends(reader)],
     lon: Annotated[Decimal, Query(description="Longitude, -180..180 (or x in a projected CRS).")],
     lat: Annotated[Decimal, Query(description="Latitude, -90..90 (or y in a projected CRS).")],
     crs: Annotated[Crs, Query(description=CRS_HELP)] = "wgs84",
@@ -168,15 +198,19 @@ def lookup(
     snap_m: Annotated[SnapM, Query(description=SNAP_HELP)] = 0.0,
 ) -> Response:
     """The micro-grid holding a point, its grid, community and street; on-boundary flag and distance to the
-    nearest boundary; for points outside every unit, the nearest unit and its distance. Any other query
-    parameter is refused (422), except ``_``, a cache-buster."""
+    nearest boundary; for points outside every unit, the nearest unit and its distance; and the people in
+    post for the micro-grid and its grid that day (phones masked unless the caller's role may see them).
+    Any other query parameter is refused (422), except ``_``, a cache-buster."""
     if geographic(crs) and not (abs(lon) <= 180 and abs(lat) <= 90):
         name = "lon" if abs(lon) > 180 else "lat"
         raise RequestValidationError([{"loc": ("query", name), "msg": out_of_range(lon, lat)}])
-    return Response(answer(state.index(set, at), lon, lat, crs, at, snap_m), media_type="application/json")
+    index = state.index(set, at)
+    body = answer(index, lon, lat, crs, at, snap_m, state.directory(set, at), sees_phones(principal))
+    return Response(body, media_type="application/json")
 
 
-BATCH_PARAMETERS = ("crs", "at", "set", "snap_m", "lon_col", "lat_col")
+BATCH_PARAMETERS = ("crs", "at", "set", "snap_m", "lon_col", "lat_col", "leader")
+LEADER_HELP = "Add the grid leader's name (网格长) in force that day, as grid_leader."
 
 
 @router.post(
@@ -207,6 +241,7 @@ async def lookup_batch(
     snap_m: Annotated[SnapM, Query(description=SNAP_HELP)] = 0.0,
     lon_col: Annotated[str | None, Query(max_length=200, description=COLUMN_HELP.format("lon"))] = None,
     lat_col: Annotated[str | None, Query(max_length=200, description=COLUMN_HELP.format("lat"))] = None,
+    leader: Annotated[bool, Query(description=LEADER_HELP)] = False,
 ) -> Response:
     """Batch lookup, answered in the format it was asked in; a point that cannot be read gets its own error
     (the other points are answered). Points are numbered from 1 in errors ("point 3", "row 3", "feature
@@ -230,7 +265,8 @@ async def lookup_batch(
         if refused := counter.over(limit):  # before the body is parsed, or even all here
             raise TooManyPoints(refused, field="body")
     # In a batch thread: a million points take a fraction of a second that single lookups need not wait.
-    job = Batch(partial(state.index, set, at), limit, crs, snap_m, lon_col, lat_col)
+    directory = partial(state.directory, set, at) if leader else None
+    job = Batch(partial(state.index, set, at), limit, crs, snap_m, lon_col, lat_col, directory)
     content, media_type = await asyncio.get_running_loop().run_in_executor(
         BATCHES, partial(job.run, kind, charset, chunks)
     )

@@ -18,13 +18,16 @@ from geogrid.access import Principal, Role
 from geogrid.db import Store, VersionInfo, create_engine
 from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision, upgrade
+from geogrid.db.people import Roster
 from geogrid.db.store import in_force
 from geogrid.errors import NotAuthenticated, NotFound
 from geogrid.index import GridIndex
+from geogrid.people import Directory
 from geogrid.settings import Settings
 
 KEY_CACHE_S = 30.0  # how long a resolved key is trusted; revocations through this service apply at once
 MAX_CACHED_KEYS = 10_000  # resolved (and unknown) keys kept before the cache starts afresh
+MAX_DIRECTORIES = 32  # (set, date) pairs whose people in force are kept; lookups "as of" many dates rebuild
 
 log = logging.getLogger("geogrid.api")
 
@@ -46,6 +49,8 @@ class ServiceState:
         self._indexes: dict[tuple[str, int], GridIndex] = {}
         self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}  # set -> (read at, versions)
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
+        # (set, date) -> (read at, set revision, who answers for each unit on that date)
+        self._directories: dict[tuple[str, dt.date], tuple[float, int, Directory]] = {}
         # key -> (until, principal); by the key itself, which the process holds anyway: no hash per request
         self._principals: dict[str, tuple[float, Principal | None]] = {}
         self._keys_generation = 0  # bumped by forget_keys: a resolution begun before it is not kept
@@ -88,6 +93,7 @@ class ServiceState:
 
     def changed(self, set_name: str) -> None:
         """After a write through this service: read the set's versions again, so its next answers show it."""
+        self._directories = {k: v for k, v in self._directories.items() if k[0] != set_name}
         try:
             self.read_versions(set_name)
         except Exception:  # the write is committed; the background reader catches up when it can
@@ -136,6 +142,38 @@ class ServiceState:
     def loaded(self) -> list[tuple[str, int]]:
         """The (set, version) pairs whose index is in memory."""
         return sorted(self._indexes)
+
+    # ---- people ------------------------------------------------------------------------------------
+    def directory(
+        self, set_name: str | None = None, at: dt.date | None = None, *, build: bool = True
+    ) -> Directory:
+        """Who answers for each unit of ``set_name`` on ``at`` (default today); re-read in the background
+        once older than ``version_cache_s``, and at once after a write through this service."""
+        name = set_name or self.settings.default_set
+        day = at or dt.date.today()
+        hit = self._directories.get((name, day))
+        if hit is None:
+            if not build:
+                raise NotCached(f"the people of {name!r} on {day}")
+            return self.read_directory(name, day)
+        if time.monotonic() - hit[0] >= self.settings.version_cache_s:
+            self._later("people", f"{day.isoformat()} {name}")
+        return hit[2]
+
+    def read_directory(self, name: str, day: dt.date) -> Directory:
+        """Read the posts of ``name`` in force on ``day`` now (only when the set's revision moved)."""
+        revision = self.store.revision(name)
+        hit = self._directories.get((name, day))
+        found = (
+            hit[2]
+            if hit is not None and hit[1] == revision
+            else Directory(Roster(self.store.engine).posts(name, day))
+        )
+        if len(self._directories) >= MAX_DIRECTORIES and (name, day) not in self._directories:
+            oldest = min(self._directories, key=lambda k: self._directories[k][0])
+            self._directories.pop(oldest, None)
+        self._directories[(name, day)] = (time.monotonic(), revision, found)
+        return found
 
     # ---- callers ----------------------------------------------------------------------------------
     def principal(self, key: str | None, *, resolve: bool = True) -> Principal | None:
@@ -192,6 +230,9 @@ class ServiceState:
             try:
                 if kind == "versions":
                     self.read_versions(what)
+                elif kind == "people":
+                    day, name = what.split(" ", 1)
+                    self.read_directory(name, dt.date.fromisoformat(day))
                 else:
                     self._resolve(what)
             except Exception as exc:
@@ -209,6 +250,11 @@ class ServiceState:
             hit = self._versions.get(what)
             if hit is not None:
                 self._versions[what] = (now, hit[1])
+        elif kind == "people":
+            day, name = what.split(" ", 1)
+            found = self._directories.get((name, dt.date.fromisoformat(day)))
+            if found is not None:
+                self._directories[(name, dt.date.fromisoformat(day))] = (now, *found[1:])
         else:
             old = self._principals.get(what)
             if old is not None:

@@ -533,3 +533,53 @@ def group_by_unit(posts: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
 def names(posts: Iterable[Mapping[str, Any]], role: Role) -> list[str]:
     """The names of the holders of ``role`` among ``posts``, in order, without repeats."""
     return list(dict.fromkeys(p["name"] for p in posts if p["role"] == role))
+
+
+ROLE_ORDER = {role: i for i, role in enumerate(Role)}  # leaders first on a contact list
+
+
+class Directory:
+    """Who answers for each unit on one date: contact cards by unit code, phones full or masked.
+
+    Built once from the posts in force (thousands), then asked per lookup: each unit's cards are made
+    ahead, in both forms, so a lookup only picks lists.
+    """
+
+    def __init__(self, posts: pd.DataFrame) -> None:
+        self._full: dict[str, list[dict[str, Any]]] = {}
+        self._masked: dict[str, list[dict[str, Any]]] = {}
+        self.leaders: dict[str, str] = {}  # unit code -> its leaders' names, joined by "、"
+        ordered = sorted(posts.to_dict("records"), key=lambda p: (ROLE_ORDER[Role(p["role"])], p["name"]))
+        for post in ordered:
+            card = {
+                "name": post["name"],
+                "role": post["role"],
+                "role_label": ROLE_LABELS[Role(post["role"])],
+                "phone": post["phone"],
+                "unit_code": post["unit_code"],
+                "buildings": len(post["buildings"]),
+            }
+            self._full.setdefault(post["unit_code"], []).append(card)
+            self._masked.setdefault(post["unit_code"], []).append(
+                {**card, "phone": mask_phone(card["phone"])}
+            )
+            if post["role"] == Role.leader:
+                held = self.leaders.get(post["unit_code"])
+                self.leaders[post["unit_code"]] = post["name"] if held is None else f"{held}、{post['name']}"
+        self.size = len(ordered)
+
+    def cards(self, codes: Iterable[str | None], *, full_phones: bool = False) -> list[dict[str, Any]]:
+        """The contact cards of the units ``codes`` (finest first), phones masked unless ``full_phones``."""
+        by_unit = self._full if full_phones else self._masked
+        out: list[dict[str, Any]] = []
+        for code in codes:
+            if code is not None:
+                out.extend(by_unit.get(code, ()))
+        return out
+
+    def leader_of(self, codes: Iterable[str | None]) -> str | None:
+        """The leader(s) of the first of ``codes`` that has one (a micro-grid's own, else its grid's)."""
+        for code in codes:
+            if code is not None and code in self.leaders:
+                return self.leaders[code]
+        return None
