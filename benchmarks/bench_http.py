@@ -1,5 +1,6 @@
 """HTTP lookups over loopback, side by side in one run: GeoGrid's GET /v1/lookup, a PostGIS query per request
 (the MapIt way) and a bare ASGI app with a fixed body (the HTTP stack's ceiling); then batch lookups.
+The demo roster is loaded, so GeoGrid's answers (and the PostGIS peer's) carry the people in post.
 
 Each server is one uvicorn process (uvloop + httptools) on the same demo county in one scratch PostGIS
 database, measured with wrk in interleaved rounds (one connection: requests/s with p50/p99 at that load,
@@ -29,6 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import geopandas as gpd
 import httpx
 import numpy as np
 import pyarrow as pa
@@ -37,7 +39,10 @@ import sqlalchemy as sa
 from geogrid.access import Role
 from geogrid.db import Store
 from geogrid.db.keys import Keys
+from geogrid.db.layers import Layers
+from geogrid.db.people import Roster
 from geogrid.io import read_boundaries
+from geogrid.people import read_roster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _postgis import scratch_database
@@ -205,6 +210,10 @@ def main() -> None:
                 "demo", read_boundaries(ROOT / "boundaries" / "demo" / f"{name}.geojson"), level, commit=True
             )
         store.publish("demo", dt.date(2026, 1, 1))
+        demo = ROOT / "boundaries" / "demo"
+        Layers(engine, "bench").write("demo", "buildings", gpd.read_file(demo / "buildings.geojson"))
+        roster = Roster(engine, "bench").import_roster("demo", read_roster(demo / "roster.csv"), commit=True)
+        print(f"roster: {len(roster.written)} posts", file=sys.stderr)
         key = Keys(engine).create("bench", Role.viewer)[1]
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))  # planner statistics for the PostGIS peer
