@@ -115,7 +115,7 @@ class CoverageReport:
         outside = g[g["households_outside_reach"] > 0].sort_values(
             ["households_outside_reach", "code"], ascending=[False, True]
         )
-        silent = self.communities[self.communities["no_secretary"]]
+        silent = self.communities.loc[self.communities["no_secretary"].astype(bool)]
         faults = self.problems[~self.problems["kind"].isin(INFO_KINDS)]
         return {
             "set": self.set_name,
@@ -441,9 +441,13 @@ def _gaps(
     if len(grids):
         found = check(grids, parent).problems
     else:  # check needs units; without grids all the parent's land is the gap
-        whole = shapely.union_all(parent.geometry.to_numpy()) if parent is not None else shapely.Polygon()
-        area = gpd.GeoSeries([whole], crs=4326).to_crs(local_metric_crs(*whole.centroid.coords[0])).area
-        rows: list[tuple[Any, ...]] = [("gap", [], float(area.iat[0]), "no grids", whole)] if parent else []
+        rows: list[tuple[Any, ...]] = []
+        if parent is not None:
+            whole = shapely.union_all(parent.geometry.to_numpy())
+            metric = local_metric_crs(*whole.centroid.coords[0])
+            rows.append(
+                ("gap", [], float(gpd.GeoSeries([whole], crs=4326).to_crs(metric).area.iat[0]), "", whole)
+            )
         found = gpd.GeoDataFrame(rows, columns=[*PROBLEM_COLUMNS, "geometry"], geometry="geometry", crs=4326)
     is_gap = (found["kind"] == "gap") | ((found["kind"] == "sliver") & (found["detail"] == "gap"))
     return found[is_gap].reset_index(drop=True), found.reset_index(drop=True)

@@ -241,6 +241,8 @@ def test_an_empty_layer_still_writes(tmp_path):
     assert report.grids.empty and report.gaps["area_m2"].sum() > 0
     path = report.to_gpkg(tmp_path / "empty.gpkg")
     assert len(gpd.read_file(path, layer="grids")) == 0
+    nothing = coverage({}, posts().iloc[:0], None, None, None, at=AT)
+    assert nothing.grids.empty and nothing.gaps.empty and nothing.summary()["workers"]["count"] == 0
 
 
 @pytest.mark.parametrize("bad", ["300", "500-300", "a-b", "-1-5", (1,)])
