@@ -1,7 +1,150 @@
-"""The coverage report and the coverage maps of a set (owner: the coverage and maps helpers)."""
+"""The coverage report and the coverage maps of a set: JSON, a GeoPackage download, offline HTML maps.
+
+Phones in either are masked (138****1234) unless the caller's role may contact people (Action.contact).
+A report takes about a second on the demo county, so reports are kept briefly per (set, version, date,
+revision, parameters, masking): a write to the set bumps its revision, so nothing stale is served.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-router = APIRouter(prefix="/v1/sets/{set_name}", tags=["coverage"])
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from api.auth import reader
+from api.dependencies import StateDep
+from api.state import ServiceState
+from geogrid.access import Action, Principal
+from geogrid.coverage import CoverageReport, json_rows, parse_norm
+from geogrid.db.coverage import coverage_of
+from geogrid.db.store import in_force
+from geogrid.people import mask_phone
+
+router = APIRouter(prefix="/v1/sets/{set_name}", tags=["coverage"], dependencies=[Depends(reader)])
+GPKG = "application/geopackage+sqlite3"
+CACHE_S = 60.0  # how long a report is kept; the revision in its key already keeps it from going stale
+CACHE_SIZE = 8
+
+Reader = Annotated[Principal | None, Depends(reader)]
+At = Annotated[dt.date | None, Query(description="As of this date (default: today).")]
+Norm = Annotated[
+    str | None,
+    Query(pattern=r"^\d{1,6}-\d{1,6}$", description="Households per grid, LOW-HIGH (default 300-500)."),
+]
+MapKind = Literal["responsibility", "gaps", "service"]
+
+_cache: OrderedDict[tuple[Any, ...], tuple[float, CoverageReport]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def sees_phones(principal: Principal | None) -> bool:
+    """True when the caller may see full phone numbers."""
+    return principal is not None and principal.may(Action.contact)
+
+
+def report_for(
+    state: ServiceState, set_name: str, at: dt.date | None, norm: str | None, principal: Principal | None
+) -> CoverageReport:
+    """The coverage report of ``set_name`` on ``at`` as this caller may see it, from the cache if fresh."""
+    day = at or dt.date.today()
+    version = in_force(state.versions(set_name), set_name, day).number
+    revision = state.store.revision(set_name)
+    settings = state.settings
+    minutes = float(getattr(settings, "reach_minutes", 15.0))
+    speed = float(getattr(settings, "walking_speed_kmh", 5.0))
+    low_high = parse_norm(norm)
+    masked = not sees_phones(principal)
+    key = (state.store.identity, set_name, version, day, revision, low_high, minutes, speed, masked)
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
+    report = coverage_of(
+        state.store.engine,
+        set_name,
+        day,
+        norm=low_high,
+        minutes=minutes,
+        speed_kmh=speed,
+        mask=mask_phone if masked else None,
+    )
+    with _lock:
+        _cache[key] = (now, report)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return report
+
+
+@router.get(
+    "/coverage",
+    summary="Where nobody is: gaps, grids without people, worker load, households beyond reach",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}, GPKG: {}}}},
+)
+def coverage(
+    state: StateDep,
+    principal: Reader,
+    set_name: str,
+    at: At = None,
+    norm: Norm = None,
+    format: Annotated[
+        Literal["json", "gpkg"], Query(description="json: summary and rows; gpkg: the layers.")
+    ] = "json",
+) -> Response:
+    """The coverage report: a JSON summary with a row per grid, community and worker, or a GeoPackage."""
+    report = report_for(state, set_name, at, norm, principal)
+    if format == "gpkg":
+        with tempfile.TemporaryDirectory(prefix="geogrid-coverage-") as folder:
+            data = report.to_gpkg(Path(folder) / "coverage.gpkg").read_bytes()
+        name = f"{set_name}-coverage-{report.at.isoformat()}.gpkg"
+        return Response(
+            data, media_type=GPKG, headers={"Content-Disposition": f'attachment; filename="{_ascii(name)}"'}
+        )
+    body = {
+        "set": set_name,
+        "at": report.at.isoformat(),
+        "summary": report.summary(),
+        "grids": report.grid_rows(),
+        "communities": json_rows(report.communities),
+        "workers": json_rows(report.workers),
+    }
+    return JSONResponse(body)
+
+
+@router.get(
+    "/maps/{kind}",
+    summary="A coverage map as one offline HTML page",
+    response_class=HTMLResponse,
+)
+def coverage_map(
+    state: StateDep,
+    principal: Reader,
+    set_name: str,
+    kind: MapKind,
+    at: At = None,
+    norm: Norm = None,
+) -> HTMLResponse:
+    """The responsibility, gaps or service map: Leaflet inlined, so the page needs no other host."""
+    from geogrid.maps import build_map
+
+    report = report_for(state, set_name, at, norm, principal)
+    settings = state.settings
+    html = build_map(
+        kind,
+        report,
+        tile_url=getattr(settings, "tile_url", None),
+        tile_crs=getattr(settings, "tile_crs", "wgs84"),
+    )
+    return HTMLResponse(html)
+
+
+def _ascii(name: str) -> str:
+    return name.encode("ascii", "replace").decode().replace('"', "_")
