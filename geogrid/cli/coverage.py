@@ -184,8 +184,10 @@ def map_(
     ] = True,
 ) -> None:
     """A coverage map as a self-contained HTML file that opens offline."""
-    from geogrid.maps import build_map
+    from geogrid.maps import KINDS, build_map
 
+    if kind not in KINDS:  # before the report, which takes a while
+        raise typer.BadParameter(f"{kind!r} is not one of {', '.join(KINDS)}", param_hint="KIND")
     settings = _state(ctx).settings
     report = _report(ctx, set_name, at, norm, speed, minutes, mask_phones)
     with err.status(f"Drawing the {kind} map…"):
