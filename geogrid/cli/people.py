@@ -73,7 +73,7 @@ def print_report(report: RosterReport, title: str) -> None:
     if changes:
         listed = Table(title="Posts that change" if report.committed else "Posts that would change")
         for column in ("row", "", "person", "name", "role", "unit", "from", "to"):
-            listed.add_column(column)
+            listed.add_column(column, overflow="fold")  # codes and dates wrap, never cut short
         for c in changes[:SHOWN_CHANGES]:
             mark = "[green]+ new[/]" if c["action"] == "new" else "[yellow]~ ends[/]"
             role = people.ROLE_LABELS[people.Role(c["role"])]
@@ -130,7 +130,7 @@ def people_list(
         title=f"Posts of {set_name}" + (f" on {_date(at)}" if at else "") + (f" under {unit}" if unit else "")
     )
     for column in ("post", "unit", "role", "person", "name", "phone", "from", "to", "buildings"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # codes, phones and dates wrap, never cut short
     for p in posts.to_dict("records"):
         table.add_row(
             str(p["post_id"]), p["unit_code"], people.ROLE_LABELS[people.Role(p["role"])], p["person_id"],

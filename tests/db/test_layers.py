@@ -9,7 +9,9 @@ import geopandas as gpd
 import pytest
 import shapely
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from geogrid.cli import app
 from geogrid.db.layers import Layers
 from geogrid.errors import (
     GeoGridError,
@@ -222,3 +224,38 @@ def test_deleting_the_set_removes_its_layers(layers, buildings, store):
     empty_store(store.engine)  # deletes the boundary sets: layers go with them (ON DELETE CASCADE)
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM building")).scalar() == 0
+
+
+def test_cli_layers_import_is_a_dry_run_until_commit_and_list_counts(layers, buildings, tmp_path):
+    runner = CliRunner()
+    url = layers.engine.url.render_as_string(hide_password=False)
+
+    def geogrid(*args: str):
+        return runner.invoke(
+            app, ["--database-url", url, "--actor", "planner-li", *args], env={"COLUMNS": "200"}
+        )
+
+    path = tmp_path / "buildings.geojson"
+    buildings.head(50).to_file(path)
+    dry = geogrid("layers", "import", "buildings", str(path), "--set", "s")
+    assert (
+        dry.exit_code == 0
+        and "Would write 50 buildings" in dry.output
+        and "Nothing was written" in dry.output
+    )
+    assert layers.counts("s")["buildings"] == 0
+    done = geogrid("layers", "import", "buildings", str(path), "--set", "s", "--commit")
+    assert done.exit_code == 0 and "Wrote 50 buildings to 's' (replacing 0)" in done.output
+    roads().to_file(tmp_path / "roads.gpkg")
+    assert (
+        geogrid("layers", "import", "roads", str(tmp_path / "roads.gpkg"), "--set", "s", "--commit").exit_code
+        == 0
+    )
+    listed = geogrid("layers", "list", "--set", "s")
+    assert (
+        listed.exit_code == 0
+        and "buildings │       50" in listed.output
+        and "roads     │        2" in listed.output
+    )
+    assert geogrid("layers", "import", "parks", str(path), "--set", "s").exit_code == 2
+    assert layers.read("s", "buildings")["id"].tolist() == sorted(buildings.head(50)["id"])

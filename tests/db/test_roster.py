@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook
+from typer.testing import CliRunner
 
+from geogrid.cli import app
 from geogrid.db import Store
 from geogrid.db import people as db_people
 from geogrid.db.layers import Layers
@@ -341,8 +344,6 @@ def test_reads_people_person_and_posts_under_a_unit(roster, units):
 
 
 def test_building_ids_are_checked_once_the_buildings_are_loaded(roster, units, demo_dir):
-    import geopandas as gpd
-
     buildings = gpd.read_file(demo_dir / "buildings.geojson")
     mine = buildings[buildings["microgrid_code"] == units["micro"]]
     Layers(roster.engine).write("demo", "buildings", mine)
@@ -354,3 +355,91 @@ def test_building_ids_are_checked_once_the_buildings_are_loaded(roster, units, d
     report = roster.import_roster("demo", load(csv_file(rows)), commit=True)
     assert [(e.row, e.field) for e in report.errors] == [(2, "buildings")]
     assert roster.posts("demo")["buildings"].tolist() == [[inside]]
+
+
+# ---- the command line ------------------------------------------------------------------------------
+runner = CliRunner()
+
+
+def geogrid(engine, *args: str):
+    url = engine.url.render_as_string(hide_password=False)
+    return runner.invoke(app, ["--database-url", url, "--actor", "planner-li", *args], env={"COLUMNS": "200"})
+
+
+def test_cli_import_is_a_dry_run_until_commit_and_exits_1_on_row_errors(roster, units, tmp_path):
+    bad = [["P6", "钱七", "1381234", "专职网格员", "网格员", units["grid"], "2026-01-01", "", ""]]
+    path = tmp_path / "花名册.csv"
+    path.write_bytes(csv_file(good_rows(units) + bad, "gbk"))
+    dry = geogrid(roster.engine, "people", "import", str(path), "--set", "demo")
+    assert dry.exit_code == 1, dry.output
+    assert "Dry run" in dry.output and "Nothing was written" in dry.output
+    assert "row 5, 手机号 (phone) (P6)" in dry.output and "1381234" not in dry.output
+    assert counts(roster.engine) == (0, 0)
+    done = geogrid(roster.engine, "people", "import", str(path), "--set", "demo", "--commit")
+    assert done.exit_code == 1 and "Written: 4 new post(s)" in done.output
+    assert counts(roster.engine) == (3, 4)
+    assert Store(roster.engine).audit("demo")[-1]["actor"] == "planner-li"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_cli_export_reimports_and_list_masks_phones(roster, units, tmp_path, suffix):
+    roster.import_roster("demo", load(csv_file(good_rows(units))), commit=True)
+    out = tmp_path / f"export{suffix}"
+    exported = geogrid(roster.engine, "people", "export", "--set", "demo", "--out", str(out))
+    assert exported.exit_code == 0 and "Wrote 4 post(s)" in exported.output
+    again = geogrid(roster.engine, "people", "import", str(out), "--set", "demo", "--commit")
+    assert again.exit_code == 0, again.output
+    assert read_roster(out)["phone"].tolist().count(PHONES[1]) == 2  # phones in full in an export
+    listed = geogrid(
+        roster.engine, "people", "list", "--set", "demo", "--at", "2026-12-01", "--unit", units["grid"]
+    )
+    assert listed.exit_code == 0 and "2 post(s)" in listed.output
+    assert "138****1234" in listed.output and PHONES[0] not in listed.output
+    full = geogrid(roster.engine, "people", "list", "--set", "demo", "--full-phones")
+    assert PHONES[0] in full.output and "4 post(s)" in full.output
+    assert "in full" in geogrid(roster.engine, "people", "export", "--help").output
+
+
+def test_demo_loads_layers_and_roster_once_and_warns_of_missing_files(
+    roster, demo_layers, demo_dir, tmp_path
+):
+    """``geogrid demo`` on a one-street county: buildings, sites and the roster loaded, roads missing."""
+    street = demo_layers["streets"][demo_layers["streets"]["code"] == "150622001"]
+    county = demo_layers["county"].copy()
+    county["geometry"] = list(street.geometry)
+    county.to_file(tmp_path / "county.geojson")
+    street.to_file(tmp_path / "streets.geojson")
+    for name in ("communities", "grids", "microgrids"):
+        frame = demo_layers[name]
+        frame[frame["code"].str.startswith("150622001")].to_file(tmp_path / f"{name}.geojson")
+    buildings = gpd.read_file(demo_dir / "buildings.geojson")
+    buildings[buildings["microgrid_code"].str.startswith("150622001001")].to_file(
+        tmp_path / "buildings.geojson"
+    )
+    sites().to_file(tmp_path / "sites.geojson")
+    u = {"grid": "150622001001001", "grid2": "150622001001002", "community": "150622001001"}
+    (tmp_path / "roster.csv").write_bytes(csv_file(good_rows(u)))
+    first = geogrid(roster.engine, "demo", "--set", "demo2", "--path", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    assert "no roads.geojson" in first.output and "Imported: roster.csv → demo2" in first.output
+    assert Layers(roster.engine).counts("demo2") == {
+        "buildings": int(buildings["microgrid_code"].str.startswith("150622001001").sum()),
+        "sites": 3,
+        "roads": 0,
+    }
+    revision = Store(roster.engine).revision("demo2")
+    again = geogrid(roster.engine, "demo", "--set", "demo2", "--path", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert (
+        "buildings are already loaded" in again.output
+        and "roster is already loaded (4 posts)" in again.output
+    )
+    assert Store(roster.engine).revision("demo2") == revision and len(roster.posts("demo2")) == 4
+
+
+def sites() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"id": ["S1", "S2", "S3"], "name": ["中心", "站一", "站二"], "kind": ["centre", "station", "other"]},
+        geometry=gpd.points_from_xy([111.2, 111.21, 111.22], [39.9, 39.91, 39.92]),
+        crs=4326,
+    )
