@@ -213,7 +213,7 @@ def main() -> None:
         demo = ROOT / "boundaries" / "demo"
         Layers(engine, "bench").write("demo", "buildings", gpd.read_file(demo / "buildings.geojson"))
         roster = Roster(engine, "bench").import_roster("demo", read_roster(demo / "roster.csv"), commit=True)
-        print(f"roster: {len(roster.written)} posts", file=sys.stderr)
+        print(f"roster: {len(roster.new)} posts", file=sys.stderr)
         key = Keys(engine).create("bench", Role.viewer)[1]
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))  # planner statistics for the PostGIS peer
