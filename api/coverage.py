@@ -1,8 +1,9 @@
 """The coverage report and the coverage maps of a set: JSON, a GeoPackage download, offline HTML maps.
 
 Phones in either are masked (138****1234) unless the caller's role may contact people (Action.contact).
-A report takes about a second on the demo county, so reports are kept briefly per (set, version, date,
-revision, parameters, masking): a write to the set bumps its revision, so nothing stale is served.
+A report takes seconds on the demo county (most of it the walks along the roads), so reports are kept per
+(set, version, date, revision, parameters, masking): every write to a set (units, posts, layers) bumps its
+revision, so a kept report is never stale; they are kept a while and a few at a time only to bound memory.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from geogrid.people import mask_phone
 
 router = APIRouter(prefix="/v1/sets/{set_name}", tags=["coverage"], dependencies=[Depends(reader)])
 GPKG = "application/geopackage+sqlite3"
-CACHE_S = 60.0  # how long a report is kept; the revision in its key already keeps it from going stale
+CACHE_S = 600.0  # how long a report is kept; the revision in its key already keeps it from going stale
 CACHE_SIZE = 8
 
 Reader = Annotated[Principal | None, Depends(reader)]
