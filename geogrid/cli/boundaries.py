@@ -248,6 +248,6 @@ def _demo_extras(store: Store, set_name: str, path: Path) -> None:
         return
     report = roster_of(store).import_roster(set_name, people.read_roster(path / DEMO_ROSTER), commit=True)
     if report.new or report.ended or report.people_changed or report.errors:
-        print_report(report, f"{DEMO_ROSTER} → {set_name}")
+        print_report(report, f"{DEMO_ROSTER} → {set_name}", details=False)
     else:
         console.print(f"The demo roster is already loaded ({report.unchanged:,} posts).")

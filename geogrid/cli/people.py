@@ -60,8 +60,8 @@ def people_import(
         raise typer.Exit(1)
 
 
-def print_report(report: RosterReport, title: str) -> None:
-    """Print what a roster import changes (or would) and the rows it refused."""
+def print_report(report: RosterReport, title: str, *, details: bool = True) -> None:
+    """Print what a roster import changes (or would), unless not ``details``, and the rows it refused."""
     s = report.summary()
     table = Table(title=f"{'Imported' if report.committed else 'Dry run'}: {title}")
     columns = ("rows", "new", "ended", "unchanged", "people_added", "people_changed", "errors")
@@ -69,7 +69,7 @@ def print_report(report: RosterReport, title: str) -> None:
         table.add_column(column.replace("_", " "), justify="right")
     table.add_row(*(str(s[c]) for c in columns))
     console.print(table)
-    changes = s["changes"]
+    changes = s["changes"] if details else []
     if changes:
         listed = Table(title="Posts that change" if report.committed else "Posts that would change")
         for column in ("row", "", "person", "name", "role", "unit", "from", "to"):
