@@ -169,7 +169,7 @@ def create_post(
         set_name, **body.model_dump(), scope=principal.scope, expect_revision=expected
     )
     _written(state, response, set_name, state.store.revision(set_name))
-    return made
+    return _shown(made, full_phones(principal))
 
 
 @router.post("/posts/{post_id}/end", summary="End a post on a date (the post is kept, as history)")
@@ -188,7 +188,7 @@ def end_post(
         set_name, post_id, body.valid_to, scope=principal.scope, expect_revision=expected
     )
     _written(state, response, set_name, state.store.revision(set_name))
-    return ended
+    return _shown(ended, full_phones(principal))
 
 
 ROSTER_BODY = {

@@ -16,7 +16,8 @@ already stored is reported as unchanged.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,17 @@ from geogrid.errors import GeoGridError, InvalidCode, NotFound, OutOfScope, Vers
 from geogrid.people import POST_COLUMNS, RowError, mask_phone
 
 PERSON_FIELDS = ("person_id", "name", "phone", "kind")
+
+
+@contextmanager
+def _private() -> Iterator[None]:
+    """A database error raised while writing people goes on without its parameters (phones among them),
+    so no log line or traceback repeats one."""
+    try:
+        yield
+    except sa.exc.StatementError as exc:
+        exc.hide_parameters = True
+        raise
 
 
 class InvalidPost(GeoGridError):
@@ -139,7 +151,7 @@ class Roster:
         ``scope`` (a street or community code) refuses rows for units outside it, as row errors;
         ``expect_revision`` refuses the write (VersionConflict) when the set has changed since.
         """
-        with self.engine.begin() as conn:
+        with _private(), self.engine.begin() as conn:
             set_id, seen = self._store._set_row(conn, set_name, lock=commit)
             report, plan = _plan(conn, set_id, set_name, rows, scope)
             if not commit:
@@ -191,7 +203,7 @@ class Roster:
             "valid_to": valid_to or "",
             "buildings": ";".join(buildings),
         }
-        with self.engine.begin() as conn:
+        with _private(), self.engine.begin() as conn:
             set_id, seen = self._store._set_row(conn, set_name, lock=True)
             report, plan = _plan(conn, set_id, set_name, pd.DataFrame([cells]), scope)
             if report.errors:
@@ -225,7 +237,7 @@ class Roster:
         NotFound for no such post in the set, OutOfScope for a unit outside ``scope``, VersionConflict for
         a post already ended or a ``valid_to`` not after its ``valid_from`` (or a stale ``expect_revision``).
         """
-        with self.engine.begin() as conn:
+        with _private(), self.engine.begin() as conn:
             set_id, seen = self._store._set_row(conn, set_name, lock=True)
             found = _posts(conn, set_id, None, None, post_id=post_id)
             if found.empty:

@@ -208,6 +208,17 @@ def test_a_commit_writes_all_or_nothing(roster, units, monkeypatch):
     assert len(store.audit("demo")) == lines
 
 
+def test_a_database_error_while_writing_repeats_no_phone(roster, units, monkeypatch):
+    def fail(conn, rows):
+        raise sa.exc.IntegrityError("INSERT INTO post ...", rows, Exception("the database said no"))
+
+    monkeypatch.setattr(db_people, "_insert_posts", fail)
+    with pytest.raises(sa.exc.IntegrityError) as caught:
+        roster.import_roster("demo", load(csv_file(good_rows(units))), commit=True)
+    assert "the database said no" in str(caught.value) and "hidden" in str(caught.value)
+    assert counts(roster.engine) == (0, 0)
+
+
 def test_good_rows_are_written_beside_bad_ones_with_one_audit_line_and_a_new_revision(roster, units):
     store = Store(roster.engine)
     revision, lines = store.revision("demo"), len(store.audit("demo"))
