@@ -16,8 +16,7 @@ already stored is reported as unchanged.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,23 +26,19 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from geogrid import people
-from geogrid.db.schema import boundary_version, building, person, post, unit
-from geogrid.db.store import Store, _now, write_audit
+from geogrid.db.posts import (
+    PERSON_FIELDS,
+    end_posts,
+    private,
+    read_people,
+    read_posts,
+    records,
+    write_plan,
+)
+from geogrid.db.schema import boundary_version, building, post, unit
+from geogrid.db.store import Store, write_audit
 from geogrid.errors import GeoGridError, InvalidCode, NotFound, OutOfScope, VersionConflict
-from geogrid.people import POST_COLUMNS, RowError, mask_phone
-
-PERSON_FIELDS = ("person_id", "name", "phone", "kind")
-
-
-@contextmanager
-def _private() -> Iterator[None]:
-    """A database error raised while writing people goes on without its parameters (phones among them),
-    so no log line or traceback repeats one."""
-    try:
-        yield
-    except sa.exc.StatementError as exc:
-        exc.hide_parameters = True
-        raise
+from geogrid.people import RowError
 
 
 class InvalidPost(GeoGridError):
@@ -105,18 +100,18 @@ class Roster:
         """Posts as :data:`geogrid.people.POST_COLUMNS`: all of them (history too) unless ``at`` is given,
         then those in force on it; ``unit`` keeps the posts of that unit and the units under it."""
         with self.engine.connect() as conn:
-            return _posts(conn, self._store._set_id(conn, set_name), at, unit)
+            return read_posts(conn, self._store._set_id(conn, set_name), at, unit)
 
     def people(self, set_name: str, at: dt.date | None = None, *, unit: str | None = None) -> pd.DataFrame:
         """People (person_id, name, phone, kind, posts: how many), with a post in force on ``at`` and under
         ``unit`` when given (else everyone, past posts too), ordered by person_id."""
         with self.engine.connect() as conn:
             set_id = self._store._set_id(conn, set_name)
-            held = _posts(conn, set_id, at, unit)
+            held = read_posts(conn, set_id, at, unit)
             if at is None and unit is None:
-                found = _people(conn, set_id)
+                found = read_people(conn, set_id)
             else:
-                found = _people(conn, set_id, set(held["person_id"]))
+                found = read_people(conn, set_id, set(held["person_id"]))
         counts = held["person_id"].value_counts()
         rows = [{**p, "posts": int(counts.get(p["person_id"], 0))} for p in found]
         return pd.DataFrame(rows, columns=[*PERSON_FIELDS, "posts"])
@@ -125,14 +120,14 @@ class Roster:
         """One person with every post they held or hold (a list of dicts, oldest first); NotFound if none."""
         with self.engine.connect() as conn:
             set_id = self._store._set_id(conn, set_name)
-            found = _people(conn, set_id, {person_id})
+            found = read_people(conn, set_id, {person_id})
             if not found:
                 raise NotFound(f"no person {person_id!r} in {set_name!r}", set=set_name, person_id=person_id)
-            held = _posts(conn, set_id, None, None, person_id=person_id)
+            held = read_posts(conn, set_id, None, None, person_id=person_id)
         held = held.sort_values(["valid_from", "post_id"]).drop(
             columns=["person_id", "name", "phone", "kind"]
         )
-        return {**found[0], "posts": _records(held)}
+        return {**found[0], "posts": records(held)}
 
     # ---- writes -----------------------------------------------------------------------------------
     def import_roster(
@@ -151,7 +146,7 @@ class Roster:
         ``scope`` (a street or community code) refuses rows for units outside it, as row errors;
         ``expect_revision`` refuses the write (VersionConflict) when the set has changed since.
         """
-        with _private(), self.engine.begin() as conn:
+        with private(), self.engine.begin() as conn:
             set_id, seen = self._store._set_row(conn, set_name, lock=commit)
             report, plan = _plan(conn, set_id, set_name, rows, scope)
             if not commit:
@@ -163,7 +158,7 @@ class Roster:
                 report.committed, report.revision = True, seen
                 return report
             self._store._claim(conn, set_id, set_name, seen, expect_revision)
-            changes = _write(conn, set_id, self.actor, plan, progress)
+            changes = write_plan(conn, set_id, self.actor, plan, progress)
             counts = {k: v for k, v in report.summary().items() if type(v) is int and k != "revision"}
             write_audit(conn, self.actor, "import_roster", {**counts, "people": changes}, set_name=set_name)
             report.committed, report.revision = True, seen + 1
@@ -203,7 +198,7 @@ class Roster:
             "valid_to": valid_to or "",
             "buildings": ";".join(buildings),
         }
-        with _private(), self.engine.begin() as conn:
+        with private(), self.engine.begin() as conn:
             set_id, seen = self._store._set_row(conn, set_name, lock=True)
             report, plan = _plan(conn, set_id, set_name, pd.DataFrame([cells]), scope)
             if report.errors:
@@ -213,7 +208,7 @@ class Roster:
                     "that post is already stored; end it instead", set=set_name, field="valid_from"
                 )
             self._store._claim(conn, set_id, set_name, seen, expect_revision)
-            changes = _write(conn, set_id, self.actor, plan[plan["action"] != "end"])
+            changes = write_plan(conn, set_id, self.actor, plan[plan["action"] != "end"])
             # The set's row is locked until this transaction ends: the newest post of the set is this one.
             post_id = int(
                 conn.execute(sa.select(sa.func.max(post.c.id)).where(post.c.set_id == set_id)).scalar_one()
@@ -221,7 +216,7 @@ class Roster:
             detail = {**_public(report.new[0]), "post_id": post_id, "people": changes}
             detail.pop("row", None)
             write_audit(conn, self.actor, "create_post", detail, set_name=set_name)
-            return _records(_posts(conn, set_id, None, None, post_id=post_id))[0]
+            return records(read_posts(conn, set_id, None, None, post_id=post_id))[0]
 
     def end_post(
         self,
@@ -237,12 +232,12 @@ class Roster:
         NotFound for no such post in the set, OutOfScope for a unit outside ``scope``, VersionConflict for
         a post already ended or a ``valid_to`` not after its ``valid_from`` (or a stale ``expect_revision``).
         """
-        with _private(), self.engine.begin() as conn:
+        with private(), self.engine.begin() as conn:
             set_id, seen = self._store._set_row(conn, set_name, lock=True)
-            found = _posts(conn, set_id, None, None, post_id=post_id)
+            found = read_posts(conn, set_id, None, None, post_id=post_id)
             if found.empty:
                 raise NotFound(f"no post {post_id} in {set_name!r}", set=set_name, post_id=post_id)
-            held = _records(found)[0]
+            held = records(found)[0]
             if scope is not None and not held["unit_code"].startswith(scope):
                 raise OutOfScope(
                     f"post {post_id} is on {held['unit_code']}, outside {scope}", scope=scope, post_id=post_id
@@ -260,72 +255,10 @@ class Roster:
                     field="valid_to",
                 )
             self._store._claim(conn, set_id, set_name, seen, expect_revision)
-            _end(conn, [(post_id, valid_to)], self.actor)
+            end_posts(conn, [(post_id, valid_to)], self.actor)
             detail = {**_public(held), "post_id": post_id, "valid_to": valid_to.isoformat()}
             write_audit(conn, self.actor, "end_post", detail, set_name=set_name)
             return {**held, "valid_to": valid_to}
-
-
-# ---- reading ---------------------------------------------------------------------------------------
-def _posts(
-    conn: Connection,
-    set_id: int,
-    at: dt.date | None,
-    unit_code: str | None,
-    *,
-    person_id: str | None = None,
-    post_id: int | None = None,
-) -> pd.DataFrame:
-    """Posts joined with their people, ordered by unit, role, person, start (as Python orders text)."""
-    query = (
-        sa.select(
-            post.c.id.label("post_id"),
-            person.c.person_id,
-            person.c.name,
-            person.c.phone,
-            person.c.kind,
-            post.c.role,
-            post.c.unit_code,
-            post.c.valid_from,
-            post.c.valid_to,
-            post.c.buildings,
-        )
-        .join(person, person.c.id == post.c.person_ref)
-        .where(post.c.set_id == set_id)
-    )
-    if at is not None:
-        query = query.where(post.c.valid_from <= at, sa.or_(post.c.valid_to.is_(None), post.c.valid_to > at))
-    if unit_code is not None:
-        query = query.where(post.c.unit_code.startswith(unit_code, autoescape=True))
-    if person_id is not None:
-        query = query.where(person.c.person_id == person_id)
-    if post_id is not None:
-        query = query.where(post.c.id == post_id)
-    rows = [dict(r) for r in conn.execute(query).mappings()]
-    rows.sort(key=lambda r: (r["unit_code"], r["role"], r["person_id"], r["valid_from"], r["post_id"]))
-    for r in rows:
-        r["buildings"] = list(r["buildings"] or [])
-    frame = pd.DataFrame(rows, columns=POST_COLUMNS, dtype=object)
-    frame["post_id"] = frame["post_id"].astype(int)
-    return frame
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a posts frame as plain dicts (Python ints, dates, lists)."""
-    out = frame.to_dict("records")
-    for rec in out:
-        if "post_id" in rec:
-            rec["post_id"] = int(rec["post_id"])
-    return out
-
-
-def _people(conn: Connection, set_id: int, only: set[str] | None = None) -> list[dict[str, Any]]:
-    query = sa.select(*(person.c[f] for f in PERSON_FIELDS)).where(person.c.set_id == set_id)
-    if only is not None:
-        if not only:
-            return []
-        query = query.where(person.c.person_id.in_(sorted(only)))
-    return sorted((dict(r) for r in conn.execute(query).mappings()), key=lambda p: p["person_id"])
 
 
 # ---- checking --------------------------------------------------------------------------------------
@@ -344,7 +277,7 @@ def _plan(
             keep[index] = False
             early.append(error)
     units = {code: level for _, _, codes in versions for code, level in codes.items()}
-    stored = _posts(conn, set_id, None, None)
+    stored = read_posts(conn, set_id, None, None)
     good, errors = people.validate_rows(rows[keep], units, stored, _buildings(conn, set_id))
     report.errors = sorted(early + errors, key=lambda e: (e.row, e.field))
     report.unchanged = int((good["action"] == "unchanged").sum())
@@ -361,7 +294,7 @@ def _plan(
             report.new.append(_public(rec))
         elif rec["action"] == "end":
             report.ended.append(_public(rec))
-    known = {p["person_id"]: p for p in _people(conn, set_id, set(good["person_id"]))}
+    known = {p["person_id"]: p for p in read_people(conn, set_id, set(good["person_id"]))}
     by_row = {rec["row"]: rec for rec in good.to_dict("records")}
     for pid, (kind, row) in first_kind.items():
         rec = by_row[row]
@@ -454,111 +387,3 @@ def _public(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- writing ---------------------------------------------------------------------------------------
-def _write(
-    conn: Connection,
-    set_id: int,
-    actor: str,
-    plan: pd.DataFrame,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Write a plan from :func:`_plan` (people, new posts, ended posts); what changed about people."""
-    persons = plan[plan["action"] == "person"].to_dict("records")
-    changes = _write_people(conn, set_id, persons)
-    refs = {
-        pid: ref
-        for pid, ref in conn.execute(
-            sa.select(person.c.person_id, person.c.id).where(person.c.set_id == set_id)
-        )
-    }
-    new = plan[plan["action"] == "new"].to_dict("records")
-    now = _now()
-    rows = [
-        {
-            "set_id": set_id,
-            "person_ref": refs[r["person_id"]],
-            "role": r["role"],
-            "unit_code": r["unit_code"],
-            "valid_from": r["valid_from"],
-            "valid_to": r["valid_to"],
-            "buildings": list(r["buildings"]),
-            "created_at": now,
-            "created_by": actor,
-        }
-        for r in new
-    ]
-    total = len(rows) + int((plan["action"] == "end").sum())
-    for start in range(0, len(rows), 500):
-        _insert_posts(conn, rows[start : start + 500])
-        if progress is not None:
-            progress(min(start + 500, len(rows)), total)
-    ends = plan[plan["action"] == "end"].to_dict("records")
-    _end(conn, _open_posts(conn, set_id, refs, ends), actor)
-    if progress is not None:
-        progress(total, total)
-    return changes
-
-
-def _insert_posts(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(sa.insert(post), rows)
-
-
-def _write_people(conn: Connection, set_id: int, persons: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Add or update people; what changed, for the audit log (counts, and each change with phones masked)."""
-    persons = list(persons)
-    known = {p["person_id"]: p for p in _people(conn, set_id, {p["person_id"] for p in persons})}
-    added, changed = [], []
-    for p in persons:
-        values = {"name": p["name"], "phone": p["phone"], "kind": p["kind"]}
-        was = known.get(p["person_id"])
-        if was is None:
-            added.append({"set_id": set_id, "person_id": p["person_id"], "created_at": _now(), **values})
-            continue
-        diff = {k: {"old": was[k], "new": v} for k, v in values.items() if was[k] != v}
-        if not diff:
-            continue
-        conn.execute(
-            sa.update(person)
-            .where(person.c.set_id == set_id, person.c.person_id == p["person_id"])
-            .values(**values)
-        )
-        if "phone" in diff:  # the audit log never holds a full phone number
-            diff["phone"] = {"old": mask_phone(was["phone"]), "new": mask_phone(p["phone"])}
-        changed.append({"person_id": p["person_id"], **diff})
-    if added:
-        conn.execute(sa.insert(person), added)
-    return {"added": len(added), "changed": changed}
-
-
-def _open_posts(
-    conn: Connection, set_id: int, refs: dict[str, int], ends: list[dict[str, Any]]
-) -> list[tuple[int, dt.date]]:
-    """The stored open posts that rows of action ``end`` close: (post id, valid_to)."""
-    out = []
-    for r in ends:
-        found = conn.execute(
-            sa.select(post.c.id, post.c.buildings).where(
-                post.c.set_id == set_id,
-                post.c.person_ref == refs[r["person_id"]],
-                post.c.role == r["role"],
-                post.c.unit_code == r["unit_code"],
-                post.c.valid_from == r["valid_from"],
-                post.c.valid_to.is_(None),
-            )
-        ).all()
-        out += [(int(i), r["valid_to"]) for i, b in found if list(b or []) == list(r["buildings"])][:1]
-    return out
-
-
-def _end(conn: Connection, ends: list[tuple[int, dt.date]], actor: str) -> None:
-    now = _now()
-    for post_id, valid_to in ends:
-        done = conn.execute(
-            sa.update(post)
-            .where(post.c.id == post_id, post.c.valid_to.is_(None))
-            .values(valid_to=valid_to, ended_at=now, ended_by=actor)
-        ).rowcount
-        if done != 1:
-            raise VersionConflict(
-                f"post {post_id} was ended by another write meanwhile; retry", post_id=post_id
-            )

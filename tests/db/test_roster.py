@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from geogrid.cli import app
 from geogrid.db import Store
-from geogrid.db import people as db_people
+from geogrid.db import posts as db_posts
 from geogrid.db.layers import Layers
 from geogrid.db.people import InvalidPost, Roster
 from geogrid.errors import InvalidCode, NotFound, OutOfScope, VersionConflict
@@ -194,13 +194,13 @@ def test_a_dry_run_writes_nothing(roster, units):
 def test_a_commit_writes_all_or_nothing(roster, units, monkeypatch):
     store = Store(roster.engine)
     revision, lines = store.revision("demo"), len(store.audit("demo"))
-    real = db_people._insert_posts
+    real = db_posts.insert_posts
 
     def insert_then_fail(conn, rows):
         real(conn, rows)  # the first insert lands in the transaction ...
         raise RuntimeError("the disk is full")  # ... and then the write fails
 
-    monkeypatch.setattr(db_people, "_insert_posts", insert_then_fail)
+    monkeypatch.setattr(db_posts, "insert_posts", insert_then_fail)
     with pytest.raises(RuntimeError, match="disk is full"):
         roster.import_roster("demo", load(csv_file(good_rows(units))), commit=True)
     assert counts(roster.engine) == (0, 0)  # neither the people nor the first posts were kept
@@ -212,7 +212,7 @@ def test_a_database_error_while_writing_repeats_no_phone(roster, units, monkeypa
     def fail(conn, rows):
         raise sa.exc.IntegrityError("INSERT INTO post ...", rows, Exception("the database said no"))
 
-    monkeypatch.setattr(db_people, "_insert_posts", fail)
+    monkeypatch.setattr(db_posts, "insert_posts", fail)
     with pytest.raises(sa.exc.IntegrityError) as caught:
         roster.import_roster("demo", load(csv_file(good_rows(units))), commit=True)
     assert "the database said no" in str(caught.value) and "hidden" in str(caught.value)
