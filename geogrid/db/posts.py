@@ -87,6 +87,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def read_people(conn: Connection, set_id: int, only: set[str] | None = None) -> list[dict[str, Any]]:
+    """The set's people (of the ids ``only``, when given) as dicts, ordered by person_id."""
     query = sa.select(*(person.c[f] for f in PERSON_FIELDS)).where(person.c.set_id == set_id)
     if only is not None:
         if not only:
@@ -141,6 +142,7 @@ def write_plan(
 
 
 def insert_posts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert post rows (one statement for many)."""
     if rows:
         conn.execute(sa.insert(post), rows)
 
@@ -193,6 +195,7 @@ def open_posts(
 
 
 def end_posts(conn: Connection, ends: list[tuple[int, dt.date]], actor: str) -> None:
+    """End open posts: (post id, valid_to) each, with who and when; VersionConflict if one has ended meanwhile."""
     now = _now()
     for post_id, valid_to in ends:
         done = conn.execute(
