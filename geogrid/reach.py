@@ -6,9 +6,10 @@ straight to its nearest point on the nearest road, where that segment is split s
 way. One networkx multi-source Dijkstra from every site, cut off at the limit, gives each building its walk
 to the nearest site. With no road layer the walk is a straight line.
 
-Each site's reach polygon is drawn from its own Dijkstra run: the segments it reaches within the limit
-(whole, or the part of a segment the remaining budget covers, from either end) plus the site's walk to
-its road, buffered by :data:`BAND_M` (60 m) and unioned. 60 m is the depth of a typical compound behind its
+Each site's reach polygon is drawn from its own Dijkstra run, when :attr:`Reach.areas` is first asked
+for (most of the work; the coverage figures need only :attr:`Reach.inside`): the segments it reaches within
+the limit (whole, or the part of a segment the remaining budget covers, from either end) plus the site's
+walk to its road, buffered by :data:`BAND_M` (60 m) and unioned. 60 m is the depth of a typical compound behind its
 street: the band is where a walk ends with a short step off the road. The polygon is a picture for maps;
 whether a building is inside is :attr:`Reach.inside`, computed for the building itself.
 
@@ -28,7 +29,9 @@ whether a building is inside is :attr:`Reach.inside`, computed for the building 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any
 
 import geopandas as gpd
@@ -60,16 +63,23 @@ class Reach:
     ``inside``, ``distance_m`` and ``nearest_site`` have one entry per building, in the buildings' order.
     ``distance_m`` is the walk in metres to the nearest site when it is within ``limit_m``, else ``inf``
     (unreachable, or further than the limit: the search stops there); ``nearest_site`` is that site's id,
-    else None. ``areas`` has one row per site (id, name and kind when the sites have them, geometry: its
-    reach polygon in WGS-84). ``method`` is ``"network"`` or ``"straight_line"`` (no roads given).
+    else None. ``method`` is ``"network"`` or ``"straight_line"`` (no roads given); ``limit_m`` the walk
+    that ``minutes`` at ``speed_kmh`` allow.
     """
 
     inside: NDArray[np.bool_]
     distance_m: FloatArray
     nearest_site: NDArray[np.object_]
-    areas: gpd.GeoDataFrame
     method: str
     limit_m: float
+    draw: Callable[[], gpd.GeoDataFrame] = field(repr=False)  # makes :attr:`areas` when first asked
+
+    @cached_property
+    def areas(self) -> gpd.GeoDataFrame:
+        """One row per site (id, name and kind when the sites have them; geometry: its reach polygon in
+        WGS-84); drawn when first asked (on the demo county most of the work: a Dijkstra and a buffer per
+        site, ~3 s), then kept."""
+        return self.draw()
 
 
 def reach(
@@ -111,9 +121,9 @@ def reach(
         A longitude/latitude outside its range.
     """
     limit = _limit(minutes, speed_kmh)
-    if "id" not in sites.columns:
-        raise MissingColumn("sites need an id column", layer="sites", column="id")
     site_ll = _wgs84(sites, "sites", ("Point",))
+    if "id" not in getattr(sites, "columns", ()):
+        raise MissingColumn("sites need an id column", layer="sites", column="id")
     building_ll = _wgs84(buildings, "buildings", ("Point",))
     road_ll = None if roads is None else _wgs84(roads, "roads", ("LineString", "MultiLineString"))
     if road_ll is not None and len(road_ll) == 0:
@@ -121,25 +131,23 @@ def reach(
     crs = _metric_crs([s for s in (site_ll, building_ll, road_ll) if s is not None])
     site_xy = _metric(site_ll, crs)
     building_xy = _metric(building_ll, crs)
-    ids = sites["id"].to_numpy(dtype=object)
-    if road_ll is None:
-        dist, nearest, polys = _straight(site_xy, building_xy, limit)
-        method = STRAIGHT_LINE
+    road_xy = None if road_ll is None else _metric(road_ll, crs)
+    if road_xy is None:
+        dist, nearest = _straight(site_xy, building_xy)
     else:
-        network = _Network(_metric(road_ll, crs), site_xy, building_xy)
-        dist, nearest = network.nearest(limit)
-        polys = np.array([network.area(j, limit) for j in range(len(site_xy))], dtype=object)
-        method = NETWORK
+        dist, nearest = _Network(road_xy, site_xy, building_xy).nearest(limit)
     inside = dist <= limit
     site_of = np.full(len(dist), None, dtype=object)
-    site_of[inside] = ids[nearest[inside]]
+    site_of[inside] = sites["id"].to_numpy(dtype=object)[nearest[inside]]
+    columns = [c for c in AREA_COLUMNS if c in sites.columns]
+    table = pd.DataFrame({c: sites[c].to_numpy() for c in columns}, columns=columns)
     return Reach(
         inside=inside,
         distance_m=np.where(inside, dist, np.inf),
         nearest_site=site_of,
-        areas=_areas(sites, polys, crs),
-        method=method,
+        method=STRAIGHT_LINE if road_xy is None else NETWORK,
         limit_m=limit,
+        draw=partial(_areas, table, crs, road_xy, site_xy, limit),
     )
 
 
@@ -193,26 +201,33 @@ def _metric(series: gpd.GeoSeries, crs: pyproj.CRS) -> NDArray[np.object_]:
     return np.asarray(series.to_crs(crs).to_numpy(), dtype=object)
 
 
-def _straight(
-    site_xy: NDArray[np.object_], building_xy: NDArray[np.object_], limit: float
-) -> tuple[FloatArray, IntArray, NDArray[np.object_]]:
-    """Straight-line distance to the nearest site, and circles of the limit's radius."""
+def _straight(site_xy: NDArray[np.object_], building_xy: NDArray[np.object_]) -> tuple[FloatArray, IntArray]:
+    """Each building's straight-line distance to its nearest site, and that site's number."""
     dist = np.full(len(building_xy), np.inf)
     nearest = np.zeros(len(building_xy), dtype=np.int64)
     if len(site_xy) and len(building_xy):
         tree = shapely.STRtree(site_xy)
         (which, site), found = tree.query_nearest(building_xy, return_distance=True, all_matches=False)
         dist[which], nearest[which] = found, site
-    circles = shapely.buffer(site_xy, limit, quad_segs=32) if len(site_xy) else np.array([], dtype=object)
-    return dist, nearest, np.asarray(circles, dtype=object)
+    return dist, nearest
 
 
-def _areas(sites: gpd.GeoDataFrame, polys: NDArray[np.object_], crs: pyproj.CRS) -> gpd.GeoDataFrame:
-    """One row per site: its id (name, kind) and reach polygon, back in WGS-84."""
-    columns = [c for c in AREA_COLUMNS if c in sites.columns]
-    data = pd.DataFrame({c: sites[c].to_numpy() for c in columns}, columns=columns)
-    polys = np.asarray(shapely.simplify(polys, SIMPLIFY_M, preserve_topology=True), dtype=object)
-    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(polys, crs=crs).to_crs(4326).to_numpy(), crs=4326)
+def _areas(
+    table: pd.DataFrame,
+    crs: pyproj.CRS,
+    road_xy: NDArray[np.object_] | None,
+    site_xy: NDArray[np.object_],
+    limit: float,
+) -> gpd.GeoDataFrame:
+    """One row per site: its id (name, kind) and reach polygon (a circle without roads), in WGS-84."""
+    if road_xy is None or not len(site_xy):
+        polys = shapely.buffer(site_xy, limit, quad_segs=32)
+    else:
+        # Buildings split segments but change no walk from a site: the graph for drawing leaves them out.
+        network = _Network(road_xy, site_xy, np.empty(0, dtype=object))
+        polys = np.array([network.area(j, limit) for j in range(len(site_xy))], dtype=object)
+    polys = shapely.simplify(np.asarray(polys, dtype=object), SIMPLIFY_M, preserve_topology=True)
+    return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(polys, crs=crs).to_crs(4326).to_numpy(), crs=4326)
 
 
 class _Network:
