@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geogrid.errors import InsecureConfiguration
@@ -79,6 +80,36 @@ class Settings(BaseSettings):
         description="How long the service trusts its list of versions (writes it makes "
         "through the API are seen at once).",
     )
+    tile_url: str | None = Field(
+        default=None,
+        description="A base map for coverage maps: an XYZ tile URL template with {z}, {x} and {y} (e.g. an "
+        "intranet Tianditu mirror), http(s):// or a path on this host. Unset: no base map, nothing loaded.",
+    )
+    tile_crs: Literal["wgs84", "gcj02"] = Field(
+        default="wgs84",
+        description="The datum of the tiles at GEOGRID_TILE_URL: wgs84 (Tianditu, OSM) or gcj02 "
+        "(Amap/Tencent style; the maps' overlays are then shifted to GCJ-02 to line up).",
+    )
+
+    @field_validator("tile_url", mode="before")
+    @classmethod
+    def _tile_url(cls, value: object) -> object:
+        """An XYZ template: http(s)://... or /path, with {z}, {x} and {y}; empty means unset."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip()
+        if not text.lower().startswith(("http://", "https://", "/")) or text.startswith("//"):
+            raise ValueError("GEOGRID_TILE_URL must start with http://, https:// or / (a path on this host)")
+        missing = [part for part in ("{z}", "{x}", "{y}") if part not in text]
+        if missing:
+            raise ValueError(f"GEOGRID_TILE_URL lacks {', '.join(missing)}: an XYZ tile template is needed")
+        return text
+
+    @field_validator("tile_crs", mode="before")
+    @classmethod
+    def _tile_crs(cls, value: object) -> object:
+        """Accept any case and spacing (``GCJ02``, `` wgs84``)."""
+        return value.strip().lower() if isinstance(value, str) else value
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``GEOGRID_*`` variables, for processes that read their own (server workers)."""
