@@ -3,7 +3,7 @@
 Reads are open to every reader; phones come masked (138****1234) unless the caller's role may contact
 people. Writes need a staff role (planner, admin); a key limited to a street or community writes only
 posts under it. Every write names the set's revision it is based on (``If-Match``): 428 without one,
-412 when it is stale. No phone is ever taken from a query string (the access log keeps those) nor
+409 when it is stale (as drafts). No phone is ever taken from a query string (the access log keeps those) nor
 repeated in an error.
 """
 
@@ -24,8 +24,8 @@ from api.drafts import IfMatch, etag, expected_revision
 from api.state import ServiceState
 from geogrid import people
 from geogrid.access import Action, Principal
-from geogrid.db.people import InvalidPost, Roster, RosterReport
-from geogrid.errors import MissingColumn, VersionConflict
+from geogrid.db.people import Roster, RosterReport
+from geogrid.errors import InvalidRoster, MissingColumn, VersionConflict
 
 router = APIRouter(prefix="/v1/sets/{set_name}", tags=["people"])
 Reader = Annotated[Principal | None, Depends(reader)]
@@ -33,19 +33,6 @@ Staff = Annotated[Principal, Depends(require(Action.staff))]
 AtQuery = Query(None, description="Posts in force on this date (default: every post, ended ones too).")
 UnitQuery = Query(None, max_length=32, description="Only this unit and the units under it (a code prefix).")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-class PreconditionFailed(VersionConflict):
-    """A write based on a revision of the set that is no longer current (If-Match does not match)."""
-
-    title = "Precondition failed"
-    status = 412
-
-
-class InvalidRoster(InvalidPost):
-    """A roster none of whose rows can be taken."""
-
-    title = "Invalid roster"
 
 
 class PostIn(BaseModel):
@@ -135,11 +122,11 @@ def list_posts(
 
 # ---- writes ----------------------------------------------------------------------------------------
 def _expected(state: ServiceState, set_name: str, if_match: str | None) -> int | None:
-    """The revision If-Match names: 428 without one, 412 when the set has moved on since."""
+    """The revision If-Match names: 428 without one, 409 when the set has moved on since (as drafts)."""
     expected = expected_revision(if_match, set_name)
     current = state.store.revision(set_name)
     if expected is not None and expected != current:
-        raise PreconditionFailed(
+        raise VersionConflict(
             f"{set_name!r} has changed since revision {expected} (it is at {current}); reload and retry",
             set=set_name,
             revision=current,

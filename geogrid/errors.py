@@ -243,3 +243,22 @@ class InvalidParameter(GeoGridError):
     """A parameter outside its valid range, such as a walking speed or time that is not positive."""
 
     title = "Invalid parameter"
+
+
+class InvalidPost(GeoGridError):
+    """A post (or the person in it) that cannot be taken: a bad phone, kind, role, date or building."""
+
+    title = "Invalid post"
+    status = 422
+
+
+class InvalidRoster(InvalidPost):
+    """A roster none of whose rows can be taken."""
+
+    title = "Invalid roster"
+
+
+class InvalidValue(GeoGridError):
+    """A value outside its choices, a repeated id or a number that is not one, in a layer or a form."""
+
+    title = "Invalid value"

@@ -130,7 +130,8 @@ def people_list(
         title=f"Posts of {set_name}" + (f" on {_date(at)}" if at else "") + (f" under {unit}" if unit else "")
     )
     for column in ("post", "unit", "role", "person", "name", "phone", "from", "to", "buildings"):
-        table.add_column(column, overflow="fold")  # codes, phones and dates wrap, never cut short
+        whole = column in ("unit", "phone", "from", "to")  # kept on one line: a folded phone reads as two
+        table.add_column(column, overflow="fold", no_wrap=whole, min_width=12 if column == "phone" else None)
     for p in posts.to_dict("records"):
         table.add_row(
             str(p["post_id"]), p["unit_code"], people.ROLE_LABELS[people.Role(p["role"])], p["person_id"],

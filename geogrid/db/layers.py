@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from geogrid.db.schema import building, road, site
 from geogrid.db.store import Store, write_audit
-from geogrid.errors import GeoGridError, InvalidCoordinates, InvalidGeometry, MissingColumn, NotFound
+from geogrid.errors import InvalidCoordinates, InvalidGeometry, InvalidValue, MissingColumn, NotFound
 from geogrid.io import echo
 
 LayerKind = Literal["buildings", "sites", "roads"]
@@ -192,7 +192,7 @@ def prepare(frame: gpd.GeoDataFrame, kind: str) -> list[dict[str, Any]]:
                 raise MissingColumn(f"{kind} feature {number} has no {column}", row=number, field=column)
             row[column] = value
         if row["id"] in seen:
-            raise GeoGridError(
+            raise InvalidValue(
                 f"{kind} feature {number} repeats the id {echo(row['id'])!r} of feature {seen[row['id']]}",
                 row=number,
                 field="id",
@@ -242,7 +242,7 @@ def _value(value: Any, column: str, spec: LayerSpec, kind: str, number: int) -> 
         except (TypeError, ValueError):
             number_value = math.nan
         if not number_value.is_integer() or not 0 <= number_value <= INT_MAX:
-            raise GeoGridError(
+            raise InvalidValue(
                 f"{kind} feature {number}: {column} {echo(value)!r} is not a whole number ≥ 0",
                 row=number,
                 field=column,
@@ -253,12 +253,12 @@ def _value(value: Any, column: str, spec: LayerSpec, kind: str, number: int) -> 
         return None
     length = cast(sa.String, spec.table.c[column].type).length or 0
     if len(text) > length:
-        raise GeoGridError(
+        raise InvalidValue(
             f"{kind} feature {number}: {column} is longer than {length} characters", row=number, field=column
         )
     allowed = (spec.choices or {}).get(column)
     if allowed is not None and text not in allowed:
-        raise GeoGridError(
+        raise InvalidValue(
             f"{kind} feature {number}: {column} {echo(text)!r} is not one of {', '.join(allowed)}",
             row=number,
             field=column,

@@ -37,15 +37,8 @@ from geogrid.db.posts import (
 )
 from geogrid.db.schema import boundary_version, building, post, unit
 from geogrid.db.store import Store, write_audit
-from geogrid.errors import GeoGridError, InvalidCode, NotFound, OutOfScope, VersionConflict
+from geogrid.errors import GeoGridError, InvalidCode, InvalidPost, NotFound, OutOfScope, VersionConflict
 from geogrid.people import RowError
-
-
-class InvalidPost(GeoGridError):
-    """A post (or the person in it) that cannot be taken: a bad phone, kind, role, date or building."""
-
-    title = "Invalid post"
-    status = 422
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """People routes on both databases: phones masked by role, posts created and ended with If-Match (428
-without, 412 stale), scoped keys kept in their scope, roster uploads (dry run, commit, all bad: 422), and no
+without, 409 stale, as drafts), scoped keys kept in their scope, roster uploads (dry run, commit, all bad: 422), and no
 full phone in any error body or access-log line."""
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def test_a_planner_creates_and_ends_a_post_with_if_match(service):
     problem(again, 409, "already ended")
 
 
-def test_if_match_is_required_and_a_stale_one_is_412(service):
+def test_if_match_is_required_and_a_stale_one_is_409_as_for_drafts(service):
     client, keys = service
     problem(client.post("/v1/sets/s/posts", json=new_post(), headers=auth(keys, "planner")), 428, "If-Match")
     stale = etag(client)
@@ -189,7 +189,7 @@ def test_if_match_is_required_and_a_stale_one_is_412(service):
         json=new_post(person_id="P5"),
         headers=auth(keys, "planner", **{"If-Match": stale}),
     )
-    problem(late, 412, "has changed")
+    problem(late, 409, "has changed")
     post_id = fresh.json()["post_id"]
     problem(
         client.post(
@@ -197,7 +197,7 @@ def test_if_match_is_required_and_a_stale_one_is_412(service):
             json={"valid_to": "2026-06-01"},
             headers=auth(keys, "planner", **{"If-Match": stale}),
         ),
-        412,
+        409,
     )
     assert client.get("/v1/sets/s/people/P5").status_code == 404  # nothing written
 

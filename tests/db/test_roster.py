@@ -17,8 +17,8 @@ from geogrid.cli import app
 from geogrid.db import Store
 from geogrid.db import posts as db_posts
 from geogrid.db.layers import Layers
-from geogrid.db.people import InvalidPost, Roster
-from geogrid.errors import InvalidCode, NotFound, OutOfScope, VersionConflict
+from geogrid.db.people import Roster
+from geogrid.errors import InvalidCode, InvalidPost, NotFound, OutOfScope, VersionConflict
 from geogrid.people import POST_COLUMNS, read_roster, write_roster
 from tests.conftest import BACKENDS, migrated_engine, published_demo
 
