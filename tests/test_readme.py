@@ -80,6 +80,23 @@ ANSWERS: dict[str, list[str | re.Pattern[str]]] = {
         '"from":2,"to":3',
     ],
     "geogrid validate grids.shp": ["grids.shp: no problems (522 units).", "one_network.gpkg"],
+    "geogrid people import boundaries/demo/roster.csv --set demo": [
+        re.compile(r"3651 │\s+0 │\s+0 │\s+3651 │"),  # the dry run: every post of the demo unchanged
+        "Nothing was written.",
+        "2026-11-15",  # the planted grid's worker, in post on 1 November
+        "150622001002004, 150622004003004, 150622012002009",  # the planted grids without a leader
+        "150622007001",  # the community without a secretary
+        "(P001300)",  # the worker spread over five grids
+        "written to service.html",
+    ],
+    "leader=true": [
+        "'role_label': '网格长', 'phone': '187****4092'",  # a masked phone for an anonymous caller
+        "A1,111.2,39.85,150622009001011006,false,,奇乌兰",
+        '"phones":"masked"',
+        "['150622001002004', '150622004003004', '150622012002009']",
+        '"unchanged":3586',  # the exported roster, uploaded as a dry run
+        '"unit_code":"150622005002002","valid_from":"2026-12-02"',
+    ],
 }
 
 
