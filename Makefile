@@ -48,6 +48,8 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/bench_index.py
 	$(BIN)/python benchmarks/bench_topology.py
+	$(BIN)/python benchmarks/bench_reach.py
+	$(BIN)/python benchmarks/bench_coverage.py
 	$(BIN)/python benchmarks/bench_http.py
 
 serve: install
