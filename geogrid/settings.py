@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description="The datum of the tiles at GEOGRID_TILE_URL: wgs84 (Tianditu, OSM) or gcj02 "
         "(Amap/Tencent style; the maps' overlays are then shifted to GCJ-02 to line up).",
     )
+    walking_speed_kmh: float = Field(
+        default=5.0, gt=0, description="Walking speed for the service reach of the coverage report (km/h)."
+    )
+    reach_minutes: float = Field(
+        default=15.0, gt=0, description="The walk a service site reaches in the coverage report (minutes)."
+    )
 
     @field_validator("tile_url", mode="before")
     @classmethod
