@@ -58,8 +58,8 @@ def report_for(
     version = in_force(state.versions(set_name), set_name, day).number
     revision = state.store.revision(set_name)
     settings = state.settings
-    minutes = float(getattr(settings, "reach_minutes", 15.0))
-    speed = float(getattr(settings, "walking_speed_kmh", 5.0))
+    minutes = settings.reach_minutes
+    speed = settings.walking_speed_kmh
     low_high = parse_norm(norm)
     masked = not sees_phones(principal)
     key = (state.store.identity, set_name, version, day, revision, low_high, minutes, speed, masked)
@@ -141,8 +141,8 @@ def coverage_map(
     html = build_map(
         kind,
         report,
-        tile_url=getattr(settings, "tile_url", None),
-        tile_crs=getattr(settings, "tile_crs", "wgs84"),
+        tile_url=settings.tile_url,
+        tile_crs=settings.tile_crs,
     )
     return HTMLResponse(html)
 

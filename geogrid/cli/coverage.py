@@ -52,8 +52,8 @@ def _report(
             set_name,
             _date(at),
             norm=norm,
-            minutes=minutes if minutes is not None else getattr(settings, "reach_minutes", 15.0),
-            speed_kmh=speed if speed is not None else getattr(settings, "walking_speed_kmh", 5.0),
+            minutes=minutes if minutes is not None else settings.reach_minutes,
+            speed_kmh=speed if speed is not None else settings.walking_speed_kmh,
             mask=mask_phone if masked else None,
         )
 
@@ -194,8 +194,8 @@ def map_(
         html = build_map(
             kind,
             report,
-            tile_url=tile_url if tile_url is not None else getattr(settings, "tile_url", None),
-            tile_crs=tile_crs if tile_crs is not None else getattr(settings, "tile_crs", "wgs84"),
+            tile_url=tile_url if tile_url is not None else settings.tile_url,
+            tile_crs=tile_crs if tile_crs is not None else settings.tile_crs,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
