@@ -20,13 +20,15 @@ import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from geogrid.cli import app
 from geogrid.db.coverage import coverage_of
 from geogrid.db.layers import Layers
 from geogrid.db.people import Roster
 from geogrid.people import read_roster
 from geogrid.reach import reach
-from tests.conftest import DEMO, published_demo
+from tests.conftest import DEMO, empty_store, published_demo
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -262,3 +264,46 @@ def test_households_outside_reach_per_grid_equal_the_loop(demo):
     assert found == by_loop["outside"]
     assert report.summary()["reach"]["households_outside"] == sum(by_loop["outside"].values())
     assert report.reach.method == "network" and len(report.outside) > 0
+
+
+def test_the_cli_prints_writes_and_masks_map_phones(engine, demo_layers, tmp_path):
+    """geogrid coverage (table, --json, --out) and geogrid map on one street: a leader, a worker, a site."""
+    store = empty_store(engine)
+    street = "150622001"
+    for name, level in LEVELS[1:]:
+        frame = demo_layers[name]
+        store.import_units("s", frame[frame["code"].str.startswith(street)], level, commit=True)
+    store.publish("s", dt.date(2026, 1, 1))
+    buildings = gpd.read_file(DEMO / "buildings.geojson")
+    buildings = buildings[buildings["microgrid_code"].str.startswith(street)]
+    Layers(engine, "tester").write("s", "buildings", buildings, commit=True)
+    grid = sorted(demo_layers["grids"]["code"])[0]
+    for role, phone in (("leader", "13812341234"), ("worker", "13912341234")):
+        Roster(engine, "tester").create_post(
+            "s", name=role, phone=phone, kind="leader" if role == "leader" else "worker_parttime", role=role,
+            unit_code=grid, valid_from=dt.date(2026, 1, 1), buildings=list(buildings["id"].iloc[:1]),
+        )  # fmt: skip
+    runner = CliRunner()
+    url = engine.url.render_as_string(hide_password=False)
+
+    def cli(*args: str) -> Any:
+        result = runner.invoke(app, ["--database-url", url, *args], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return result
+
+    shown = cli("coverage", "--set", "s", "--at", "2026-12-01", "--norm", "300-500")
+    assert "grids with no leader" in shown.stdout and "grids most in need" in shown.stdout
+    out = tmp_path / "c.gpkg"
+    summary = json.loads(
+        cli("coverage", "--set", "s", "--at", "2026-12-01", "--json", "--out", str(out)).stdout
+    )
+    assert summary["staffing"]["staffed"]["codes"] == [grid] and summary["reach"]["sites"] == 0
+    assert b"13812341234" in out.read_bytes()  # the local administrator's file: phones in full
+    page = tmp_path / "m.html"
+    cli("map", "responsibility", "--set", "s", "--at", "2026-12-01", "--out", str(page))
+    text = page.read_text(encoding="utf-8")
+    assert grid in text and "138****1234" in text and "13812341234" not in text
+    cli("map", "responsibility", "--set", "s", "--at", "2026-12-01", "--out", str(page), "--no-mask-phones")
+    assert "13812341234" in page.read_text(encoding="utf-8")
+    refused = runner.invoke(app, ["--database-url", url, "map", "heat", "--set", "s", "--out", str(page)])
+    assert refused.exit_code == 2 and "responsibility, gaps, service" in refused.output
