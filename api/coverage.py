@@ -3,7 +3,8 @@
 Phones in either are masked (138****1234) unless the caller's role may contact people (Action.contact).
 A report takes seconds on the demo county (most of it the walks along the roads), so reports are kept per
 (set, version, date, revision, parameters, masking): every write to a set (units, posts, layers) bumps its
-revision, so a kept report is never stale; they are kept a while and a few at a time only to bound memory.
+revision, so a kept report is never stale; they are kept a while and a few at a time only to bound memory. The map
+pages drawn from a report are kept with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,7 +33,7 @@ from geogrid.people import mask_phone
 router = APIRouter(prefix="/v1/sets/{set_name}", tags=["coverage"], dependencies=[Depends(reader)])
 GPKG = "application/geopackage+sqlite3"
 CACHE_S = 600.0  # how long a report is kept; the revision in its key already keeps it from going stale
-CACHE_SIZE = 8
+CACHE_SIZE = 4  # a report and its pages are a few MB: today's, masked and not, and two more
 
 Reader = Annotated[Principal | None, Depends(reader)]
 At = Annotated[dt.date | None, Query(description="As of this date (default: today).")]
@@ -41,7 +43,17 @@ Norm = Annotated[
 ]
 MapKind = Literal["responsibility", "gaps", "service"]
 
-_cache: OrderedDict[tuple[Any, ...], tuple[float, CoverageReport]] = OrderedDict()
+
+@dataclass
+class _Kept:
+    """A report as one kind of caller sees it, when it was made, and the map pages drawn from it."""
+
+    made: float
+    report: CoverageReport
+    pages: dict[tuple[str, str | None, str], str] = field(default_factory=dict)
+
+
+_cache: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -54,20 +66,26 @@ def report_for(
     state: ServiceState, set_name: str, at: dt.date | None, norm: str | None, principal: Principal | None
 ) -> CoverageReport:
     """The coverage report of ``set_name`` on ``at`` as this caller may see it, from the cache if fresh."""
+    return _kept(state, set_name, at, norm, principal).report
+
+
+def _kept(
+    state: ServiceState, set_name: str, at: dt.date | None, norm: str | None, principal: Principal | None
+) -> _Kept:
     day = at or dt.date.today()
     version = in_force(state.versions(set_name), set_name, day).number
     revision = state.store.revision(set_name)
     settings = state.settings
-    minutes = settings.reach_minutes
-    speed = settings.walking_speed_kmh
+    minutes, speed = settings.reach_minutes, settings.walking_speed_kmh
     low_high = parse_norm(norm)
     masked = not sees_phones(principal)
     key = (state.store.identity, set_name, version, day, revision, low_high, minutes, speed, masked)
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
+        if hit is not None and now - hit.made < CACHE_S:
+            _cache.move_to_end(key)
+            return hit
     report = coverage_of(
         state.store.engine,
         set_name,
@@ -77,11 +95,12 @@ def report_for(
         speed_kmh=speed,
         mask=mask_phone if masked else None,
     )
+    kept = _Kept(now, report)
     with _lock:
-        _cache[key] = (now, report)
+        _cache[key] = kept
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    return report
+    return kept
 
 
 @router.get(
@@ -136,14 +155,13 @@ def coverage_map(
     """The responsibility, gaps or service map: Leaflet inlined, so the page needs no other host."""
     from geogrid.maps import build_map
 
-    report = report_for(state, set_name, at, norm, principal)
+    kept = _kept(state, set_name, at, norm, principal)
     settings = state.settings
-    html = build_map(
-        kind,
-        report,
-        tile_url=settings.tile_url,
-        tile_crs=settings.tile_crs,
-    )
+    page = (kind, settings.tile_url, settings.tile_crs)
+    html = kept.pages.get(page)
+    if html is None:
+        html = build_map(kind, kept.report, tile_url=settings.tile_url, tile_crs=settings.tile_crs)
+        kept.pages[page] = html
     return HTMLResponse(html)
 
 

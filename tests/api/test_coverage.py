@@ -124,6 +124,9 @@ def test_maps_are_html(service, kind):
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
     assert "<html" in response.text.lower() and grid in response.text
+    kept = [page for entry in coverage_api._cache.values() for page in entry.pages.items()]
+    assert (kind, None, "wgs84") in dict(kept)  # the page is kept with its report
+    assert client.get(f"/v1/sets/s/maps/{kind}", params={"at": AT}).text == response.text
 
 
 def test_an_unknown_kind_set_or_norm_is_a_problem(service):
