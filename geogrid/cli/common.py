@@ -23,7 +23,7 @@ DateOpt = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help=
 
 
 # Commands that only read: they never create a database (nor its schema), and say so when there is none.
-READ_ONLY_COMMANDS = frozenset({"info", "export", "versions", "validate", "assign"})
+READ_ONLY_COMMANDS = frozenset({"info", "export", "versions", "validate", "assign", "coverage", "map"})
 
 
 class State:
