@@ -83,11 +83,11 @@ class HotLookup:
                     x_api_key = value.decode("latin-1")
             client = scope["client"][0] if scope.get("client") else "unknown"
             state = self.service()
-            principal = read_access(
-                state, self.limiter(), key_of(authorization, x_api_key), client, resolve=False
-            )
+            # From memory first: what needs the database goes to the route before a rate-limit token is taken
             index = state.loaded_index(set_name, at)
             directory = state.directory(set_name, at, build=False)
+            key = key_of(authorization, x_api_key)
+            principal = read_access(state, self.limiter(), key, client, resolve=False)
             return answer(index, lon, lat, crs, at, snap_m, directory, sees_phones(principal))
         except Exception:  # any doubt: the route decides, and reports errors in the documented shape
             return None

@@ -14,6 +14,8 @@ import queue
 import threading
 import time
 
+import pandas as pd
+
 from geogrid.access import Principal, Role
 from geogrid.db import Store, VersionInfo, create_engine
 from geogrid.db.keys import Keys
@@ -23,11 +25,44 @@ from geogrid.db.store import in_force
 from geogrid.errors import NotAuthenticated, NotFound
 from geogrid.index import GridIndex
 from geogrid.people import Directory
+from geogrid.people import in_force as in_force_posts
 from geogrid.settings import Settings
 
 KEY_CACHE_S = 30.0  # how long a resolved key is trusted; revocations through this service apply at once
 MAX_CACHED_KEYS = 10_000  # resolved (and unknown) keys kept before the cache starts afresh
-MAX_DIRECTORIES = 32  # (set, date) pairs whose people in force are kept; lookups "as of" many dates rebuild
+MAX_DIRECTORIES = 32  # dates whose people in force are kept per set (today's always); others are rebuilt
+
+
+class People:
+    """Every post of one set at one revision, and who answers for each unit on the dates asked for.
+
+    The posts are read once per revision; a date's directory is built from them in memory (no query),
+    and at most MAX_DIRECTORIES dates are kept, today's never dropped, so lookups "as of" one date after
+    another cost CPU, not database reads, and never push today's lookups off the hot path.
+    """
+
+    def __init__(self, read_at: float, revision: int, posts: pd.DataFrame) -> None:
+        self.read_at, self.revision, self.posts = read_at, revision, posts
+        self.days: dict[dt.date, Directory] = {}
+        self._lock = threading.Lock()
+
+    def on(self, day: dt.date) -> Directory:
+        """Who answers for each unit on ``day``, built from the posts if not kept already."""
+        found = self.days.get(day)
+        if found is not None:
+            return found
+        built = Directory(in_force_posts(self.posts, day))
+        with self._lock:
+            days = dict(self.days)  # readers see the old dict or the new one, never one being changed
+            if len(days) >= MAX_DIRECTORIES:
+                today = dt.date.today()
+                drop = next((d for d in days if d != today), None)
+                if drop is not None:
+                    del days[drop]
+            days[day] = built
+            self.days = days
+        return built
+
 
 log = logging.getLogger("geogrid.api")
 
@@ -49,8 +84,9 @@ class ServiceState:
         self._indexes: dict[tuple[str, int], GridIndex] = {}
         self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}  # set -> (read at, versions)
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
-        # (set, date) -> (read at, set revision, who answers for each unit on that date)
-        self._directories: dict[tuple[str, dt.date], tuple[float, int, Directory]] = {}
+        self._people: dict[str, People] = {}  # set -> its posts at the revision last read
+        self._people_generation = 0  # bumped by a write: a read begun before it is not kept
+        self._people_lock = threading.Lock()
         # key -> (until, principal); by the key itself, which the process holds anyway: no hash per request
         self._principals: dict[str, tuple[float, Principal | None]] = {}
         self._keys_generation = 0  # bumped by forget_keys: a resolution begun before it is not kept
@@ -93,7 +129,9 @@ class ServiceState:
 
     def changed(self, set_name: str) -> None:
         """After a write through this service: read the set's versions again, so its next answers show it."""
-        self._directories = {k: v for k, v in self._directories.items() if k[0] != set_name}
+        with self._people_lock:
+            self._people_generation += 1
+            self._people.pop(set_name, None)
         try:
             self.read_versions(set_name)
         except Exception:  # the write is committed; the background reader catches up when it can
@@ -147,33 +185,38 @@ class ServiceState:
     def directory(
         self, set_name: str | None = None, at: dt.date | None = None, *, build: bool = True
     ) -> Directory:
-        """Who answers for each unit of ``set_name`` on ``at`` (default today); re-read in the background
-        once older than ``version_cache_s``, and at once after a write through this service."""
+        """Who answers for each unit of ``set_name`` on ``at`` (default today). The set's posts are re-read
+        in the background once older than ``version_cache_s`` (only when its revision moved), and at once
+        after a write through this service; ``build=False`` raises NotCached rather than read or build."""
         name = set_name or self.settings.default_set
         day = at or dt.date.today()
-        hit = self._directories.get((name, day))
-        if hit is None:
+        held = self._people.get(name)
+        if held is None:
+            if not build:
+                raise NotCached(f"the people of {name!r}")
+            held = self.read_people(name)
+        elif time.monotonic() - held.read_at >= self.settings.version_cache_s:
+            self._later("people", name)
+        found = held.days.get(day)
+        if found is None:
             if not build:
                 raise NotCached(f"the people of {name!r} on {day}")
-            return self.read_directory(name, day)
-        if time.monotonic() - hit[0] >= self.settings.version_cache_s:
-            self._later("people", f"{day.isoformat()} {name}")
-        return hit[2]
-
-    def read_directory(self, name: str, day: dt.date) -> Directory:
-        """Read the posts of ``name`` in force on ``day`` now (only when the set's revision moved)."""
-        revision = self.store.revision(name)
-        hit = self._directories.get((name, day))
-        found = (
-            hit[2]
-            if hit is not None and hit[1] == revision
-            else Directory(Roster(self.store.engine).posts(name, day))
-        )
-        if len(self._directories) >= MAX_DIRECTORIES and (name, day) not in self._directories:
-            oldest = min(self._directories, key=lambda k: self._directories[k][0])
-            self._directories.pop(oldest, None)
-        self._directories[(name, day)] = (time.monotonic(), revision, found)
+            found = held.on(day)
         return found
+
+    def read_people(self, name: str) -> People:
+        """Read the set's posts now, unless its revision has not moved since they were last read."""
+        generation = self._people_generation
+        revision = self.store.revision(name)
+        held = self._people.get(name)
+        if held is not None and held.revision == revision:
+            held.read_at = time.monotonic()
+            return held
+        fresh = People(time.monotonic(), revision, Roster(self.store.engine).posts(name))
+        with self._people_lock:
+            if generation == self._people_generation:  # no write meanwhile: what was read is current
+                self._people[name] = fresh
+        return fresh
 
     # ---- callers ----------------------------------------------------------------------------------
     def principal(self, key: str | None, *, resolve: bool = True) -> Principal | None:
@@ -231,8 +274,7 @@ class ServiceState:
                 if kind == "versions":
                     self.read_versions(what)
                 elif kind == "people":
-                    day, name = what.split(" ", 1)
-                    self.read_directory(name, dt.date.fromisoformat(day))
+                    self.read_people(what)
                 else:
                     self._resolve(what)
             except Exception as exc:
@@ -251,10 +293,9 @@ class ServiceState:
             if hit is not None:
                 self._versions[what] = (now, hit[1])
         elif kind == "people":
-            day, name = what.split(" ", 1)
-            found = self._directories.get((name, dt.date.fromisoformat(day)))
-            if found is not None:
-                self._directories[(name, dt.date.fromisoformat(day))] = (now, *found[1:])
+            held = self._people.get(what)
+            if held is not None:
+                held.read_at = now
         else:
             old = self._principals.get(what)
             if old is not None:

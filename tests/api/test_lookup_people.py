@@ -106,3 +106,35 @@ def test_no_full_phone_in_the_access_log(served, caplog) -> None:
         client.app.front.access.flush()  # the access log writes its lines in batches
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert logged and LEADER not in logged and WORKER not in logged
+
+
+def test_dates_asked_one_after_another_cost_no_query_and_keep_today(served) -> None:
+    client, micro, _ = served
+    state = client.app.state.service
+    _people(client, micro)
+    held = state._people["demo"]
+    for days in range(1, 45):  # more dates than are kept
+        _people(client, micro, at=(TODAY - dt.timedelta(days=days)).isoformat())
+    assert state._people["demo"] is held  # the posts were not read again
+    assert TODAY in held.days and len(held.days) <= 32
+
+
+def test_a_post_written_through_the_api_is_named_by_the_next_lookup(served) -> None:
+    client, micro, keys = served
+    admin = {"Authorization": "Bearer geogrid-demo-admin-key"}
+    etag = client.get("/v1/sets/demo", headers=admin).headers["etag"]
+    body = {
+        "person_id": "P9",
+        "name": "赵敏",
+        "phone": "13912345678",
+        "kind": "worker_fulltime",
+        "role": "worker",
+        "unit_code": micro["code"],
+        "valid_from": TODAY.isoformat(),
+    }
+    created = client.post("/v1/sets/demo/posts", json=body, headers={**admin, "If-Match": etag})
+    assert created.status_code == 201, created.text
+    assert "赵敏" in [p["name"] for p in _people(client, micro)]
+    assert "赵敏" not in [
+        p["name"] for p in _people(client, micro, at=(TODAY - dt.timedelta(days=1)).isoformat())
+    ]
