@@ -18,6 +18,7 @@ import datetime as dt
 import enum
 import hashlib
 import io
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from geogrid.errors import MissingColumn, UnreadableFile, cut
-from geogrid.io import text_encoding
+from geogrid.io import check_archive, text_encoding
 
 
 class Kind(enum.StrEnum):
@@ -123,7 +124,9 @@ POST_COLUMNS = [
 ]
 MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}", re.ASCII)
-MAX_ROWS = 200_000  # a county's roster is thousands of rows; more is not a roster
+MAX_ROWS = 100_000  # a county's roster is thousands of rows; more is not a roster
+MAX_COLUMNS = 64  # columns read of a roster row (a sheet may declare 16,384)
+MAX_CELL = 1000  # characters kept of a cell; no roster field is longer
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,18 @@ def normalize_phone(value: str) -> str | None:
     if MOBILE.fullmatch(text) or LANDLINE.fullmatch(text):
         return text
     return None
+
+
+PHONE_LIKE = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)", re.ASCII)
+
+
+def shown(value: Any) -> str:
+    """A value as an error repeats it: cut short, and any phone number in it masked.
+
+    >>> shown("张伟 13812341234")
+    '张伟 138****1234'
+    """
+    return PHONE_LIKE.sub(lambda m: mask_phone(m.group()) or "", cut(str(value)))
 
 
 def parse_kind(value: str) -> Kind | None:
@@ -232,7 +247,7 @@ def read_roster(source: str | Path | bytes, *, filename: str | None = None) -> p
         rows = _csv_rows(data, name)
     header, body = _header(rows, name)
     if len(body) > MAX_ROWS:
-        raise UnreadableFile(f"{name} has {len(body)} rows, more than a roster's {MAX_ROWS}", file=name)
+        raise UnreadableFile(f"{name} has more than {MAX_ROWS:,} rows; a roster has fewer", file=name)
     columns = _map_header(header, name)
     out = {canon: [_cell(r[i]) if i < len(r) else "" for r in body] for canon, i in columns.items()}
     for canon in COLUMNS:
@@ -245,14 +260,17 @@ def read_roster(source: str | Path | bytes, *, filename: str | None = None) -> p
 
 def _csv_rows(data: bytes, name: str) -> list[list[Any]]:
     codec, _ = text_encoding(data[: 1 << 20])
+    # Decoded as it is read: the rows past the limit are never made, nor a second copy of the text.
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding=codec, newline=""))
     try:
-        text = data.decode(codec)
+        rows = [row[:MAX_COLUMNS] for row in itertools.islice(reader, MAX_ROWS + 11)]
+        if next(reader, None) is not None:
+            raise UnreadableFile(f"{name} has more than {MAX_ROWS:,} rows; a roster has fewer", file=name)
     except UnicodeDecodeError as exc:
         raise UnreadableFile(f"{name} is neither UTF-8 nor GBK text (byte {exc.start})", file=name) from exc
-    try:
-        return list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise UnreadableFile(f"{name} is not valid CSV: {exc}", file=name) from exc
+    return rows
 
 
 def _xlsx_rows(data: bytes, name: str) -> list[list[Any]]:
@@ -260,17 +278,20 @@ def _xlsx_rows(data: bytes, name: str) -> list[list[Any]]:
 
     from openpyxl import load_workbook
 
+    check_archive(io.BytesIO(data), name=name)  # a workbook is a zip: no bombs
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise UnreadableFile(f"{name} is not a readable .xlsx workbook: {cut(str(exc))}", file=name) from exc
+        raise UnreadableFile(f"{name} is not a readable .xlsx workbook: {shown(exc)}", file=name) from exc
     try:
         sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # a sheet's declared size (A1:XFD1048576) would pad every row
         rows = []
-        for values in sheet.iter_rows(values_only=True):
-            rows.append(list(values))
+        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS):
+            if any(v is not None for v in values):  # empty rows (formatting only) are not rows
+                rows.append(list(values))
             if len(rows) > MAX_ROWS + 10:
-                break
+                raise UnreadableFile(f"{name} has more than {MAX_ROWS:,} rows; a roster has fewer", file=name)
         return rows
     finally:
         book.close()
@@ -313,7 +334,7 @@ def _cell(value: Any) -> Any:
         return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return str(value).strip()[:MAX_CELL]
 
 
 # ---- checking -------------------------------------------------------------------------------------
@@ -376,33 +397,29 @@ def _check_row(
         return bad("person_id", "not an id (printable, at most 32 characters)")
     kind, role = parse_kind(str(rec["kind"])), parse_role(str(rec["role"]))
     if kind is None:
-        return bad(
-            "kind", f"unknown kind {cut(str(rec['kind']))!r}; one of {', '.join(KIND_LABELS.values())}"
-        )
+        return bad("kind", f"unknown kind {shown(rec['kind'])!r}; one of {', '.join(KIND_LABELS.values())}")
     if role is None:
-        return bad(
-            "role", f"unknown role {cut(str(rec['role']))!r}; one of {', '.join(ROLE_LABELS.values())}"
-        )
+        return bad("role", f"unknown role {shown(rec['role'])!r}; one of {', '.join(ROLE_LABELS.values())}")
     code = str(rec["unit_code"]).strip()
     level = units.get(code)
     if level is None:
-        return bad("unit_code", f"no unit {cut(code)!r} in the set")
+        return bad("unit_code", f"no unit {shown(code)!r} in the set")
     if level not in ROLE_LEVELS[role]:
         return bad("unit_code", f"{code} is a {level}; a {ROLE_LABELS[role]} post names a {_levels(role)}")
     valid_from, valid_to = parse_date(rec["valid_from"]), None
     if valid_from is None:
-        return bad("valid_from", f"not a date: {cut(str(rec['valid_from']))!r} (YYYY-MM-DD)")
+        return bad("valid_from", f"not a date: {shown(rec['valid_from'])!r} (YYYY-MM-DD)")
     if rec.get("valid_to") not in (None, ""):
         valid_to = parse_date(rec["valid_to"])
         if valid_to is None:
-            return bad("valid_to", f"not a date: {cut(str(rec['valid_to']))!r} (YYYY-MM-DD)")
+            return bad("valid_to", f"not a date: {shown(rec['valid_to'])!r} (YYYY-MM-DD)")
         if valid_to <= valid_from:
             return bad("valid_to", f"{valid_to} is not after valid_from {valid_from}")
     listed = split_buildings(str(rec.get("buildings") or ""))
     for building in listed:
         where = None if buildings is None else buildings.get(building)
         if buildings is not None and where is None:
-            return bad("buildings", f"no building {cut(building)!r} in the set")
+            return bad("buildings", f"no building {shown(building)!r} in the set")
         if where is not None and not where.startswith(code):
             return bad("buildings", f"building {building} lies in {where}, outside {code}")
     if pid in seen and seen[pid][:2] != (name, phone):

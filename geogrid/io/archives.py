@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 from geogrid.errors import ArchiveTooLarge, UnreadableFile
 
@@ -12,7 +13,7 @@ MAX_COMPRESSION_RATIO = 100.0  # nor pack a member tighter than this (GEOGRID_MA
 
 
 def check_archive(
-    path: str | Path,
+    path: str | Path | BinaryIO,
     *,
     max_unpacked_mb: float = MAX_UNPACKED_MB,
     max_ratio: float = MAX_COMPRESSION_RATIO,
@@ -25,8 +26,11 @@ def check_archive(
     shapefiles compress 2-10 times, a zip bomb a thousand. Raises :class:`~geogrid.errors.ArchiveTooLarge`
     (HTTP 413). ``name`` is how the file is called in the message (an upload's name, not a temp path).
     """
-    path = Path(path)
-    label = name or path.name
+    if isinstance(path, str | Path):
+        path = Path(path)
+        label = name or path.name
+    else:  # an archive in memory (an .xlsx upload is one)
+        label = name or "archive"
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()

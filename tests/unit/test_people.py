@@ -153,3 +153,60 @@ def test_as_of_a_date_and_masking() -> None:
     assert people.masked(good)["phone"].tolist() == ["138****1234", "139****1111", "047*****4567"]
     assert people.mask_phone("") == "" and people.mask_phone(None) is None
     assert isinstance(good, pd.DataFrame)
+
+
+def _peak_mb(fn) -> float:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_sheet_declaring_a_huge_range_reads_only_its_cells(tmp_path) -> None:
+    book = Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    sheet.append(GOOD[0])
+    sheet.cell(row=3000, column=16000, value="x")  # one far cell: the sheet's range is A1:WNP3000
+    path = tmp_path / "wide.xlsx"
+    book.save(path)
+    frame: list[pd.DataFrame] = []
+    peak = _peak_mb(lambda: frame.append(people.read_roster(path)))
+    assert frame[0]["name"].tolist() == ["张伟"]
+    assert peak < 30  # 3,000 rows x 16,000 padded cells would take hundreds of MB
+
+
+def test_too_many_rows_are_refused_while_reading(monkeypatch) -> None:
+    monkeypatch.setattr(people, "MAX_ROWS", 1000)
+    data = "\n".join(["姓名,手机号,人员类别,岗位,单位编码,起始日期", *["a,b,c,d,e,f"] * 1_000_000]).encode()
+
+    def read() -> None:
+        with pytest.raises(UnreadableFile, match="more than 1,000 rows"):
+            people.read_roster(data, filename="r.csv")
+
+    assert _peak_mb(read) < 40  # the text once, not a million rows (~100 MB as lists)
+
+
+def test_a_zip_bomb_workbook_is_refused(tmp_path) -> None:
+    import io
+    import zipfile
+
+    from geogrid.errors import ArchiveTooLarge
+
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * 50_000_000)  # packs ~1000 to 1
+    with pytest.raises(ArchiveTooLarge):
+        people.read_roster(data.getvalue(), filename="r.xlsx")
+
+
+def test_errors_never_repeat_a_phone_even_in_another_column() -> None:
+    bad = [*GOOD[1][:5], "13812341234", *GOOD[1][6:]]  # a phone pasted into the unit code
+    frame = people.read_roster(csv_bytes([bad], "utf-8"), filename="r.csv")
+    _, errors = people.validate_rows(frame, UNITS)
+    assert [e.field for e in errors] == ["unit_code"]
+    assert "13812341234" not in str(errors[0]) and "138****1234" in str(errors[0])
