@@ -221,7 +221,7 @@ def _service(report: Any, rows: _Reader) -> tuple[str, list[Layer]]:
         )
         grids.append(feature(geom, OUTLINE, popup, _tip(row), "grid", code=row.get("code")))
     site_rows = rows(getattr(report, "sites", None))
-    names = {str(row.get("id")): str(row.get("name") or "") for row, _ in site_rows}
+    names = {str(row.get("id")): _text(row.get("name")) for row, _ in site_rows}
     sites = []
     for row, geom in site_rows:
         kind = str(row.get("kind") or "other")
@@ -236,11 +236,11 @@ def _service(report: Any, rows: _Reader) -> tuple[str, list[Layer]]:
             "radius": radius,
         }
         popup = _lines(
-            f"<b>{escape(row.get('name') or row.get('id'))}</b>",
+            f"<b>{escape(_text(row.get('name')) or row.get('id'))}</b>",
             escape(label),
             f"Hours: {escape(row.get('hours') or '-')}",
         )
-        sites.append(feature(geom, style, popup, str(row.get("name") or ""), kind))
+        sites.append(feature(geom, style, popup, _text(row.get("name")), kind))
     reach = getattr(report, "reach", None)
     areas = []
     for row, geom in rows(getattr(reach, "areas", None)):
@@ -401,7 +401,13 @@ def _head(row: dict[str, Any]) -> str:
 
 
 def _tip(row: dict[str, Any]) -> str:
+    """Code and name as plain text: :func:`geogrid.maps.page.feature` escapes every tooltip."""
     return f"{row.get('code') or ''} {row.get('name') or ''}".strip()
+
+
+def _text(value: Any) -> str:
+    """A name as text: empty for None or a missing value (NaN) in a frame."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _lines(*parts: str) -> str:

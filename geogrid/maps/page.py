@@ -26,7 +26,8 @@ LEAFLET = Path(__file__).resolve().parent.parent / "static" / "leaflet"
 DIGITS = 6  # coordinates are written to 6 decimals (~0.1 m): compact, and nothing is simplified
 UNKNOWN_COLOUR = "#999999"
 
-# Binds each feature's popup (HTML, escaped when it was made) and tooltip (text).
+# Binds each feature's popup and tooltip. Leaflet writes a string of either with innerHTML, so both are
+# HTML escaped in Python: the popup where it is composed, the tooltip (text) by :func:`feature`.
 _BIND = (
     "function(f, l) { var p = f.properties;"
     " if (p.popup) { l.bindPopup(p.popup, {maxWidth: 420}); }"
@@ -47,7 +48,7 @@ border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px sans-serif;max-h
 .leaflet-popup-content table{border-collapse:collapse}
 .leaflet-popup-content td,.leaflet-popup-content th{border:1px solid #ccc;padding:1px 4px;text-align:left}
 """
-_FOLIUM_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9A-Za-z])")
+_HEX32 = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9A-Za-z])")
 
 
 @dataclass
@@ -75,8 +76,12 @@ class Layer:
 
 
 def feature(geom: Any, style: dict[str, Any], popup: str, tip: str, key: str, **extra: Any) -> dict[str, Any]:
-    """A GeoJSON feature carrying its style, popup (HTML), tooltip, legend key and ``extra`` properties."""
-    properties = {"key": key, "style": style, "popup": popup, "tip": tip}
+    """A GeoJSON feature carrying its style, popup, tooltip, legend key and ``extra`` properties.
+
+    ``popup`` is HTML, every value in it already escaped; ``tip`` is plain text, escaped here (Leaflet
+    writes a tooltip with innerHTML: a grid named ``<img onerror=...>`` would run on hover).
+    """
+    properties = {"key": key, "style": style, "popup": popup, "tip": escape(tip)}
     properties.update({k: v for k, v in extra.items() if v is not None})
     return {"type": "Feature", "geometry": geom.__geo_interface__, "properties": properties}
 
@@ -110,13 +115,13 @@ def render(
     root.title = escape(title)  # folium writes the title as it is
     root.header.add_child(_verbatim(folium, _assets()), name="geogrid_assets", index=0)
     if tile_url:
-        attr = attribution or urlsplit(tile_url).hostname or "base map"
+        attr = attribution or escape(urlsplit(tile_url).hostname or "base map")  # attribution is HTML
         folium.TileLayer(tiles=tile_url, attr=attr, name="Base map", control=False, max_zoom=19).add_to(m)
     bind = folium.utilities.JsCode(_BIND)
     for layer in layers:
         folium.GeoJson(
             {"type": "FeatureCollection", "features": layer.features},
-            name=f"{layer.name} ({len(layer.features)})",
+            name=escape(f"{layer.name} ({len(layer.features)})"),  # the layer control writes it as HTML
             show=layer.show,
             marker=folium.CircleMarker(radius=4, className=layer.css) if layer.points else None,
             on_each_feature=bind,
@@ -126,7 +131,8 @@ def render(
     if bounds:
         m.fit_bounds(bounds)
     root.html.add_child(_verbatim(folium, _legend(title, layers)), name="geogrid_legend")
-    return _stable_ids(root.render())
+    page = root.render()
+    return _stable_ids(page, _element_ids(folium, root))
 
 
 def _folium() -> Any:
@@ -191,11 +197,31 @@ def _legend(title: str, layers: Sequence[Layer]) -> str:
     return "\n".join(parts)
 
 
-def _stable_ids(page: str) -> str:
-    """Folium's random 32-hex element ids, renumbered in order of appearance: same input, same bytes."""
+def _element_ids(folium: Any, root: Any) -> set[str]:
+    """The random 32-hex ids of every element in folium's tree (children, and elements held as options)."""
+    ids: set[str] = set()
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        element = stack.pop()
+        if id(element) in seen:
+            continue
+        seen.add(id(element))
+        ids.add(element._id)
+        stack.extend(element._children.values())
+        stack.extend(v for v in vars(element).values() if isinstance(v, folium.Element))
+    return ids
+
+
+def _stable_ids(page: str, ids: set[str]) -> str:
+    """Folium's element ids (``ids``), renumbered in order of appearance: same input, same bytes.
+
+    Only those: an id in the data that merely looks like one (``x_`` and 32 hex digits) is left alone.
+    """
     seen: dict[str, str] = {}
 
     def number(match: re.Match[str]) -> str:
-        return seen.setdefault(match.group(0), str(len(seen) + 1))
+        found = match.group(0)
+        return seen.setdefault(found, str(len(seen) + 1)) if found in ids else found
 
-    return _FOLIUM_ID.sub(number, page)
+    return _HEX32.sub(number, page)

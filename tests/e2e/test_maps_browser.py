@@ -194,3 +194,72 @@ def test_an_outside_tile_url_is_blocked_and_counted(browser, folder, small):  # 
         assert page.locator(f"path.{maps.GRID_CLASS}").count() == len(small.grids)
     finally:
         page.close()
+
+
+# Would count its runs if a name were ever parsed as HTML: the image fails to load and runs its handler.
+PWN = '<img src=x onerror="window.__pwned=(window.__pwned||0)+1">'
+
+
+def shown(page, css: str, how: str, box: str) -> list[str]:
+    """The text of ``box`` after hovering or clicking each ``path.css`` (whatever is drawn on top answers)."""
+    texts = []
+    paths = page.locator(f"path.{css}")
+    for i in range(paths.count()):
+        target = paths.nth(i)
+        if how == "hover":
+            target.hover(force=True)
+        else:
+            target.click(force=True)
+        found = page.locator(box).last
+        found.wait_for(state="visible")
+        texts.append(found.inner_text())
+    return texts
+
+
+def not_run(page, seen: Visit, what: str) -> None:
+    page.wait_for_timeout(300)  # an image's error handler runs a moment after the image is made
+    assert page.evaluate("typeof window.__pwned") == "undefined", f"{what}: a name ran as HTML"
+    assert page.locator(".leaflet-container img:not(.leaflet-tile)").count() == 0, what
+    assert not seen.errors and not seen.external, (what, seen.errors, seen.external)
+
+
+@pytest.mark.parametrize("kind", maps.KINDS)
+def test_hostile_names_are_shown_as_text_and_never_run(browser, folder, kind):  # noqa: F811
+    """Grids, sites, people and the set all named like markup: hovered and clicked, each shows as text."""
+    hostile = small_report(PWN)
+    path = save(folder, f"hostile-{kind}.html", maps.build_map(kind, hostile))
+    page, seen = open_map(browser, path.as_uri())
+    try:
+        tips = shown(page, maps.GRID_CLASS, "hover", ".leaflet-tooltip")
+        assert any(PWN in t for t in tips), tips
+        if kind == "service":
+            assert shown(page, "geogrid-site", "hover", ".leaflet-tooltip") == [PWN, PWN]
+            assert all(PWN in t for t in shown(page, "geogrid-site", "click", ".leaflet-popup-content"))
+        popups = shown(page, maps.GRID_CLASS, "click", ".leaflet-popup-content")
+        assert any(PWN in p for p in popups), popups
+        if kind == "responsibility":
+            assert any(f"Leader: {PWN}" in p for p in popups), popups
+        assert PWN in page.inner_text(".geogrid-title") and PWN in page.title()
+        not_run(page, seen, kind)
+    finally:
+        page.close()
+
+
+def test_a_hostile_layer_name_is_shown_as_text_in_the_layer_control_and_legend(browser, folder):  # noqa: F811
+    from geogrid.maps import page as draw
+
+    layer = draw.Layer(
+        PWN,
+        maps.GRID_CLASS,
+        [draw.feature(small_report().grids.geometry.iloc[0], {}, "", PWN, "k")],
+        note=PWN,
+    )
+    html = draw.render(PWN, [layer], None, tile_url=None, attribution=None)
+    page, seen = open_map(browser, save(folder, "hostile-layer.html", html).as_uri())
+    try:
+        assert f"{PWN} (1)" in page.inner_text(".leaflet-control-layers-overlays")
+        assert f"{PWN} {PWN}" in page.inner_text(".geogrid-legend h4")
+        assert shown(page, maps.GRID_CLASS, "hover", ".leaflet-tooltip") == [PWN]
+        not_run(page, seen, "layer name")
+    finally:
+        page.close()

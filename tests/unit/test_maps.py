@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import json
 import re
 import subprocess
@@ -75,14 +76,19 @@ def frame(rows) -> gpd.GeoDataFrame:
     )
 
 
-def small_report():
-    """Four grids: staffed, no leader, no worker (its worker left), unstaffed; a fifth cell in no grid."""
+def small_report(name: str | None = None):
+    """Four grids: staffed, no leader, no worker (its worker left), unstaffed; a fifth cell in no grid.
+
+    With ``name``, every grid, site and person is called that (and the set too): a hostile name.
+    """
     grids = [
         (G1, "东苑 <b>&", "150622001001", 400, cell(0)),
         (G2, "西苑", "150622001001", 100, cell(1)),
         (G3, "南苑", "150622001001", 600, cell(2)),
         (G4, "北苑", "150622001001", 350, cell(2.9, 1.1)),  # overlaps G3: a topology problem
     ]
+    if name is not None:
+        grids = [(c, name, p, h, g) for c, _, p, h, g in grids]
     units = {"county": frame([(COUNTY, "县", None, 1450, cell(0, 5))]), "grid": frame(grids)}
     posts = pd.DataFrame(
         [
@@ -95,6 +101,8 @@ def small_report():
         ],
         columns=POST_COLUMNS,
     )
+    if name is not None:
+        posts["name"] = name
     homes = [
         ("b1", 30, 0.2),
         ("b2", 40, 0.4),
@@ -118,7 +126,11 @@ def small_report():
         geometry=[shapely.Point(X0 + 0.5 * W, Y0 + W / 2), shapely.Point(X0 + 1.5 * W, Y0 + W / 2)],
         crs=4326,
     )
-    return coverage(units, posts, buildings, sites, None, at=AT, set_name="small", mask=mask_phone, minutes=5)
+    if name is not None:
+        sites["name"] = name
+    return coverage(
+        units, posts, buildings, sites, None, at=AT, set_name=name or "small", mask=mask_phone, minutes=5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -334,6 +346,83 @@ def test_names_are_escaped_in_popups_tooltips_and_the_title(report, pages):
     sly = report.__class__(**{**report.__dict__, "set_name": "{{ 7 * 7 }}{% if true %}x{% endif %}"})
     page = maps.build_map("gaps", sly)
     assert page.count("{{ 7 * 7 }}{% if true %}x{% endif %}") == 2  # the <title> and the title box
+
+
+PAYLOAD = "<img src=x onerror=alert(document.domain)>"
+
+
+def test_hostile_names_are_text_in_every_tooltip_popup_and_layer_name():
+    """Leaflet writes a string tooltip, popup and layer-control name with innerHTML: each must be escaped."""
+    hostile = small_report(PAYLOAD)
+    for kind in maps.KINDS:
+        page = maps.build_map(kind, hostile)
+        assert PAYLOAD not in page, kind  # the title, the title box and the legend
+        assert html.escape(PAYLOAD) in page, kind
+        for css, features in layers(page).items():
+            for f in features:
+                tip, popup = f["properties"]["tip"], f["properties"]["popup"]
+                assert "<img" not in tip and "<img" not in popup, (kind, css)
+        grid_tips = [html.unescape(f["properties"]["tip"]) for f in layers(page)[maps.GRID_CLASS]]
+        assert grid_tips == [f"{code} {PAYLOAD}" for code in hostile.grids["code"]], kind
+        if kind == "service":
+            assert [html.unescape(f["properties"]["tip"]) for f in layers(page)["geogrid-site"]] == [
+                PAYLOAD
+            ] * 2
+            assert all(
+                PAYLOAD in html.unescape(f["properties"]["popup"]) for f in layers(page)["geogrid-site"]
+            )
+        if kind == "responsibility":  # people's names in the popups
+            popups = [html.unescape(f["properties"]["popup"]) for f in layers(page)[maps.GRID_CLASS]]
+            assert any(f"Leader: {PAYLOAD}" in p for p in popups)
+    # Layer names reach the layer control (innerHTML) and the legend.
+    page = maps.page.render(
+        PAYLOAD,
+        [
+            maps.page.Layer(
+                PAYLOAD,
+                "geogrid-x",
+                [maps.page.feature(cell(0), {}, maps.page.escape(PAYLOAD), PAYLOAD, PAYLOAD)],
+                labels={PAYLOAD: (PAYLOAD, "#000000")},
+                note=PAYLOAD,
+            )
+        ],
+        [[Y0, X0], [Y0 + W, X0 + W]],
+        tile_url=None,
+        attribution=None,
+    )
+    assert PAYLOAD not in page
+    names = re.search(r"overlays :\s*\{\s*(\".*?\") : geo_json_\d+,", page, re.S)
+    assert names and json.loads(names.group(1)) == f"{html.escape(PAYLOAD)} (1)"
+    (f,) = layers(page)["geogrid-x"]
+    assert f["properties"]["tip"] == html.escape(PAYLOAD) and f["properties"]["key"] == PAYLOAD  # data
+    assert Page(page).legend["geogrid-x"][PAYLOAD] == ("#000000", PAYLOAD)  # escaped, parsed back to text
+
+
+GUID = "x_0123456789abcdef0123456789abcdef"
+
+
+def test_guid_like_ids_in_the_data_are_not_renumbered(report):
+    """Only folium's own element ids are renumbered; an id in the data that looks like one is kept."""
+    sites = report.sites.copy()
+    sites["id"] = [GUID, "s2"]
+    sites["name"] = [None, "站"]  # the popup shows the id
+    outside = report.outside.copy()
+    outside["id"] = [f"b_{i:032x}" for i in range(len(outside))]
+    grids = report.grids.copy()
+    grids["name"] = "geo_json_0123456789abcdef0123456789abcdef"  # even a folium-shaped name
+    odd = report.__class__(**{**report.__dict__, "sites": sites, "outside": outside, "grids": grids})
+    for kind in maps.KINDS:
+        page = maps.build_map(kind, odd)
+        assert page == maps.build_map(kind, odd), kind  # still the same bytes
+        assert "geo_json_0123456789abcdef0123456789abcdef" in page, kind
+        rest = page.replace("0123456789abcdef0123456789abcdef", "")
+        if kind == "service":
+            popups = [f["properties"]["popup"] for f in layers(page)["geogrid-site"]]
+            assert f"<b>{GUID}</b>" in popups[0]
+            ids = [f["properties"]["popup"] for f in layers(page)["geogrid-outside"]]
+            assert all(f"<b>b_{i:032x}</b>" in p for i, p in enumerate(ids))
+            rest = re.sub(r"b_[0-9a-f]{32}", "", rest)
+        assert not re.search(r"[0-9a-f]{32}", rest), f"{kind}: a random folium id is left"
 
 
 @pytest.mark.parametrize("kind", maps.KINDS)
