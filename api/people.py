@@ -2,10 +2,10 @@
 
 Reads are open to every reader; phones come masked (138****1234) unless the caller's role may contact
 people. Writes need a staff role (planner, admin); a key limited to a street or community writes only
-posts under it. Every write names the set's revision it is based on (``If-Match``): 428 without one,
-409 when it is stale (as drafts). No phone is ever taken from a query string (the access log keeps those) nor
-repeated in an error.
-"""
+posts under it, and changes the name, phone or kind only of people who never held a post outside it.
+Every write names the set's revision it is based on (``If-Match``): 428 without one, 409 when it is stale
+(as drafts), and answers with the revision it made as the new ETag. No phone is ever taken from a query
+string (the access log keeps those) nor repeated in an error."""
 
 from __future__ import annotations
 
@@ -155,8 +155,8 @@ def create_post(
     made = _roster(state, principal.name).create_post(
         set_name, **body.model_dump(), scope=principal.scope, expect_revision=expected
     )
-    _written(state, response, set_name, state.store.revision(set_name))
-    return _shown(made, full_phones(principal))
+    _written(state, response, set_name, made.revision)  # from the write: no query after the commit
+    return _shown(made.post, full_phones(principal))
 
 
 @router.post("/posts/{post_id}/end", summary="End a post on a date (the post is kept, as history)")
@@ -174,8 +174,8 @@ def end_post(
     ended = _roster(state, principal.name).end_post(
         set_name, post_id, body.valid_to, scope=principal.scope, expect_revision=expected
     )
-    _written(state, response, set_name, state.store.revision(set_name))
-    return _shown(ended, full_phones(principal))
+    _written(state, response, set_name, ended.revision)
+    return _shown(ended.post, full_phones(principal))
 
 
 ROSTER_BODY = {

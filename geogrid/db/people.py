@@ -7,6 +7,13 @@ Every write bumps the set's revision (its ETag), as boundary writes do, and leav
 Which units a row may name: those of the published version in force on the row's ``valid_from``; a row
 that starts before the set's first published version is checked against that first version.
 
+A key limited to a street or community (``scope``) names only units under it, and may not change the name,
+phone or kind of a person who holds or held a post outside it (a person is one record for the whole set);
+it may still give such a person a post inside, their details unchanged.
+
+A row without a person id is the person stored (or named with an id elsewhere in the file) with the same
+name and phone, when exactly one is; otherwise it is a new person with an id derived from them.
+
 A roster import keeps good data beside bad: with ``commit`` the good rows are written and the bad ones
 reported (row as in the file, field, person id, message: never a phone), all in one transaction, so if
 anything fails while writing nothing is written. Importing the same file again changes nothing: a post
@@ -80,6 +87,15 @@ class RosterReport:
         }
 
 
+@dataclass(frozen=True)
+class PostWrite:
+    """A post as written by :meth:`Roster.create_post` or :meth:`Roster.end_post`, and the set's revision
+    that write made (its new ETag: nothing needs reading after the commit)."""
+
+    post: dict[str, Any]
+    revision: int
+
+
 class Roster:
     """The people of a boundary set and the posts they hold, in a PostGIS or SpatiaLite database."""
 
@@ -151,7 +167,7 @@ class Roster:
                 report.committed, report.revision = True, seen
                 return report
             self._store._claim(conn, set_id, set_name, seen, expect_revision)
-            changes = write_plan(conn, set_id, self.actor, plan, progress)
+            changes = write_plan(conn, set_id, self.actor, plan, progress, scope=scope)
             counts = {k: v for k, v in report.summary().items() if type(v) is int and k != "revision"}
             write_audit(conn, self.actor, "import_roster", {**counts, "people": changes}, set_name=set_name)
             report.committed, report.revision = True, seen + 1
@@ -172,10 +188,13 @@ class Roster:
         person_id: str | None = None,
         scope: str | None = None,
         expect_revision: int | None = None,
-    ) -> dict[str, Any]:
-        """Add a post (and its person, or update their name, phone, kind); the new post as a dict.
+    ) -> PostWrite:
+        """Add a post (and its person, or update their name, phone, kind); the new post as a dict, with the
+        set's revision after the write. Without ``person_id``, the person stored with that name and phone
+        (when exactly one is), else a new one.
 
-        Refused with the field at fault: InvalidCode (no such unit), OutOfScope (outside ``scope``),
+        Refused with the field at fault: InvalidCode (no such unit), OutOfScope (a unit outside ``scope``,
+        or a change to a person who holds or held a post outside it),
         VersionConflict (the person already holds that role there then, or a stale ``expect_revision``),
         InvalidPost (anything else: phone, kind, role, dates, buildings).
         """
@@ -201,7 +220,7 @@ class Roster:
                     "that post is already stored; end it instead", set=set_name, field="valid_from"
                 )
             self._store._claim(conn, set_id, set_name, seen, expect_revision)
-            changes = write_plan(conn, set_id, self.actor, plan[plan["action"] != "end"])
+            changes = write_plan(conn, set_id, self.actor, plan[plan["action"] != "end"], scope=scope)
             # The set's row is locked until this transaction ends: the newest post of the set is this one.
             post_id = int(
                 conn.execute(sa.select(sa.func.max(post.c.id)).where(post.c.set_id == set_id)).scalar_one()
@@ -209,7 +228,8 @@ class Roster:
             detail = {**_public(report.new[0]), "post_id": post_id, "people": changes}
             detail.pop("row", None)
             write_audit(conn, self.actor, "create_post", detail, set_name=set_name)
-            return records(read_posts(conn, set_id, None, None, post_id=post_id))[0]
+            made = records(read_posts(conn, set_id, None, None, post_id=post_id))[0]
+        return PostWrite(made, seen + 1)
 
     def end_post(
         self,
@@ -219,8 +239,9 @@ class Roster:
         *,
         scope: str | None = None,
         expect_revision: int | None = None,
-    ) -> dict[str, Any]:
-        """End a post on ``valid_to`` (its first day out of force); the post as a dict, now ended.
+    ) -> PostWrite:
+        """End a post on ``valid_to`` (its first day out of force); the post as a dict, now ended, with the
+        set's revision after the write.
 
         NotFound for no such post in the set, OutOfScope for a unit outside ``scope``, VersionConflict for
         a post already ended or a ``valid_to`` not after its ``valid_from`` (or a stale ``expect_revision``).
@@ -251,7 +272,7 @@ class Roster:
             end_posts(conn, [(post_id, valid_to)], self.actor)
             detail = {**_public(held), "post_id": post_id, "valid_to": valid_to.isoformat()}
             write_audit(conn, self.actor, "end_post", detail, set_name=set_name)
-            return {**held, "valid_to": valid_to}
+        return PostWrite({**held, "valid_to": valid_to}, seen + 1)
 
 
 # ---- checking --------------------------------------------------------------------------------------
@@ -262,6 +283,7 @@ def _plan(
     (with their ``action``: new or end), the people they add or change noted in the report."""
     report = RosterReport(set_name=set_name, rows=len(rows))
     versions = _unit_versions(conn, set_id, set_name)
+    rows = _resolve_ids(conn, set_id, rows, report.warnings)
     early: list[RowError] = []
     keep = pd.Series(True, index=rows.index, dtype=bool)
     for index, rec in zip(rows.index, rows.to_dict("records"), strict=True):
@@ -272,29 +294,26 @@ def _plan(
     units = {code: level for _, _, codes in versions for code, level in codes.items()}
     stored = read_posts(conn, set_id, None, None)
     good, errors = people.validate_rows(rows[keep], units, stored, _buildings(conn, set_id))
+    known = {p["person_id"]: p for p in read_people(conn, set_id, set(good["person_id"]))}
+    if scope is not None:
+        refused = _changes_outside(good, known, stored, scope)
+        good = good[~good["person_id"].isin({e.person_id for e in refused})]
+        errors += refused
     report.errors = sorted(early + errors, key=lambda e: (e.row, e.field))
     report.unchanged = int((good["action"] == "unchanged").sum())
-    first_kind: dict[str, tuple[str, int]] = {}
-    for rec in good.to_dict("records"):
-        kind, row = first_kind.setdefault(rec["person_id"], (rec["kind"], rec["row"]))
-        if rec["kind"] != kind:
-            report.warnings.append(
-                f"row {rec['row']}: {rec['person_id']} is {rec['kind']} here but {kind} in row {row}; "
-                f"a person has one kind, so {kind} is kept"
-            )
+    first_kind = _first_kinds(good, report.warnings)
+    report.warnings += _nested(good, stored)
     for rec in good.to_dict("records"):
         if rec["action"] == "new":
             report.new.append(_public(rec))
         elif rec["action"] == "end":
             report.ended.append(_public(rec))
-    known = {p["person_id"]: p for p in read_people(conn, set_id, set(good["person_id"]))}
     by_row = {rec["row"]: rec for rec in good.to_dict("records")}
     for pid, (kind, row) in first_kind.items():
-        rec = by_row[row]
         was = known.get(pid)
         if was is None:
             report.people_added += 1
-        elif (was["name"], was["phone"], was["kind"]) != (rec["name"], rec["phone"], kind):
+        elif _changed(was, by_row[row], kind):
             report.people_changed.append(pid)
     plan = good[good["action"].isin(["new", "end"])]
     touched = set(plan["person_id"]) | set(report.people_changed)
@@ -303,6 +322,125 @@ def _plan(
     # The plan carries the people to add or change as rows of action "person" (one per person).
     persons = people_rows.assign(action="person")
     return report, pd.concat([persons, plan], ignore_index=True) if len(plan) or len(persons) else plan
+
+
+def _resolve_ids(conn: Connection, set_id: int, rows: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """``rows`` with the person id filled in where a row has none and exactly one person has its name and
+    phone: one stored, as the file's rows with ids leave them (so the duplicate checks see the same person
+    twice); a warning (no phone) where several have."""
+    blank = [not str(v or "").strip() for v in rows["person_id"]]
+    if not any(blank):
+        return rows
+    current = {p["person_id"]: (p["name"], p["phone"]) for p in read_people(conn, set_id)}
+    in_file: set[str] = set()
+    for rec, empty in zip(rows.to_dict("records"), blank, strict=True):
+        pid, who = str(rec["person_id"] or "").strip(), _who(rec)
+        if not empty and who is not None and pid not in in_file:  # the first row of an id says who it is
+            current[pid] = who
+            in_file.add(pid)
+    owners: dict[tuple[str, str], set[str]] = {}
+    for pid, who in current.items():
+        owners.setdefault(who, set()).add(pid)
+    out = rows.copy()
+    for index, rec, empty in zip(rows.index, rows.to_dict("records"), blank, strict=True):
+        who = _who(rec) if empty else None
+        found = sorted(owners.get(who, ())) if who is not None else []
+        if len(found) == 1:
+            out.at[index, "person_id"] = found[0]
+        elif found:
+            warnings.append(
+                f"row {rec['row']}: no person id, and {', '.join(found)} have this name and phone; "
+                "the row is taken as another person (give the id to say which)"
+            )
+    return out
+
+
+def _who(rec: dict[str, Any]) -> tuple[str, str] | None:
+    """A row's name and phone as stored, or None when either is missing or not a phone."""
+    name = str(rec.get("name") or "").strip()
+    phone = people.normalize_phone(str(rec.get("phone") or ""))
+    return (name, phone) if name and phone is not None else None
+
+
+def _changed(was: dict[str, Any], rec: dict[str, Any], kind: str) -> list[str]:
+    """The person's fields a row changes: name, phone, kind (``kind`` as the file gives it first)."""
+    now = {"name": rec["name"], "phone": rec["phone"], "kind": kind}
+    return [f for f in ("name", "phone", "kind") if was[f] != now[f]]
+
+
+def _first_kinds(good: pd.DataFrame, warnings: list[str]) -> dict[str, tuple[str, int]]:
+    """Each person's kind and the row that first gives it; a warning for a row that gives another."""
+    first: dict[str, tuple[str, int]] = {}
+    for rec in good.to_dict("records"):
+        kind, row = first.setdefault(rec["person_id"], (rec["kind"], rec["row"]))
+        if rec["kind"] != kind:
+            warnings.append(
+                f"row {rec['row']}: {rec['person_id']} is {rec['kind']} here but {kind} in row {row}; "
+                f"a person has one kind, so {kind} is kept"
+            )
+    return first
+
+
+def _changes_outside(
+    good: pd.DataFrame, known: dict[str, dict[str, Any]], stored: pd.DataFrame, scope: str
+) -> list[RowError]:
+    """Row errors for every row of a person whose name, phone or kind the rows change although they hold
+    or held a post outside ``scope``: a scoped key answers for its units, not for people set-wide."""
+    outside = {
+        p
+        for p, code in zip(stored["person_id"], stored["unit_code"], strict=True)
+        if not code.startswith(scope)
+    }
+    first = _first_kinds(good, [])
+    refused: list[RowError] = []
+    rows = good.to_dict("records")
+    by_row = {rec["row"]: rec for rec in rows}
+    for pid, (kind, row) in first.items():
+        was = known.get(pid)
+        changed = _changed(was, by_row[row], kind) if was is not None and pid in outside else []
+        if not changed:
+            continue
+        message = (
+            f"{pid} holds or held a post outside {scope}, the key's scope, so their {changed[0]} is not "
+            "changed by it; a key for the whole set may change it"
+        )
+        refused += [RowError(int(r["row"]), changed[0], message, pid) for r in rows if r["person_id"] == pid]
+    return refused
+
+
+def _nested(good: pd.DataFrame, stored: pd.DataFrame) -> list[str]:
+    """Warnings (no phone) for a new post whose holder has the same role at once on a unit inside or
+    around its unit (a worker on grid G and on its micro-grid G001): stored posts as the rows leave them."""
+    ends = {
+        (r["person_id"], r["role"], r["unit_code"], r["valid_from"]): r["valid_to"]
+        for r in good.to_dict("records")
+        if r["action"] == "end"
+    }
+    held: dict[tuple[str, str], list[tuple[str, dt.date, dt.date | None, str]]] = {}
+    for r in stored.to_dict("records"):
+        valid_to = None if pd.isna(r["valid_to"]) else r["valid_to"]
+        if valid_to is None:
+            valid_to = ends.get((r["person_id"], r["role"], r["unit_code"], r["valid_from"]))
+        where = f"stored post {r['post_id']}"
+        held.setdefault((r["person_id"], r["role"]), []).append(
+            (r["unit_code"], r["valid_from"], valid_to, where)
+        )
+    warnings = []
+    for r in good.to_dict("records"):
+        if r["action"] != "new":
+            continue
+        code, start, end = r["unit_code"], r["valid_from"], r["valid_to"]
+        mine = held.setdefault((r["person_id"], r["role"]), [])
+        for other, o_start, o_end, where in mine:
+            nested = other != code and (other.startswith(code) or code.startswith(other))
+            if nested and people.overlaps(start, end, o_start, o_end):
+                label = people.ROLE_LABELS[people.Role(r["role"])]
+                warnings.append(
+                    f"row {r['row']}: {r['person_id']} is {label} on {code} and on {other} ({where}), "
+                    f"one unit inside the other, at once from {max(start, o_start)}; is one of them meant?"
+                )
+        mine.append((code, start, end, f"row {r['row']}"))
+    return warnings
 
 
 Versions = list[tuple[dt.date, dt.date | None, dict[str, str]]]
@@ -363,7 +501,7 @@ def _check_expected(set_name: str, seen: int, expect: int | None) -> None:
 def _refusal(error: RowError) -> GeoGridError:
     """The error a single post's first row error stands for (no phone value in it)."""
     where = {"field": error.field, "person_id": error.person_id}
-    if error.field == "unit_code" and "outside" in error.message and "scope" in error.message:
+    if "the key's scope" in error.message:  # a unit outside it, or a person who holds a post outside it
         return OutOfScope(error.message, **where)
     if error.field == "unit_code":
         return InvalidCode(error.message, **where)
@@ -377,6 +515,3 @@ def _public(rec: dict[str, Any]) -> dict[str, Any]:
     keys = ("row", "person_id", "name", "role", "unit_code", "valid_from", "valid_to")
     out = {k: rec[k].isoformat() if isinstance(rec[k], dt.date) else rec[k] for k in keys if k in rec}
     return {**out, "row": int(rec["row"])} if "row" in rec else out
-
-
-# ---- writing ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from geogrid.db.schema import person, post
 from geogrid.db.store import _now
-from geogrid.errors import VersionConflict
+from geogrid.errors import OutOfScope, VersionConflict
 from geogrid.people import POST_COLUMNS, mask_phone
 
 PERSON_FIELDS = ("person_id", "name", "phone", "kind")
@@ -103,10 +103,13 @@ def write_plan(
     actor: str,
     plan: pd.DataFrame,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    scope: str | None = None,
 ) -> dict[str, Any]:
-    """Write a plan from :func:`_plan` (people, new posts, ended posts); what changed about people."""
+    """Write a plan from :func:`_plan` (people, new posts, ended posts); what changed about people.
+    ``scope``: as for :func:`write_people`."""
     persons = plan[plan["action"] == "person"].to_dict("records")
-    changes = write_people(conn, set_id, persons)
+    changes = write_people(conn, set_id, persons, scope=scope)
     refs = {
         pid: ref
         for pid, ref in conn.execute(
@@ -147,10 +150,19 @@ def insert_posts(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(sa.insert(post), rows)
 
 
-def write_people(conn: Connection, set_id: int, persons: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Add or update people; what changed, for the audit log (counts, and each change with phones masked)."""
+def write_people(
+    conn: Connection, set_id: int, persons: Iterable[dict[str, Any]], *, scope: str | None = None
+) -> dict[str, Any]:
+    """Add or update people; what changed, for the audit log (counts, and each change with phones masked).
+
+    With ``scope`` (a key's street or community code), a change to a person who holds or held a post outside
+    it is refused (OutOfScope, naming the person and field, never a phone): a person is one record for the
+    whole set, so a scoped key may not rewrite the details another community relies on.
+    """
     persons = list(persons)
     known = {p["person_id"]: p for p in read_people(conn, set_id, {p["person_id"] for p in persons})}
+    if scope is not None:
+        _refuse_outside(conn, set_id, scope, persons, known)
     added, changed = [], []
     for p in persons:
         values = {"name": p["name"], "phone": p["phone"], "kind": p["kind"]}
@@ -172,6 +184,39 @@ def write_people(conn: Connection, set_id: int, persons: Iterable[dict[str, Any]
     if added:
         conn.execute(sa.insert(person), added)
     return {"added": len(added), "changed": changed}
+
+
+def _refuse_outside(
+    conn: Connection, set_id: int, scope: str, persons: list[dict[str, Any]], known: dict[str, dict[str, Any]]
+) -> None:
+    changing = {
+        p["person_id"]: next(f for f in ("name", "phone", "kind") if known[p["person_id"]][f] != p[f])
+        for p in persons
+        if p["person_id"] in known
+        and any(known[p["person_id"]][f] != p[f] for f in ("name", "phone", "kind"))
+    }
+    if not changing:
+        return
+    query = (
+        sa.select(person.c.person_id)
+        .join(post, post.c.person_ref == person.c.id)
+        .where(
+            person.c.set_id == set_id,
+            person.c.person_id.in_(sorted(changing)),
+            sa.not_(post.c.unit_code.startswith(scope, autoescape=True)),
+        )
+        .order_by(person.c.person_id)
+        .limit(1)
+    )
+    pid = conn.execute(query).scalar()
+    if pid is not None:
+        raise OutOfScope(
+            f"{pid} holds or held a post outside {scope}, the key's scope, so their {changing[pid]} is not "
+            "changed by it",
+            scope=scope,
+            person_id=pid,
+            field=changing[pid],
+        )
 
 
 def open_posts(

@@ -11,6 +11,7 @@ import logging
 import time
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
@@ -338,3 +339,64 @@ def test_no_full_phone_in_error_bodies_or_the_access_log(service, caplog):
     assert "path=/v1/sets/s/people" in caplog.text and "/v1/sets/s/roster" in caplog.text
     no_phone(caplog.text)
     assert "1381234567x" not in caplog.text
+
+
+def test_a_scoped_planner_cannot_rewrite_a_person_holding_a_post_outside_its_scope(service):
+    """P3 is the secretary of another community: the planner of HOME may give her a post in HOME, but not
+    change her phone (or name, or kind), neither by a post nor by a roster."""
+    client, keys = service
+    headers = lambda: auth(keys, "planner@home", **{"If-Match": etag(client)})  # noqa: E731
+    p3 = {"person_id": "P3", "name": "王芳", "kind": "社区书记"}
+    hijack = client.post("/v1/sets/s/posts", json=new_post(**p3, phone="13666666666"), headers=headers())
+    body = problem(hijack, 403, "P3")
+    assert body["field"] == "phone" and "13666666666" not in hijack.text
+    no_phone(hijack.text)
+    rows = HEADER + f"\nP3,王芳,13666666666,社区书记,网格员,{GRID},2026-03-01,,"
+    rows += f"\nP1,张伟,{LEADER},网格长,网格员,{GRID}001,2026-03-01,,"
+    report = client.post(
+        "/v1/sets/s/roster", params={"commit": "true"}, content=rows.encode(), headers=headers()
+    )
+    assert report.status_code == 200, report.text
+    assert [(e["row"], e["field"], e["person_id"]) for e in report.json()["row_errors"]] == [
+        (1, "phone", "P3")
+    ]
+    assert "13666666666" not in report.text and report.json()["new"] == 1
+    no_phone(report.text)
+    person = client.get("/v1/sets/s/people/P3", headers=auth(keys, "commander")).json()
+    assert person["phone"] == SECRETARY and [p["unit_code"] for p in person["posts"]] == [OTHER]
+    same = client.post("/v1/sets/s/posts", json=new_post(**p3, phone=SECRETARY), headers=headers())
+    assert same.status_code == 201, same.text
+
+
+@pytest.mark.parametrize("write", ["create", "end"])
+def test_a_write_that_committed_is_not_reported_failed_when_the_revision_cannot_be_read_after(
+    service, monkeypatch, write
+):
+    """The new ETag comes from the write itself: no query after the commit that could fail and make a
+    written post look like a failure (503)."""
+    client, keys = service
+    store = client.app.state.service.store
+    real, calls = store.revision, []
+
+    def revision_then_away(set_name: str) -> int:
+        calls.append(set_name)
+        if len(calls) > 1:  # the If-Match check reads it once, before the write
+            raise sa.exc.OperationalError("SELECT revision", {}, Exception("the database went away"))
+        return real(set_name)
+
+    before = etag(client)
+    post_id = next(
+        p["post_id"] for p in client.get("/v1/sets/s/posts").json()["posts"] if p["person_id"] == "P2"
+    )
+    monkeypatch.setattr(store, "revision", revision_then_away)
+    headers = auth(keys, "planner", **{"If-Match": before})
+    if write == "create":
+        done = client.post("/v1/sets/s/posts", json=new_post(), headers=headers)
+        assert done.status_code == 201, done.text
+    else:
+        done = client.post(
+            f"/v1/sets/s/posts/{post_id}/end", json={"valid_to": "2026-06-01"}, headers=headers
+        )
+        assert done.status_code == 200, done.text
+    monkeypatch.undo()
+    assert done.headers["ETag"] == etag(client) != before and len(calls) == 1

@@ -54,7 +54,8 @@ def units(demo_layers):
     mine = grids[grids["parent_code"] == community]["code"].tolist()
     micro = demo_layers["microgrids"]
     first_micro = sorted(micro[micro["parent_code"] == mine[0]]["code"])[0]
-    return {"community": community, "grid": mine[0], "grid2": mine[1], "micro": first_micro}
+    other = sorted(set(grids["parent_code"]) - {community})[0]  # another community (outside a scope)
+    return {"community": community, "grid": mine[0], "grid2": mine[1], "micro": first_micro, "other": other}
 
 
 def good_rows(u) -> list[list[str]]:
@@ -271,7 +272,7 @@ def test_a_post_that_ended_yesterday_is_gone_today_and_there_last_week(roster, u
     roster.import_roster("demo", load(csv_file(good_rows(units))), commit=True)
     p1 = roster.posts("demo", unit=units["grid"])
     post_id = int(p1[p1["person_id"] == "P1"]["post_id"].iloc[0])
-    ended = roster.end_post("demo", post_id, TODAY)  # in force until yesterday, the last day
+    ended = roster.end_post("demo", post_id, TODAY).post  # in force until yesterday, the last day
     assert ended["valid_to"] == TODAY
     assert "P1" not in set(roster.posts("demo", TODAY)["person_id"])
     assert "P1" in set(roster.posts("demo", TODAY - dt.timedelta(days=7))["person_id"])
@@ -317,7 +318,7 @@ def post_fields(units, **change):
 
 
 def test_create_a_post_and_the_refusals_name_the_field(roster, units):
-    made = roster.create_post("demo", **post_fields(units))
+    made = roster.create_post("demo", **post_fields(units)).post
     assert made["post_id"] > 0 and made["person_id"] == "P8" and made["valid_to"] is None
     assert list(made) == POST_COLUMNS
     with pytest.raises(VersionConflict, match="already holds") as caught:
@@ -366,6 +367,161 @@ def test_building_ids_are_checked_once_the_buildings_are_loaded(roster, units, d
     report = roster.import_roster("demo", load(csv_file(rows)), commit=True)
     assert [(e.row, e.field) for e in report.errors] == [(2, "buildings")]
     assert roster.posts("demo")["buildings"].tolist() == [[inside]]
+
+
+def test_create_and_end_a_post_return_the_revision_they_wrote(roster, units):
+    store = Store(roster.engine)
+    before = store.revision("demo")
+    made = roster.create_post("demo", **post_fields(units))
+    assert made.revision == before + 1 == store.revision("demo")
+    assert made.post["person_id"] == "P8" and list(made.post) == POST_COLUMNS
+    ended = roster.end_post("demo", made.post["post_id"], dt.date(2026, 6, 1))
+    assert ended.revision == before + 2 == store.revision("demo")
+    assert ended.post["valid_to"] == dt.date(2026, 6, 1)
+
+
+# ---- scope and the people a scoped key may change --------------------------------------------------
+NEW_PHONE = "13666666666"
+
+
+def outsider_rows(units) -> list[list[str]]:
+    """P3 is another community's secretary (a post now ended: held, not holding); P1 is only inside."""
+    return [
+        ["P1", "张伟", PHONES[0], "网格长", "网格长", units["grid"], "2020-01-01", "", ""],
+        ["P3", "王芳", PHONES[2], "社区书记", "社区书记", units["other"], "2020-01-01", "2026-02-01", ""],
+    ]
+
+
+def test_a_scoped_post_cannot_rewrite_a_person_who_holds_a_post_outside_its_scope(roster, units):
+    roster.import_roster("demo", load(csv_file(outsider_rows(units))), commit=True)
+    revision = Store(roster.engine).revision("demo")
+    p3 = {"person_id": "P3", "name": "王芳", "phone": PHONES[2], "kind": "secretary", "role": "worker"}
+    fields = post_fields(units, **p3, unit_code=units["grid"])
+    for change in ({"phone": NEW_PHONE}, {"name": "王小芳"}, {"kind": "worker_fulltime"}):
+        field_name = next(iter(change))
+        with pytest.raises(OutOfScope) as caught:
+            roster.create_post("demo", **{**fields, **change}, scope=units["community"])
+        assert caught.value.status == 403
+        assert caught.value.where == {"field": field_name, "person_id": "P3"}
+        assert NEW_PHONE not in str(caught.value) and PHONES[2] not in str(caught.value)
+    person = roster.person("demo", "P3")
+    assert (person["name"], person["phone"], person["kind"]) == ("王芳", PHONES[2], "secretary")
+    assert Store(roster.engine).revision("demo") == revision and counts(roster.engine) == (2, 2)
+    # the same person with unchanged details may be given a post inside the scope
+    made = roster.create_post("demo", **fields, scope=units["community"])
+    assert made.post["person_id"] == "P3" and made.post["unit_code"] == units["grid"]
+    # a person with posts only inside the scope may still be changed by it; unscoped, anyone may
+    p1 = {"person_id": "P1", "name": "张伟", "phone": NEW_PHONE, "kind": "leader", "role": "worker"}
+    roster.create_post("demo", **post_fields(units, **p1), scope=units["community"])
+    assert roster.person("demo", "P1")["phone"] == NEW_PHONE
+    roster.create_post("demo", **{**fields, "role": "liaison", "phone": NEW_PHONE})
+    assert roster.person("demo", "P3")["phone"] == NEW_PHONE
+
+
+def test_a_scoped_import_cannot_rewrite_a_person_who_held_a_post_outside_its_scope(roster, units):
+    roster.import_roster("demo", load(csv_file(outsider_rows(units))), commit=True)
+    rows = [
+        ["P3", "王芳", NEW_PHONE, "社区书记", "网格员", units["grid"], "2026-03-01", "", ""],  # row 1
+        ["P3", "王芳", NEW_PHONE, "社区书记", "网格员", units["grid2"], "2026-03-01", "", ""],  # row 2
+        ["P1", "张伟", PHONES[3], "网格长", "网格长", units["grid"], "2020-01-01", "", ""],  # row 3: inside
+        ["P2", "李娜", PHONES[1], "专职网格员", "网格员", units["grid"], "2026-01-01", "", ""],  # row 4
+    ]
+    report = roster.import_roster("demo", load(csv_file(rows)), commit=True, scope=units["community"])
+    assert [(e.row, e.field, e.person_id) for e in report.errors] == [(1, "phone", "P3"), (2, "phone", "P3")]
+    assert all("outside" in e.message and units["community"] in e.message for e in report.errors)
+    text = json.dumps(report.summary(), ensure_ascii=False)
+    assert NEW_PHONE not in text and all(p not in text for p in PHONES)
+    assert report.people_changed == ["P1"] and report.people_added == 1 and len(report.new) == 1
+    assert roster.person("demo", "P3")["phone"] == PHONES[2]  # untouched
+    assert roster.person("demo", "P1")["phone"] == PHONES[3]
+    renamed = [["P3", "王小芳", PHONES[2], "社区书记", "网格员", units["grid"], "2026-03-01", "", ""]]
+    report = roster.import_roster("demo", load(csv_file(renamed)), commit=False, scope=units["community"])
+    assert [(e.row, e.field, e.person_id) for e in report.errors] == [(1, "name", "P3")]
+    same = [["P3", "王芳", PHONES[2], "社区书记", "网格员", units["grid"], "2026-03-01", "", ""]]
+    report = roster.import_roster("demo", load(csv_file(same)), commit=True, scope=units["community"])
+    assert not report.errors and len(report.new) == 1 and not report.people_changed
+
+
+def test_writing_people_with_a_scope_refuses_a_change_to_a_person_outside_it(roster, units):
+    """The guard where people are written, whatever plan reaches it."""
+    roster.import_roster("demo", load(csv_file(outsider_rows(units))), commit=True)
+    p3 = {"person_id": "P3", "name": "王芳", "phone": NEW_PHONE, "kind": "secretary"}
+    with roster.engine.begin() as conn:
+        set_id = Store(roster.engine)._set_row(conn, "demo")[0]
+        with pytest.raises(OutOfScope) as caught:
+            db_posts.write_people(conn, set_id, [p3], scope=units["community"])
+        assert caught.value.where["field"] == "phone" and NEW_PHONE not in str(caught.value)
+        same = db_posts.write_people(conn, set_id, [{**p3, "phone": PHONES[2]}], scope=units["community"])
+        assert same == {"added": 0, "changed": []}
+        p1 = {"person_id": "P1", "name": "张伟", "phone": NEW_PHONE, "kind": "leader"}
+        assert db_posts.write_people(conn, set_id, [p1], scope=units["community"])["changed"]
+    assert roster.person("demo", "P3")["phone"] == PHONES[2]
+
+
+# ---- the same person, with and without an id -------------------------------------------------------
+def test_a_row_without_an_id_is_the_stored_person_with_its_name_and_phone(roster, units):
+    roster.import_roster("demo", load(csv_file(good_rows(units))), commit=True)
+    again = [["", "张伟", "+86 138 1234 1234", "网格长", "网格长", units["grid"], "2026-05-01", "", ""]]
+    report = roster.import_roster("demo", load(csv_file(again)), commit=True)
+    assert [(e.row, e.field, e.person_id) for e in report.errors] == [(1, "valid_from", "P1")]
+    assert "stored post" in report.errors[0].message and not report.new
+    elsewhere = [["", "张伟", PHONES[0], "网格长", "网格长", units["grid2"], "2026-05-01", "", ""]]
+    report = roster.import_roster("demo", load(csv_file(elsewhere)), commit=True)
+    assert not report.errors and report.people_added == 0 and [c["person_id"] for c in report.new] == ["P1"]
+    assert counts(roster.engine) == (3, 5)
+    with pytest.raises(VersionConflict, match="already holds") as caught:
+        roster.create_post(
+            "demo",
+            **post_fields(units, person_id=None, name="张伟", phone=PHONES[0], unit_code=units["grid"])
+            | {"kind": "leader", "role": "leader"},
+        )
+    assert caught.value.where["person_id"] == "P1"
+
+
+@pytest.mark.parametrize("order", ["id first", "id last"])
+def test_a_row_without_an_id_is_the_file_row_with_its_name_and_phone(roster, units, order):
+    with_id = ["P1", "张伟", PHONES[0], "网格长", "网格长", units["grid"], "2026-01-01", "", ""]
+    without = ["", "张伟", PHONES[0], "网格长", "网格长", units["grid"], "2026-01-01", "", ""]
+    rows = [with_id, without] if order == "id first" else [without, with_id]
+    report = roster.import_roster("demo", load(csv_file(rows)), commit=True)
+    assert [(e.row, e.field, e.person_id) for e in report.errors] == [(2, "valid_from", "P1")]
+    assert report.people_added == 1 and counts(roster.engine) == (1, 1)
+
+
+def test_a_row_without_an_id_matching_nobody_or_two_people_stays_apart(roster, units):
+    rows = [
+        ["P1", "张伟", PHONES[0], "网格长", "网格长", units["grid"], "2026-01-01", "", ""],
+        ["P9", "张伟", PHONES[0], "网格长", "网格长", units["grid2"], "2026-01-01", "", ""],  # a namesake
+        ["", "张伟", PHONES[0], "专职网格员", "网格员", units["grid"], "2026-01-01", "", ""],  # which one?
+        ["", "赵六", PHONES[3], "专职网格员", "网格员", units["grid"], "2026-01-01", "", ""],  # nobody yet
+    ]
+    report = roster.import_roster("demo", load(csv_file(rows)), commit=True)
+    assert not report.errors and report.people_added == 4
+    ids = [c["person_id"] for c in report.new]
+    assert ids[:2] == ["P1", "P9"] and all(i.startswith("H") for i in ids[2:])
+    (warning,) = [w for w in report.warnings if "row 3" in w]
+    assert "P1" in warning and "P9" in warning and PHONES[0] not in warning
+
+
+def test_the_same_role_on_a_unit_and_its_parent_or_child_at_once_is_warned(roster, units):
+    rows = [
+        ["P2", "李娜", PHONES[1], "专职网格员", "网格员", units["grid"], "2026-01-01", "", ""],
+        ["P2", "李娜", PHONES[1], "专职网格员", "网格员", units["micro"], "2026-03-01", "", ""],  # child
+        ["P1", "张伟", PHONES[0], "网格长", "网格长", units["grid"], "2026-01-01", "2026-02-01", ""],
+        ["P1", "张伟", PHONES[0], "网格长", "网格长", units["micro"], "2026-02-01", "", ""],  # after: fine
+        ["P1", "张伟", PHONES[0], "网格长", "网格员", units["micro"], "2026-01-01", "", ""],  # another role
+    ]
+    report = roster.import_roster("demo", load(csv_file(rows)), commit=True)
+    assert not report.errors and len(report.new) == 5
+    (warning,) = report.warnings
+    assert warning.startswith("row 2: P2") and units["grid"] in warning and units["micro"] in warning
+    assert all(p not in warning for p in PHONES)
+    later = [["P2", "李娜", PHONES[1], "专职网格员", "网格员", units["grid2"], "2026-01-01", "", ""]]
+    assert not roster.import_roster("demo", load(csv_file(later)), commit=False).warnings
+    parent = [["P1", "张伟", PHONES[0], "网格长", "网格长", units["grid"], "2026-06-01", "", ""]]
+    report = roster.import_roster("demo", load(csv_file(parent)), commit=False)  # against stored posts
+    (warning,) = report.warnings
+    assert warning.startswith("row 1: P1") and "stored post" in warning
 
 
 # ---- the command line ------------------------------------------------------------------------------
