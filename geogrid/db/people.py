@@ -478,7 +478,7 @@ def _early_error(rec: dict[str, Any], versions: Versions, scope: str | None) -> 
         return None
     when = next((s for s, e, c in versions if c is codes), None)
     return RowError(
-        int(rec["row"]), "unit_code", f"no unit {code!r} in the version in force from {when}", pid
+        int(rec["row"]), "unit_code", f"no unit {people.shown(code)!r} in the version in force from {when}", pid
     )
 
 
