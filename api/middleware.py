@@ -265,11 +265,13 @@ class Deadline:
             # committing: the app's own answer goes out.
             await task
             return
+        answered = (
+            True  # before the 503 goes out: what the app sends while it does is dropped, not a second start
+        )
         if sent["status"]:  # a response under way (a long stream): cut it
             task.cancel()
         else:
-            await problem(watched_send, sent, current.error())
-        answered = True
+            await problem(send, sent, current.error())
         # Wait for the work to end (a thread at its next checkpoint or commit, which rolls back), so that
         # what is running is what the server counts; what the app sends meanwhile is dropped.
         with contextlib.suppress(asyncio.CancelledError, Exception):
