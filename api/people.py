@@ -22,7 +22,7 @@ from api.auth import reader, require
 from api.dependencies import MAX_INT, StateDep
 from api.drafts import IfMatch, etag, expected_revision
 from api.state import ServiceState
-from geogrid import people
+from geogrid import people, rosters
 from geogrid.access import Action, Principal
 from geogrid.db.people import Roster, RosterReport
 from geogrid.errors import InvalidRoster, MissingColumn, VersionConflict
@@ -230,7 +230,7 @@ def _import(
     if_match: str | None,
 ) -> RosterReport:
     expected = _expected(state, set_name, if_match) if commit else None
-    rows: pd.DataFrame = people.read_roster(data, filename=filename)
+    rows: pd.DataFrame = rosters.read_roster(data, filename=filename)
     return _roster(state, principal.name).import_roster(
         set_name, rows, commit=commit, scope=principal.scope, expect_revision=expected
     )

@@ -34,8 +34,9 @@ from geogrid.db.layers import Layers
 from geogrid.db.people import Roster
 from geogrid.io import read_boundaries
 from geogrid.maps import KINDS, build_map
-from geogrid.people import POST_COLUMNS, in_force, read_roster, validate_rows
+from geogrid.people import POST_COLUMNS, in_force
 from geogrid.reach import reach
+from geogrid.rosters import read_roster, validate_rows
 from geogrid.settings import Settings
 from geogrid.topology import check
 

@@ -42,7 +42,7 @@ from geogrid.db.keys import Keys
 from geogrid.db.layers import Layers
 from geogrid.db.people import Roster
 from geogrid.io import read_boundaries
-from geogrid.people import read_roster
+from geogrid.rosters import read_roster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _postgis import scratch_database

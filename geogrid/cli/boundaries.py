@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from geogrid import io, people
+from geogrid import io, rosters
 from geogrid.cli.common import DateOpt, _date, _progress, _state, console, err
 from geogrid.cli.people import load_layer, print_report, roster_of
 from geogrid.db import Store
@@ -246,7 +246,7 @@ def _demo_extras(store: Store, set_name: str, path: Path) -> None:
     if not (path / DEMO_ROSTER).is_file():
         err.print(f"[yellow]warning:[/] no {DEMO_ROSTER} in {path}; the demo has no roster", highlight=False)
         return
-    report = roster_of(store).import_roster(set_name, people.read_roster(path / DEMO_ROSTER), commit=True)
+    report = roster_of(store).import_roster(set_name, rosters.read_roster(path / DEMO_ROSTER), commit=True)
     if report.new or report.ended or report.people_changed or report.errors:
         print_report(report, f"{DEMO_ROSTER} → {set_name}", details=False)
     else:

@@ -9,7 +9,7 @@ import geopandas as gpd
 import typer
 from rich.table import Table
 
-from geogrid import io, people
+from geogrid import io, people, rosters
 from geogrid.cli.common import DateOpt, _date, _progress, _state, console, err
 from geogrid.db import Store
 from geogrid.db.layers import SPECS, Layers
@@ -45,7 +45,7 @@ def people_import(
     at a time, phone, dates, buildings); with --commit the good rows are written, in one transaction, and
     the bad ones reported. Exit code 1 when any row was refused.
     """
-    rows = people.read_roster(file)
+    rows = rosters.read_roster(file)
     store = _state(ctx).store
     with _progress(enabled=commit and len(rows) > 200) as progress:
         task = progress.add_task(f"writing {file.name}", total=len(rows))
@@ -87,7 +87,7 @@ def print_report(report: RosterReport, title: str, *, details: bool = True) -> N
     for warning in report.warnings[:10]:
         console.print(f"  [yellow]warning:[/] {warning}", highlight=False)
     for error in report.errors[:SHOWN_ERRORS]:
-        label = people.COLUMNS.get(error.field, ("",))[0]
+        label = rosters.COLUMNS.get(error.field, ("",))[0]
         field = f"{label} ({error.field})" if label else error.field
         who = f" [dim]({error.person_id})[/]" if error.person_id else ""
         err.print(f"  [red]row {error.row}[/], {field}{who}: {error.message}", highlight=False)
@@ -112,7 +112,7 @@ def people_export(
     Without --at every post is written, ended ones too (history); with it, the posts in force that day.
     """
     posts = roster_of(_state(ctx).store).posts(set_name, _date(at))
-    people.write_roster(posts, out)
+    rosters.write_roster(posts, out)
     console.print(f"Wrote {len(posts)} post(s) to {out} (phones in full).")
 
 

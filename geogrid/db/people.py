@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
-from geogrid import people
+from geogrid import people, rosters
 from geogrid.db.posts import (
     PERSON_FIELDS,
     end_posts,
@@ -45,7 +45,7 @@ from geogrid.db.posts import (
 from geogrid.db.schema import boundary_version, building, post, unit
 from geogrid.db.store import Store, write_audit
 from geogrid.errors import GeoGridError, InvalidCode, InvalidPost, NotFound, OutOfScope, VersionConflict
-from geogrid.people import RowError
+from geogrid.rosters import RowError
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Roster:
         expect_revision: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> RosterReport:
-        """Check every row of a roster (from :func:`geogrid.people.read_roster`) and, with ``commit``, write
+        """Check every row of a roster (from :func:`geogrid.rosters.read_roster`) and, with ``commit``, write
         the good ones in one transaction; a dry run writes nothing.
 
         ``scope`` (a street or community code) refuses rows for units outside it, as row errors;
@@ -293,7 +293,7 @@ def _plan(
             early.append(error)
     units = {code: level for _, _, codes in versions for code, level in codes.items()}
     stored = read_posts(conn, set_id, None, None)
-    good, errors = people.validate_rows(rows[keep], units, stored, _buildings(conn, set_id))
+    good, errors = rosters.validate_rows(rows[keep], units, stored, _buildings(conn, set_id))
     known = {p["person_id"]: p for p in read_people(conn, set_id, set(good["person_id"]))}
     if scope is not None:
         refused = _changes_outside(good, known, stored, scope)
@@ -358,7 +358,7 @@ def _resolve_ids(conn: Connection, set_id: int, rows: pd.DataFrame, warnings: li
 def _who(rec: dict[str, Any]) -> tuple[str, str] | None:
     """A row's name and phone as stored, or None when either is missing or not a phone."""
     name = str(rec.get("name") or "").strip()
-    phone = people.normalize_phone(str(rec.get("phone") or ""))
+    phone = rosters.normalize_phone(str(rec.get("phone") or ""))
     return (name, phone) if name and phone is not None else None
 
 
@@ -470,7 +470,7 @@ def _early_error(rec: dict[str, Any], versions: Versions, scope: str | None) -> 
         return None  # validate_rows says it is empty
     if scope is not None and not code.startswith(scope):
         return RowError(int(rec["row"]), "unit_code", f"{code} lies outside {scope}, the key's scope", pid)
-    start = people.parse_date(rec.get("valid_from"))
+    start = rosters.parse_date(rec.get("valid_from"))
     if start is None:
         return None  # validate_rows says what is wrong with the date
     codes = next((c for s, e, c in versions if s <= start and (e is None or start < e)), versions[0][2])
@@ -478,7 +478,10 @@ def _early_error(rec: dict[str, Any], versions: Versions, scope: str | None) -> 
         return None
     when = next((s for s, e, c in versions if c is codes), None)
     return RowError(
-        int(rec["row"]), "unit_code", f"no unit {people.shown(code)!r} in the version in force from {when}", pid
+        int(rec["row"]),
+        "unit_code",
+        f"no unit {people.shown(code)!r} in the version in force from {when}",
+        pid,
     )
 
 

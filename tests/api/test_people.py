@@ -19,7 +19,7 @@ from api.main import create_app
 from geogrid.access import Role
 from geogrid.db.keys import Keys
 from geogrid.db.people import Roster
-from geogrid.people import read_roster
+from geogrid.rosters import read_roster
 from geogrid.settings import Settings
 from tests.conftest import BACKENDS, empty_store, migrated_engine, problem
 

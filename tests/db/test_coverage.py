@@ -29,7 +29,7 @@ from geogrid.crs import local_metric_crs
 from geogrid.db.coverage import coverage_of
 from geogrid.db.layers import Layers
 from geogrid.db.people import Roster
-from geogrid.people import read_roster
+from geogrid.rosters import read_roster
 from tests.conftest import DEMO, empty_store, published_demo
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]

@@ -19,7 +19,8 @@ from geogrid.db import posts as db_posts
 from geogrid.db.layers import Layers
 from geogrid.db.people import Roster
 from geogrid.errors import InvalidCode, InvalidPost, NotFound, OutOfScope, VersionConflict
-from geogrid.people import POST_COLUMNS, read_roster, write_roster
+from geogrid.people import POST_COLUMNS
+from geogrid.rosters import read_roster, write_roster
 from tests.conftest import BACKENDS, migrated_engine, published_demo
 
 HEADER = ["人员编号", "姓名", "手机号", "人员类别", "岗位", "单位编码", "起始日期", "结束日期", "包保楼栋"]

@@ -32,7 +32,8 @@ from geogrid.coverage import coverage
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.errors import NotFound, UnknownCRS
 from geogrid.io import read_boundaries
-from geogrid.people import POST_COLUMNS, mask_phone, read_roster, validate_rows
+from geogrid.people import POST_COLUMNS, mask_phone
+from geogrid.rosters import read_roster, validate_rows
 from geogrid.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
