@@ -86,6 +86,7 @@ class ServiceState:
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
         self._people: dict[str, People] = {}  # set -> its posts at the revision last read
         self._people_generation = 0  # bumped by a write: a read begun before it is not kept
+        self._people_today: dict[str | None, tuple[float, Directory]] = {}  # set -> (until, today's)
         self._people_lock = threading.Lock()
         # key -> (until, principal); by the key itself, which the process holds anyway: no hash per request
         self._principals: dict[str, tuple[float, Principal | None]] = {}
@@ -132,6 +133,7 @@ class ServiceState:
         with self._people_lock:
             self._people_generation += 1
             self._people.pop(set_name, None)
+            self._people_today.clear()
         try:
             self.read_versions(set_name)
         except Exception:  # the write is committed; the background reader catches up when it can
@@ -188,6 +190,10 @@ class ServiceState:
         """Who answers for each unit of ``set_name`` on ``at`` (default today). The set's posts are re-read
         in the background once older than ``version_cache_s`` (only when its revision moved), and at once
         after a write through this service; ``build=False`` raises NotCached rather than read or build."""
+        if at is None:  # the common case, answered from memory for as long as the posts are trusted
+            hit = self._people_today.get(set_name)
+            if hit is not None and time.monotonic() < hit[0]:
+                return hit[1]
         name = set_name or self.settings.default_set
         day = at or dt.date.today()
         held = self._people.get(name)
@@ -202,6 +208,8 @@ class ServiceState:
             if not build:
                 raise NotCached(f"the people of {name!r} on {day}")
             found = held.on(day)
+        if at is None:
+            self._people_today[set_name] = (time.monotonic() + self.settings.version_cache_s, found)
         return found
 
     def read_people(self, name: str) -> People:
@@ -216,6 +224,7 @@ class ServiceState:
         with self._people_lock:
             if generation == self._people_generation:  # no write meanwhile: what was read is current
                 self._people[name] = fresh
+                self._people_today.clear()
         return fresh
 
     # ---- callers ----------------------------------------------------------------------------------
