@@ -142,7 +142,9 @@ def _runnable(language: str | tuple[str, ...]) -> list:
 # ---- Python ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: xdist may hand a worker this module's tests in several turns, between other modules',
+# and a module-scoped fixture would load (or run) everything again each time (~3 minutes for the shell).
+@pytest.fixture(scope="session")
 def demo_folder(tmp_path_factory) -> Path:
     """A folder with the demo county loaded into var/geogrid.sqlite, as `geogrid demo` leaves it."""
     folder = tmp_path_factory.mktemp("readme")
@@ -170,7 +172,7 @@ def test_python_block_runs_as_written(demo_folder, block):
 # ---- shell, against a served demo ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shell_runs(tmp_path_factory) -> dict[int, subprocess.CompletedProcess[str]]:
     """Every shell block not marked `not run`, run in README order in one folder beside a served demo."""
     folder = tmp_path_factory.mktemp("readme-shell")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,16 +13,71 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import stop
+from tests.conftest import stop, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # .venv/bin: geogrid, python
 READY_DEADLINE_S = 600.0  # a loaded 2-core machine (the suite runs beside it) can take minutes to start up
+CHROMIUM = Path("/usr/bin/chromium")
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+LOCAL_SCHEMES = {"data", "blob", "about", "file"}  # never leave the machine
+TIMEOUT_MS = 120_000  # a loaded 2-core machine: ReDoc parses a 1 MB bundle and the whole OpenAPI document
+
+
+@dataclass
+class Visit:
+    """What one page load asked for: requests let through, requests refused, console errors."""
+
+    allowed: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium from the system (Playwright's own browser downloads are not used)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright is not installed (pip install -e '.[dev]')")
+    executable = str(CHROMIUM) if CHROMIUM.is_file() else shutil.which("chromium")
+    if executable is None:
+        unavailable(f"no Chromium at {CHROMIUM} (scripts/system-deps.sh chromium installs it)")
+    with sync_playwright() as playwright:
+        try:
+            instance = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        except Exception as exc:  # a broken install: Playwright's error names what is missing
+            unavailable(f"Chromium at {executable} does not start: {exc}")
+        yield instance
+        instance.close()
+
+
+def guarded(browser, **options) -> tuple[object, Visit]:
+    """A new page that refuses (and counts) every request leaving the machine and records console errors."""
+    seen = Visit()
+    page = browser.new_page(**options)
+    page.set_default_timeout(TIMEOUT_MS)
+
+    def route(route) -> None:
+        request_url = route.request.url
+        parts = urlsplit(request_url)
+        if parts.scheme in LOCAL_SCHEMES or parts.hostname in LOOPBACK:
+            seen.allowed.append(request_url)
+            route.continue_()
+        else:
+            seen.external.append(request_url)
+            route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
+    return page, seen
 
 
 @dataclass

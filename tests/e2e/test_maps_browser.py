@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from geogrid import maps
-from tests.e2e.test_pages_browser import LOCAL_SCHEMES, LOOPBACK, TIMEOUT_MS, Visit, browser  # noqa: F401
+from tests.e2e.conftest import Visit, guarded
 from tests.unit.test_maps import DEMO, DEMO_FILES, demo_report, small_report
 
 pytestmark = pytest.mark.xdist_group("e2e-maps")
@@ -81,25 +81,9 @@ def save(folder: Path, name: str, page: str) -> Path:
     return path
 
 
-def open_map(browser, url: str):  # noqa: F811 - the browser fixture, imported above
+def open_map(browser, url: str):
     """Open a map, refusing every non-loopback request; wait until its legend and overlays are drawn."""
-    seen = Visit()
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-
-    def route(route) -> None:
-        request_url = route.request.url
-        parts = urlsplit(request_url)
-        if parts.scheme in LOCAL_SCHEMES or parts.scheme == "file" or parts.hostname in LOOPBACK:
-            seen.allowed.append(request_url)
-            route.continue_()
-        else:
-            seen.external.append(request_url)
-            route.abort()
-
-    page.route("**/*", route)
-    page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
+    page, seen = guarded(browser, viewport={"width": 1280, "height": 900})
 
     def failed(request) -> None:
         # Leaflet cancels the tiles of the first view when fitBounds moves it (net::ERR_ABORTED); an
@@ -125,7 +109,7 @@ def check(page, seen: Visit, grids: int, what: str) -> None:
 
 @pytest.mark.parametrize("kind", maps.KINDS)
 @pytest.mark.parametrize("how", ["file", "http"])
-def test_each_map_of_a_small_county_draws_every_grid_offline(browser, folder, server, small, kind, how):  # noqa: F811
+def test_each_map_of_a_small_county_draws_every_grid_offline(browser, folder, server, small, kind, how):
     path = save(folder, f"small-{kind}.html", maps.build_map(kind, small))
     url = path.as_uri() if how == "file" else f"{server}/{path.name}"
     page, seen = open_map(browser, url)
@@ -138,7 +122,7 @@ def test_each_map_of_a_small_county_draws_every_grid_offline(browser, folder, se
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", maps.KINDS)
-def test_each_map_of_the_demo_county_draws_every_grid_offline(browser, folder, demo, kind):  # noqa: F811
+def test_each_map_of_the_demo_county_draws_every_grid_offline(browser, folder, demo, kind):
     path = save(folder, f"demo-{kind}.html", maps.build_map(kind, demo))
     page, seen = open_map(browser, path.as_uri())
     try:
@@ -151,7 +135,7 @@ def test_each_map_of_the_demo_county_draws_every_grid_offline(browser, folder, d
         page.close()
 
 
-def test_the_second_layer_and_a_popup_work(browser, folder, small):  # noqa: F811
+def test_the_second_layer_and_a_popup_work(browser, folder, small):
     path = save(folder, "small-layers.html", maps.responsibility_map(small))
     page, seen = open_map(browser, path.as_uri())
     try:
@@ -168,7 +152,7 @@ def test_the_second_layer_and_a_popup_work(browser, folder, small):  # noqa: F81
         page.close()
 
 
-def test_a_loopback_tile_url_is_the_only_thing_fetched(browser, folder, server, small):  # noqa: F811
+def test_a_loopback_tile_url_is_the_only_thing_fetched(browser, folder, server, small):
     tiles = f"{server}/tiles/{{z}}/{{x}}/{{y}}.png"
     path = save(
         folder, "small-tiles.html", maps.build_map("gaps", small, tile_url=tiles, attribution="local tiles")
@@ -184,7 +168,7 @@ def test_a_loopback_tile_url_is_the_only_thing_fetched(browser, folder, server, 
         page.close()
 
 
-def test_an_outside_tile_url_is_blocked_and_counted(browser, folder, small):  # noqa: F811
+def test_an_outside_tile_url_is_blocked_and_counted(browser, folder, small):
     """The control: a page that does name an outside host is caught by the same route."""
     tiles = "https://tiles.intranet.example/{z}/{x}/{y}.png"
     path = save(folder, "small-outside.html", maps.build_map("gaps", small, tile_url=tiles))
@@ -224,7 +208,7 @@ def not_run(page, seen: Visit, what: str) -> None:
 
 
 @pytest.mark.parametrize("kind", maps.KINDS)
-def test_hostile_names_are_shown_as_text_and_never_run(browser, folder, kind):  # noqa: F811
+def test_hostile_names_are_shown_as_text_and_never_run(browser, folder, kind):
     """Grids, sites, people and the set all named like markup: hovered and clicked, each shows as text."""
     hostile = small_report(PWN)
     path = save(folder, f"hostile-{kind}.html", maps.build_map(kind, hostile))
@@ -245,7 +229,7 @@ def test_hostile_names_are_shown_as_text_and_never_run(browser, folder, kind):  
         page.close()
 
 
-def test_a_hostile_layer_name_is_shown_as_text_in_the_layer_control_and_legend(browser, folder):  # noqa: F811
+def test_a_hostile_layer_name_is_shown_as_text_in_the_layer_control_and_legend(browser, folder):
     from geogrid.maps import page as draw
 
     layer = draw.Layer(

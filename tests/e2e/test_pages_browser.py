@@ -8,71 +8,17 @@ cache. Without the browser (or Playwright) the tests skip locally and fail under
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
-
 import pytest
 
-from tests.conftest import unavailable
+from tests.e2e.conftest import Visit, guarded
 
-CHROMIUM = Path("/usr/bin/chromium")
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-LOCAL_SCHEMES = {"data", "blob", "about"}
 # One served demo and one browser for the module: keep its tests on one xdist worker (make test: loadgroup).
 pytestmark = pytest.mark.xdist_group("e2e-pages")
-TIMEOUT_MS = 120_000  # a loaded 2-core machine: ReDoc parses a 1 MB bundle and the whole OpenAPI document
-
-
-@dataclass
-class Visit:
-    """What one page load asked for: requests let through, requests refused, console errors."""
-
-    allowed: list[str] = field(default_factory=list)
-    external: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Chromium from the system (Playwright's own browser downloads are not used)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed (pip install -e '.[dev]')")
-    executable = str(CHROMIUM) if CHROMIUM.is_file() else shutil.which("chromium")
-    if executable is None:
-        unavailable(f"no Chromium at {CHROMIUM} (scripts/system-deps.sh chromium installs it)")
-    with sync_playwright() as playwright:
-        try:
-            instance = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        except Exception as exc:  # a broken install: Playwright's error names what is missing
-            unavailable(f"Chromium at {executable} does not start: {exc}")
-        yield instance
-        instance.close()
 
 
 def visit(browser, url: str, ready_selector: str):
     """Open ``url``, refusing every non-loopback request, and wait for ``ready_selector`` to show."""
-    seen = Visit()
-    page = browser.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-
-    def route(route) -> None:
-        request_url = route.request.url
-        parts = urlsplit(request_url)
-        if parts.scheme in LOCAL_SCHEMES or parts.hostname in LOOPBACK:
-            seen.allowed.append(request_url)
-            route.continue_()
-        else:
-            seen.external.append(request_url)
-            route.abort()
-
-    page.route("**/*", route)
-    page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
+    page, seen = guarded(browser)
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200, url
     page.wait_for_selector(ready_selector, state="visible")
