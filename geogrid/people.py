@@ -149,13 +149,13 @@ ROLE_ORDER = {role: i for i, role in enumerate(Role)}  # leaders first on a cont
 class Directory:
     """Who answers for each unit on one date: contact cards by unit code, phones full or masked.
 
-    Built once from the posts in force (thousands), then asked per lookup: each unit's cards are made
-    ahead, in both forms and as JSON, so a lookup only picks (and joins) what was made.
+    Built once from the posts in force (thousands), then asked per lookup: each unit's cards are
+    serialised ahead, in both forms, so a lookup only picks (and joins) JSON arrays.
     """
 
     def __init__(self, posts: pd.DataFrame) -> None:
-        self._full: dict[str, list[dict[str, Any]]] = {}
-        self._masked: dict[str, list[dict[str, Any]]] = {}
+        full: dict[str, list[dict[str, Any]]] = {}
+        masked: dict[str, list[dict[str, Any]]] = {}
         self.leaders: dict[str, str] = {}  # unit code -> its leaders' names, joined by "、"
         ordered = sorted(posts.to_dict("records"), key=lambda p: (ROLE_ORDER[Role(p["role"])], p["name"]))
         for post in ordered:
@@ -167,32 +167,19 @@ class Directory:
                 "unit_code": post["unit_code"],
                 "buildings": len(post["buildings"]),
             }
-            self._full.setdefault(post["unit_code"], []).append(card)
-            self._masked.setdefault(post["unit_code"], []).append(
-                {**card, "phone": mask_phone(card["phone"])}
-            )
+            full.setdefault(post["unit_code"], []).append(card)
+            masked.setdefault(post["unit_code"], []).append({**card, "phone": mask_phone(card["phone"])})
             if post["role"] == Role.leader:
                 held = self.leaders.get(post["unit_code"])
                 self.leaders[post["unit_code"]] = post["name"] if held is None else f"{held}、{post['name']}"
-        self.size = len(ordered)
         self._json = {
-            full: {
-                code: orjson.dumps(cards) for code, cards in (self._full if full else self._masked).items()
-            }
-            for full in (True, False)
+            True: {code: orjson.dumps(cards) for code, cards in full.items()},
+            False: {code: orjson.dumps(cards) for code, cards in masked.items()},
         }
 
-    def cards(self, codes: Iterable[str | None], *, full_phones: bool = False) -> list[dict[str, Any]]:
-        """The contact cards of the units ``codes`` (finest first), phones masked unless ``full_phones``."""
-        by_unit = self._full if full_phones else self._masked
-        out: list[dict[str, Any]] = []
-        for code in codes:
-            if code is not None:
-                out.extend(by_unit.get(code, ()))
-        return out
-
     def json(self, codes: Iterable[str | None], *, full_phones: bool = False) -> bytes:
-        """:meth:`cards` as a JSON array, joined from arrays serialised ahead (a lookup's hot path)."""
+        """The contact cards of the units ``codes`` (finest first) as one JSON array, phones masked unless
+        ``full_phones``; joined from the arrays serialised ahead (a lookup's hot path)."""
         by_unit = self._json[full_phones]
         parts = [found for code in codes if code is not None and (found := by_unit.get(code)) is not None]
         if len(parts) <= 1:
