@@ -30,21 +30,26 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # One timer per connection, not one per request: a request only notes when its headers are due
+        # (a float), and the timer, when it fires, closes the connection or waits for the current due time.
         self._header_timer: asyncio.TimerHandle | None = None
+        self._headers_due: float | None = None  # loop time by which the awaited headers must be in
         self._awaiting_headers = True  # between requests (or before the first): the next bytes are headers
         self._started = False  # bytes of the awaited request have come
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()  # a connection that never says anything is closed too
+        self._await_headers()  # a connection that never says anything is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_headers and self._header_timer is None:
-            self._arm()  # a keep-alive connection starts its next request
+        if self._awaiting_headers and self._headers_due is None:
+            self._await_headers()  # a keep-alive connection starts its next request
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -52,29 +57,29 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
+        self._headers_due = None
         self._awaiting_headers = self._started = False
-        self._disarm()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._awaiting_headers = True  # the next request's headers may follow at once (pipelining)
         super().on_message_complete()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+    def _await_headers(self) -> None:
+        self._headers_due = self.loop.time() + self.header_timeout_s
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(self._headers_due, self._check_headers)
 
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
+    def _check_headers(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing():
+        due = self._headers_due
+        if due is None or self.transport.is_closing():
+            return  # no headers awaited: the next request arms the timer again
+        if self.loop.time() < due:  # a later request's headers: wait for their own due time
+            self._header_timer = self.loop.call_at(due, self._check_headers)
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            self._arm()  # the request before this one is still being answered: let it finish first
+            self._await_headers()  # the request before this one is still being answered: let it finish first
             return
         if self._started:  # a request half sent: say why (a connection that sent nothing just closes)
             self.transport.write(TIMED_OUT)

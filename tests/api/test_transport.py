@@ -245,6 +245,28 @@ def test_keep_alive_requests_after_the_timeout_are_answered(server):
             time.sleep(0.6)  # under the keep-alive time, and the header timer must not run meanwhile
 
 
+def test_a_slow_second_request_on_a_kept_alive_connection_gets_408(server):
+    # One timer per connection: it fires at the first request's due time, finds the second request's
+    # headers not yet due, waits for them, and then cuts the trickle off.
+    with server.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert response(sock)[0] == 200
+        time.sleep(0.6)
+        began = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        for _ in range(40):
+            time.sleep(0.25)
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+        sock.settimeout(10)
+        status, _, body = response(sock)
+        assert status == 408 and b"GEOGRID_HEADER_TIMEOUT_S" in body
+        assert closed(sock)
+        assert time.monotonic() - began < 5
+
+
 def test_guessed_keys_are_refused_before_the_database_is_asked(database, tmp_path, monkeypatch):
     settings = Settings(database_url=database, cache_dir=str(tmp_path), failed_keys_per_minute=5)
     with TestClient(create_app(settings)) as client:
