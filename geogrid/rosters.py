@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
-import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from geogrid.errors import MissingColumn, UnreadableFile
-from geogrid.io import check_archive, text_encoding
+from geogrid.io.tables import read_table
 from geogrid.people import KIND_LABELS, POST_COLUMNS, ROLE_LABELS, ROLE_LEVELS, Kind, Role, overlaps, shown
 
 # Canonical column, then the headers offices use for it (matched ignoring case and spaces).
@@ -52,8 +49,6 @@ HEADERS_ZH = (
 MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}", re.ASCII)
 MAX_ROWS = 100_000  # a county's roster is thousands of rows; more is not a roster
-MAX_COLUMNS = 64  # columns read of a roster row (a sheet may declare 16,384)
-MAX_CELL = 1000  # characters kept of a cell; no roster field is longer
 
 
 @dataclass(frozen=True)
@@ -137,104 +132,7 @@ def read_roster(source: str | Path | bytes, *, filename: str | None = None) -> p
     ``row`` numbers data rows from 1 (the header is not a row), as errors name them. ``source`` is a path
     or the file's bytes (then ``filename`` tells CSV from XLSX; bytes starting ``PK`` are read as XLSX).
     """
-    name = filename or (str(source) if not isinstance(source, bytes) else "roster")
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if name.lower().endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
-        rows = _xlsx_rows(data, name)
-    elif name.lower().endswith(".xls"):
-        raise UnreadableFile(f"{name}: old Excel .xls is not read; save it as .xlsx or CSV", file=name)
-    else:
-        rows = _csv_rows(data, name)
-    header, body = _header(rows, name)
-    if len(body) > MAX_ROWS:
-        raise UnreadableFile(f"{name} has more than {MAX_ROWS:,} rows; a roster has fewer", file=name)
-    columns = _map_header(header, name)
-    out = {canon: [_cell(r[i]) if i < len(r) else "" for r in body] for canon, i in columns.items()}
-    for canon in COLUMNS:
-        out.setdefault(canon, [""] * len(body))
-    frame = pd.DataFrame(out, columns=list(COLUMNS), dtype=object)
-    frame.insert(0, "row", range(1, len(body) + 1))
-    keep = frame[list(COLUMNS)].ne("").any(axis=1)  # blank lines are not rows to report
-    return frame[keep].reset_index(drop=True)
-
-
-def _csv_rows(data: bytes, name: str) -> list[list[Any]]:
-    codec, _ = text_encoding(data[: 1 << 20])
-    # Decoded as it is read: the rows past the limit are never made, nor a second copy of the text.
-    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding=codec, newline=""))
-    try:
-        rows = [row[:MAX_COLUMNS] for row in itertools.islice(reader, MAX_ROWS + 11)]
-        if next(reader, None) is not None:
-            raise UnreadableFile(f"{name} has more than {MAX_ROWS:,} rows; a roster has fewer", file=name)
-    except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"{name} is neither UTF-8 nor GBK text (byte {exc.start})", file=name) from exc
-    except csv.Error as exc:
-        raise UnreadableFile(f"{name} is not valid CSV: {exc}", file=name) from exc
-    return rows
-
-
-def _xlsx_rows(data: bytes, name: str) -> list[list[Any]]:
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    check_archive(io.BytesIO(data), name=name)  # a workbook is a zip: no bombs
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise UnreadableFile(f"{name} is not a readable .xlsx workbook: {shown(exc)}", file=name) from exc
-    try:
-        sheet = book.worksheets[0]
-        sheet.reset_dimensions()  # a sheet's declared size (A1:XFD1048576) would pad every row
-        rows = []
-        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS):
-            if any(v is not None for v in values):  # empty rows (formatting only) are not rows
-                rows.append(list(values))
-            if len(rows) > MAX_ROWS + 10:
-                raise UnreadableFile(f"{name} has more than {MAX_ROWS:,} rows; a roster has fewer", file=name)
-        return rows
-    finally:
-        book.close()
-
-
-def _header(rows: list[list[Any]], name: str) -> tuple[list[str], list[list[Any]]]:
-    """The first row with a known column name is the header (offices put titles above it)."""
-    known = {_key(a) for names in COLUMNS.values() for a in names} | {_key(c) for c in COLUMNS}
-    for i, row in enumerate(rows[:10]):
-        cells = [_cell(c) for c in row]
-        if any(_key(c) in known for c in cells):
-            return cells, rows[i + 1 :]
-    raise MissingColumn(f"{name} has no roster header (姓名, 手机号, 岗位, 单位编码 ...)", file=name)
-
-
-def _map_header(header: list[str], name: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for i, cell in enumerate(header):
-        key = _key(cell)
-        for canon, aliases in COLUMNS.items():
-            if canon not in found and key in {_key(canon), *(_key(a) for a in aliases)}:
-                found[canon] = i
-                break
-    missing = [c for c in REQUIRED if c not in found]
-    if missing:
-        wanted = ", ".join(f"{c} ({COLUMNS[c][0]})" for c in missing)
-        raise MissingColumn(f"{name} lacks the column(s) {wanted}", file=name, field=missing[0])
-    return found
-
-
-def _key(text: str) -> str:
-    return re.sub(r"[\s_*（）()]", "", str(text)).lower()
-
-
-def _cell(value: Any) -> Any:
-    """A cell as text; Excel numbers that are whole (phones, codes) without ``.0``; dates kept."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()[:MAX_CELL]
+    return read_table(source, COLUMNS, REQUIRED, filename=filename, what="roster", max_rows=MAX_ROWS)
 
 
 # ---- checking -------------------------------------------------------------------------------------
