@@ -34,6 +34,8 @@ class Action(enum.StrEnum):
     publish = "publish"  # publish or discard a draft: changes the whole set, so never scoped
     staff = "staff"  # create and end posts, import rosters: who is responsible for which unit
     contact = "contact"  # see people's full phone numbers (others see 138****1234)
+    register = "register"  # keep the standard-address registry: import addresses, add aliases
+    place = "place"  # work the manual-placement queue: list queued address texts, place them
     manage_keys = "manage_keys"
 
 
@@ -41,8 +43,12 @@ GRANTS: dict[Role, frozenset[Action]] = {
     Role.viewer: frozenset({Action.read}),
     Role.reporter: frozenset({Action.read, Action.report}),
     Role.worker: frozenset({Action.read, Action.report, Action.handle, Action.contact}),
-    Role.commander: frozenset({Action.read, Action.report, Action.handle, Action.dispatch, Action.contact}),
-    Role.planner: frozenset({Action.read, Action.plan, Action.publish, Action.staff, Action.contact}),
+    Role.commander: frozenset(
+        {Action.read, Action.report, Action.handle, Action.dispatch, Action.contact, Action.place}
+    ),
+    Role.planner: frozenset(
+        {Action.read, Action.plan, Action.publish, Action.staff, Action.contact, Action.register, Action.place}
+    ),
     Role.admin: frozenset(Action),
 }
 UNSCOPED_ONLY = frozenset({Action.publish, Action.manage_keys})

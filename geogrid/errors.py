@@ -262,3 +262,16 @@ class InvalidValue(GeoGridError):
     """A value outside its choices, a repeated id or a number that is not one, in a layer or a form."""
 
     title = "Invalid value"
+
+
+class InvalidAddress(GeoGridError):
+    """An address text that cannot be matched at all: empty, only punctuation, control characters, too long."""
+
+    title = "Invalid address"
+    status = 422
+
+
+class InvalidRegistry(InvalidPost):
+    """Standard addresses that cannot be taken: a registry file none of whose rows can be, or a bad row."""
+
+    title = "Invalid address registry"

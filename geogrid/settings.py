@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="The walk a service site reaches in the coverage report (minutes)."
     )
 
+    geocode_threshold: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Confidence (a calibrated probability of the right building) at or above which an address "
+        "text is placed; below it the text goes to the manual-placement queue with its candidates.",
+    )
+
     @field_validator("tile_url", mode="before")
     @classmethod
     def _tile_url(cls, value: object) -> object:

@@ -1,0 +1,1 @@
+"""Where is this address? The standard-address registry, Chinese address text and the matcher."""
