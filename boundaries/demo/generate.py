@@ -20,7 +20,9 @@ with buildings (points) carrying households. The recipe:
    heads, party-member households, some 2025 handovers; planted.json lists the planted cases (grids with
    no leader or no worker, a worker on five grids, a community with no secretary, households off the norm).
 
-Steps 1-5 draw from one seeded rng, 7 and 8 from rngs of their own, so new layers leave the old alone.
+9. a standard-address registry, one address per building (addresses.py beside this script).
+
+Steps 1-5 draw from one seeded rng, 7, 8 and 9 from rngs of their own, so new layers leave the old alone.
 
 Run ``python boundaries/demo/generate.py`` to rewrite the files beside this script byte for byte;
 ``--check`` verifies that every committed file is what the generator makes.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import importlib.util
 import io
 import itertools
 import json
@@ -48,6 +51,10 @@ from geogrid.crs import wgs84_to_gcj02
 
 SEED = 20261122
 HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("demo_addresses", HERE / "addresses.py")
+assert _spec is not None and _spec.loader is not None
+addresses = sys.modules["demo_addresses"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(addresses)  # the registry's own module (step 9): a sibling file, not a package
 COUNTY_CODE = "150622"  # Jungar Banner's administrative code
 COUNTY_NAME = "准格尔旗(演示)"
 CENTER = (111.2, 39.85)
@@ -979,7 +986,9 @@ def build(seed: int = SEED) -> dict[str, Any]:
     sites, centre_only = service_sites(layers, metric, np.random.default_rng(seed + 2))
     rows, planted = roster(layers, np.random.default_rng(seed + 3), avoid=centre_only)
     planted = {**planted, "centre_only": centre_only}
-    return {**layers, "roads": roads, "sites": sites, "roster": rows, "planted": planted}
+    registry = addresses.registry(layers, network, metric.building_xy, np.random.default_rng(seed + 4))
+    rest = {"roads": roads, "sites": sites, "roster": rows, "planted": planted, "addresses": registry}
+    return {**layers, **rest}
 
 
 def roster_csv(rows: list[dict]) -> str:
@@ -1005,6 +1014,7 @@ LAYER_FILES = {
     "sites": "sites.geojson",
     "roster": "roster.csv",
     "planted": "planted.json",
+    "addresses": "addresses.csv",
 }
 
 
@@ -1012,6 +1022,8 @@ def render(value: Any, filename: str) -> bytes:
     """The bytes of one output file."""
     if filename.endswith(".geojson"):
         return dumps(value, filename.removesuffix(".geojson")).encode()
+    if filename == "addresses.csv":
+        return addresses.registry_csv(value).encode()
     if filename.endswith(".csv"):
         return roster_csv(value).encode()
     return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode()
