@@ -151,3 +151,83 @@ road = sa.Table(
     sa.Column("name", sa.String(200)),
     sa.Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False),
 )
+
+# ---- the standard-address registry (migration 0005) ------------------------------------------------
+# An address is never rewritten: a change ends its row (valid_to) and adds a new one, so history stays.
+# The point is two floats (WGS-84): addresses are matched in memory, and the micro-grid of a point comes
+# from the index of the version in force, never from the database.
+address = sa.Table(
+    "address",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("address_id", sa.String(64), nullable=False),  # 地址编码, unique among rows in force
+    sa.Column("township", sa.String(100)),
+    sa.Column("road", sa.String(100)),
+    sa.Column("door", sa.String(32)),
+    sa.Column("compound", sa.String(100)),
+    sa.Column("building", sa.String(32)),
+    sa.Column("entrances", sa.Integer),
+    sa.Column("village", sa.String(100)),
+    sa.Column("group", sa.String(32)),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("building_id", sa.String(64)),
+    sa.Column("aliases", sa.String(1000)),  # ';'-joined, as the registry file's 别名
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date),  # exclusive; None: in force until ended
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_by", sa.String(100)),
+    sa.Index("ix_address_set_address", "set_id", "address_id"),
+)
+
+# A text a person placed (from the queue): its normalised form names an address or a point.
+address_alias = sa.Table(
+    "address_alias",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("text", sa.String(1000), nullable=False),  # as received, phones masked
+    sa.Column("norm", sa.String(1000), nullable=False),
+    sa.Column("address_id", sa.String(64)),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("source", sa.String(16), nullable=False),  # queue | file
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("set_id", "norm", name="uq_address_alias_set_norm"),
+)
+
+# Texts the matcher was not sure of, waiting for a person: one open item per normalised text.
+geocode_queue = sa.Table(
+    "geocode_queue",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("text", sa.String(1000), nullable=False),  # phones masked
+    sa.Column("norm", sa.String(1000), nullable=False),
+    sa.Column("seen", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | resolved
+    sa.Column("confidence", sa.Float),
+    sa.Column("parts", sa.JSON),
+    sa.Column("candidates", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_by", sa.String(100)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("address_id", sa.String(64)),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Index("ix_geocode_queue_set_status", "set_id", "status"),
+    sa.Index(
+        "uq_geocode_queue_open",
+        "set_id",
+        "norm",
+        unique=True,
+        postgresql_where=sa.text("status = 'open'"),
+        sqlite_where=sa.text("status = 'open'"),
+    ),
+)
