@@ -2,9 +2,10 @@
 
 Towns: every building gets a door on the nearest named road — an arterial of roads.geojson (经一路, 109国道,
 ...) or a "stroke" of local streets (segments continuing one another straight across junctions, at least
-``MIN_ROAD_M`` long) named from ``ROAD_WORDS`` (大道/路/街/巷 by length; those names live only here, not in
-roads.geojson, whose local streets stay unnamed). Door numbers grow along the road from its west (or
-south) end, about one per ``DOOR_SPACING_M``: odd on the left, even on the right. The compound is the
+``MIN_ROAD_M`` long) named from ``ROAD_WORDS``, each word once (大道/路/街/巷 from the longest to the
+shortest); those names live only here: roads.geojson keeps its local streets unnamed. Door numbers grow
+along the road from its west (or south) end, about one per ``DOOR_SPACING_M``: odd on the left, even on
+the right. The compound is the
 building's micro-grid (its 片区 names renamed 小区/花园/家园) and the building its number there. The rural
 townships (``RURAL``) give village (one per community), group (the grid's ordinal in the community) and a
 door number within the group instead. A few dozen compounds carry old names as aliases.
@@ -45,20 +46,23 @@ HEADERS = {
     "valid_to": "停用日期",
     "text": "标准地址",
 }
-ROAD_WORDS = """迎泽 康宁 文化 建设 人民 解放 和平 胜利 民主 青年 工农 育才 体育 府前 前进 天骄 鸿雁 白杨 松柏 丁香
-玫瑰 海棠 杏林 柳林 榆林 桃园 梨园 枣园 沙棘 红柳 苁蓉 马莲 芦苇 锦华 鄂尔多斯 伊金霍洛 乌兰木伦 达拉特 杭锦 鄂托克
-乌审 东胜 康巴什 阿腾席连 宝日陶亥 哈拉沁 巴音 乌兰 呼和 锡林 那达慕 敖包 苏勒德 草原 黄河 长城 煤城 能源 电力 矿业
-铁路 车站 机场 站前 广场 公园 园林 书院 学府 科技 创业 开元 兴业 富民 利民 安民 保安 平安 长安 永安 泰安 康乐 福寿
-长寿 延寿 万寿 百合 紫荆 石榴 葡萄 苹果 杏花 桃花 梨花 荷花 兰花 菊花 梅花 桂花 牡丹 芙蓉 月季 迎春 春风 春雨 夏雨 秋实
-冬青 翠竹 青松 绿杨 银杏 合欢 紫薇 凌霄 向荣 欣荣 繁荣 昌盛 兴盛 隆盛 宏盛 东兴 西兴 南兴 北兴 中兴 振兴 复兴 新兴 兴华
-建华 振华 中华 光华 荣华 昌平 太平 升平 安平 广平 北平 新民 新建 新街 新开 新城 古城 老街 旧城 南关 北关 东关 西关
-南门 北门 东门 西门 城东 城西 城南 城北 河东 河西 河滨 沿河 临河 望河 观山 望山 青山 秀山 南山 北山 东山 西山 龙山 凤山
-虎山 狮山 鹿鸣 鹤鸣 凤鸣 莺歌 燕归 雁塔 鹊桥 星河 银河 天河 明珠 宝石 珍珠 玉泉 金泉 清泉 甘泉 温泉 涌泉 龙泉 井坪 沙梁
-圪梁 塔湾 沙湾 柳湾 榆湾 马栅 窑沟 窑子 营盘 大营 小营 海子 羊场 牧场 农场 林场 果园 菜园 粮站 油房 磨坊 碾房 驼铃 马鞍
-牛角 羊角 鹿角 鹰嘴 黑岱 哈尔乌素 窑湾 马家 李家 王家 张家 刘家 杨家 赵家 郝家 贾家 白家 高家 孙家 武家 苏家 韩家
-郭家 田家 石家 纳林 阿贵 召庙 经堂 丰华 丰收 丰裕 富强 富裕 兴旺 旺盛 源泉 通达 通顺 顺达 畅通 迎新 迎祥 祥瑞 吉祥
-如意 和顺 和美 和睦 友爱 仁爱 博爱 诚信 明德 厚德 崇德 尚德 弘德 怀德 立德 同心 同德 同乐 共和""".split()  # noqa: SIM905
-VILLAGES = """榆树湾 柳树沟 大营盘 石圪咀 海子塔 羊市塔 五字湾 窑沟 杨家圪堵 马栅 沙圪梁 大塔 小滩子 黄天棉图
+ROAD_WORDS = """迎泽 康宁 文化 建设 人民 解放 和平 胜利 民主 青年 工农 育才 体育 府前 前进 天骄 鸿雁
+白杨 松柏 丁香 玫瑰 海棠 杏林 柳林 榆林 桃园 梨园 枣园 沙棘 红柳 苁蓉 马莲 芦苇 鄂尔多斯
+伊金霍洛 乌兰木伦 达拉特 杭锦 鄂托克 乌审 东胜 康巴什 阿腾席连 锡林 那达慕 苏勒德 草原 黄河
+长城 煤城 能源 电力 矿业 车站 机场 站前 广场 公园 园林 书院 学府 科技 创业 开元 兴业
+富民 利民 安民 保安 平安 长安 永安 康乐 福寿 长寿 延寿 万寿 百合 紫荆 石榴 葡萄 苹果
+杏花 桃花 梨花 荷花 兰花 菊花 梅花 桂花 牡丹 芙蓉 月季 迎春 春风 春雨 夏雨 秋实 冬青
+翠竹 青松 绿杨 银杏 合欢 紫薇 凌霄 向荣 欣荣 繁荣 昌盛 隆盛 中兴 振兴 复兴 建华 振华
+中华 光华 荣华 昌平 太平 升平 安平 广平 北平 新民 新建 新开 新城 古城 旧城 南关 北关
+东关 西关 南门 北门 东门 西门 城东 城西 城南 城北 河东 河西 河滨 沿河 临河 望河 观山
+望山 青山 秀山 南山 北山 东山 西山 龙山 凤山 虎山 狮山 鹿鸣 鹤鸣 凤鸣 莺歌 燕归 雁塔
+鹊桥 星河 银河 天河 明珠 宝石 珍珠 玉泉 金泉 清泉 甘泉 温泉 涌泉 龙泉 井坪 沙梁 塔湾
+沙湾 柳湾 榆湾 窑子 小营 羊场 牧场 农场 林场 果园 菜园 粮站 油房 磨坊 碾房 驼铃 马鞍
+牛角 羊角 鹿角 鹰嘴 哈尔乌素 窑湾 马家 李家 王家 张家 刘家 赵家 郝家 贾家 白家 高家 孙家
+武家 苏家 韩家 郭家 田家 石家 纳林 召庙 经堂 丰收 丰裕 富强 富裕 兴旺 旺盛 源泉 通达
+通顺 顺达 畅通 迎新 迎祥 吉祥 如意 和顺 和美 和睦 友爱 仁爱 博爱 诚信 明德 厚德 崇德
+尚德 弘德 怀德 立德 同心 同德 同乐 共和""".split()  # noqa: SIM905
+VILLAGES = """榆树湾 柳树沟 大营盘 石圪咀 海子塔 羊市塔 五字湾 杨家圪堵 沙圪梁 大塔 小滩子 黄天棉图
 瓦窑沟 房塌 西黑岱 唐公塔""".split()  # noqa: SIM905
 GACHAS = "乌兰哈达 巴音敖包 阿贵庙 哈拉沁 宝日陶亥 呼和乌素 查干淖尔 乌兰不浪".split()  # noqa: SIM905
 OLD_UNITS = """矿务局家属院 电厂宿舍区 供电局家属楼 粮食局家属院 一中教师楼 水泥厂宿舍 煤炭公司家属院 运输公司家属院
@@ -145,7 +149,7 @@ def road_of_buildings(
     streets = [line for kind, _name, line in network if kind == "street"]
     long_strokes = [s for s in strokes(streets) if sum(streets[i].length for i in s) >= MIN_ROAD_M]
     lines = [line for name in sorted(arterial) for line in arterial[name]]
-    owner = [name for name in sorted(arterial) for _ in arterial[name]]
+    owner: list[str | int] = [name for name in sorted(arterial) for _ in arterial[name]]
     for k, s in enumerate(long_strokes):
         lines += [streets[i] for i in s]
         owner += [k] * len(s)
