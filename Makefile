@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_topology.py
 	$(BIN)/python benchmarks/bench_reach.py
 	$(BIN)/python benchmarks/bench_coverage.py
+	$(BIN)/python benchmarks/bench_geocode.py
 	$(BIN)/python benchmarks/bench_http.py
 
 serve: install
