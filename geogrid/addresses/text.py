@@ -1,0 +1,467 @@
+"""What does this address text say? Checking, normalising and parsing Chinese address text into parts.
+
+``normalize`` folds the ways a hotline operator writes the same address into one form: NFKC (full-width
+to half-width), Chinese numerals to Arabic digits (cn2an: 三十二 → 32), 栋/幢/座/号楼 → 号楼, 门/单元 →
+单元, spaces and punctuation dropped, and the province/city/county prefix (内蒙古 鄂尔多斯市 准格尔旗) cut
+with the names of cpca's administrative-division table. ``parse`` splits a normalised text into parts
+with regular expressions anchored on the part suffixes (路/街/巷, 号, 小区/花园, 号楼, 单元, 村/嘎查, 组),
+in any order; parts it cannot place are left in ``rest``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cn2an
+from rapidfuzz import fuzz, process
+
+from geogrid.errors import InvalidAddress, cut
+
+MAX_CHARS = 200
+MAX_HITS = 16  # registry names kept per part of a text: the best few are all a match ever needs  # longer than any real address; a hotline note pasted whole is not one
+
+TOWNSHIP_SUFFIXES = ("街道", "苏木", "镇", "乡")
+ROAD_SUFFIXES = ("大道", "大街", "国道", "路", "街", "巷")
+COMPOUND_SUFFIXES = ("小区", "花园", "家园", "公寓", "新村", "片区", "社区", "大院", "宿舍", "家属院")
+VILLAGE_SUFFIXES = ("嘎查", "村")
+
+_CN_NUMERALS = "零〇一二两三四五六七八九十百千幺"
+_NUMERAL_RUN = re.compile(f"[{_CN_NUMERALS}]+")
+_SPACE_PUNCT = re.compile(r"[\s\u3000]+")
+_BUILDING = re.compile(r"(\d+)(?:号楼|号栋|号幢|号座|栋|幢|座|号?楼(?!\d*层))")
+_ENTRANCE = re.compile(r"(\d+)(?:单元门?|号门|门)")
+_NAMED = re.compile(
+    "(.+?)("
+    + "|".join(
+        sorted(
+            TOWNSHIP_SUFFIXES + ROAD_SUFFIXES + COMPOUND_SUFFIXES + VILLAGE_SUFFIXES, key=len, reverse=True
+        )
+    )
+    + ")"
+)
+_NUMBER = re.compile(r"(\d+(?:-\d+)?)(号楼|单元|组|社|室|户|层|号)?")
+_KIND = {
+    **{s: "township" for s in TOWNSHIP_SUFFIXES},
+    **{s: "road" for s in ROAD_SUFFIXES},
+    **{s: "compound" for s in COMPOUND_SUFFIXES},
+    **{s: "village" for s in VILLAGE_SUFFIXES},
+}
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The parts of an address text; None where the text does not give one, unplaced text in ``rest``."""
+
+    township: str | None = None
+    road: str | None = None
+    door: str | None = None
+    compound: str | None = None
+    building: str | None = None
+    entrance: str | None = None
+    village: str | None = None
+    group: str | None = None
+    rest: str = ""
+
+
+def check_text(text: str) -> str:
+    """Return ``text`` stripped, or raise InvalidAddress naming why it cannot be an address.
+
+    Examples
+    --------
+    >>> check_text("  康和小区5号楼 ")
+    '康和小区5号楼'
+    """
+    if not isinstance(text, str):
+        raise InvalidAddress(f"an address must be text, not {type(text).__name__}")
+    if len(text) > MAX_CHARS:
+        raise InvalidAddress(f"address text is {len(text)} characters long; at most {MAX_CHARS} are accepted")
+    for ch in text:
+        if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r":
+            raise InvalidAddress(
+                f"address text contains a control character (U+{ord(ch):04X})", text=cut(text)
+            )
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidAddress("address text is empty")
+    if all(unicodedata.category(ch)[0] in "PZ" or ch.isspace() for ch in stripped):
+        raise InvalidAddress("address text is only punctuation", text=cut(stripped))
+    return stripped
+
+
+@lru_cache(maxsize=4096)
+def _arabic(run: str) -> str:
+    """One run of Chinese numerals as Arabic digits (cn2an), unchanged when it is not a number."""
+    try:
+        return str(cn2an.cn2an(run.replace("幺", "一"), "smart"))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return run
+
+
+def _numerals(text: str) -> str:
+    """Chinese numerals in ``text`` as Arabic digits (三十二 → 32, 五号楼 → 5号楼)."""
+    return _NUMERAL_RUN.sub(lambda m: _arabic(m.group()), text) if _NUMERAL_RUN.search(text) else text
+
+
+@lru_cache(maxsize=1)
+def _admin_names() -> tuple[frozenset[str], frozenset[str], int]:
+    """Province, city and county names from cpca's division table: full names, and short forms (内蒙古)."""
+    import cpca  # slow to import (loads its table); only when a text may carry a prefix
+
+    full: set[str] = {"中国", "中华人民共和国"}
+    short: set[str] = set()
+    for info in cpca.ad_2_addr_dict.values():
+        name = _numerals(unicodedata.normalize("NFKC", info.name))
+        full.add(name)
+        cut_name = re.sub(
+            "(特别行政区|维吾尔自治区|壮族自治区|回族自治区|自治区|自治州|省|市|地区|盟)$", "", name
+        )
+        if len(cut_name) >= 2 and cut_name != name:
+            short.add(cut_name)
+    return frozenset(full), frozenset(short - full), max(map(len, full))
+
+
+_ROAD_OR_COMPOUND_START = re.compile(
+    "^(" + "|".join(ROAD_SUFFIXES + COMPOUND_SUFFIXES + ("东", "西", "南", "北")) + ")"
+)
+
+
+def _admin_head(text: str) -> int:
+    """Length of the administrative name ``text`` starts with (0 if none)."""
+    full, short, longest = _admin_names()
+    for size in range(min(longest, len(text) - 1), 1, -1):
+        head = text[:size]
+        if head not in full and head not in short:
+            continue
+        if _ROAD_OR_COMPOUND_START.match(text[size:]):
+            continue  # 鄂尔多斯大街 stays a street: a suffix right after the name keeps it
+        if head in full:
+            return size
+        # a short form (兴安 for 兴安盟) only when long (内蒙古) or another division follows: 兴安轩 is a compound
+        if head in short and (size >= 3 or _admin_head(text[size:])):
+            return size
+    return 0
+
+
+def strip_prefix(text: str) -> str:
+    """``text`` without its leading province/city/county names (内蒙古鄂尔多斯市准格尔旗…)."""
+    while size := _admin_head(text):
+        text = text[size:]
+    return text
+
+
+def fold(text: str) -> str:
+    """``normalize`` without cutting the administrative prefix (for registry names)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _SPACE_PUNCT.sub("", text)
+    text = "".join(ch for ch in text if ch == "-" or unicodedata.category(ch)[0] not in "PZC")
+    text = _numerals(text)
+    text = re.sub(r"(?<!\d)-|-(?!\d)", "", text)
+    text = _BUILDING.sub(r"\1号楼", text)
+    return _ENTRANCE.sub(r"\1单元", text)
+
+
+@lru_cache(maxsize=65536)
+def normalize(text: str) -> str:
+    """Fold an address text to one form: half-width, Arabic numerals, one suffix per part, no prefix.
+
+    Examples
+    --------
+    >>> normalize("内蒙古鄂尔多斯市准格尔旗 迎泽路三十二号，康和小区５栋二门")
+    '迎泽路32号康和小区5号楼2单元'
+    """
+    return strip_prefix(fold(text))
+
+
+_KNOWN_CACHE: dict[int, tuple[Mapping[str, str], int, tuple[str, ...]]] = {}
+
+
+def _known_info(known: Mapping[str, str]) -> tuple[int, tuple[str, ...]]:
+    """The longest known name and the names with digits (cached per mapping; registries are few)."""
+    got = _KNOWN_CACHE.get(id(known))
+    if got is None or got[0] is not known:
+        names = list(known)
+        got = (known, max(map(len, names), default=0), tuple(n for n in names if any(c.isdigit() for c in n)))
+        if len(_KNOWN_CACHE) > 64:
+            _KNOWN_CACHE.clear()
+        _KNOWN_CACHE[id(known)] = got
+    return got[1], got[2]
+
+
+def _longest(known: Mapping[str, str]) -> int:
+    """The length of the longest known name."""
+    return _known_info(getattr(known, "base", known))[0]
+
+
+def split_names(segment: str, known: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The named parts of a digit-free segment as (kind, name); kind "" for text with no part suffix.
+
+    ``known`` names (name → kind, e.g. the registry's) are taken whole where they occur, before the
+    suffix rules: 大路镇 is a township, not the road 大路 and a stray 镇.
+    """
+    if known:
+        longest = _longest(known)
+        for start in range(len(segment) - 1):
+            for size in range(min(longest, len(segment) - start), 1, -1):
+                kind = known.get(segment[start : start + size])
+                if kind:
+                    return [
+                        *split_names(segment[:start], known),
+                        (kind, segment[start : start + size]),
+                        *split_names(segment[start + size :], known),
+                    ]
+    found: list[tuple[str, str]] = []
+    pos = 0
+    for m in _NAMED.finditer(segment):
+        found.append((_KIND[m.group(2)], m.group(1) + m.group(2)))
+        pos = m.end()
+    tail = segment[pos:]
+    if tail and found and _KIND.get(tail) == found[-1][0]:
+        found[-1] = (found[-1][0], found[-1][1] + tail)  # 新街街: the suffix repeats in the name
+    elif tail:
+        found.append(("", tail))
+    return found
+
+
+_PUA = 0xE000  # digits inside a name (纬11路, 109国道, 12连城乡) are hidden from the number parser here
+_HIDE = str.maketrans("0123456789", "".join(chr(_PUA + i) for i in range(10)))
+_SHOW = str.maketrans("".join(chr(_PUA + i) for i in range(10)), "0123456789")
+_DIGIT_NAME = re.compile(
+    r"(?<=[^\d号组楼元])\d+(?=" + "|".join(ROAD_SUFFIXES) + r")|\d+(?=国道)"
+    # 经8农 (a road whose suffix was mistyped): one or two digits between two characters of a name
+    r"|(?:^|(?<=[\u4e00-\u9fff])(?<![号组社楼元室户层路街巷道区园寓村乡镇木查]))\d{1,2}"
+    r"(?=[\u4e00-\u9fff])(?!号|单元|组|社|室|户|层)"
+)
+
+
+def _hide_digits(s: str, known: Mapping[str, str] | None) -> str:
+    """``s`` with the digits of names that contain digits turned into private-use characters."""
+    s = _DIGIT_NAME.sub(lambda m: m.group().translate(_HIDE), s)
+    for name in _known_info(known)[1] if known else ():
+        if name in s:
+            s = s.replace(name, name.translate(_HIDE))
+    return s
+
+
+class _Shown(dict):  # type: ignore[type-arg]
+    """A view of known names that looks names up with their hidden digits shown again."""
+
+    def __init__(self, known: Mapping[str, str]) -> None:
+        super().__init__(known)
+        self.base = known
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The kind of ``key`` with its digits shown."""
+        return super().get(key.translate(_SHOW), default)
+
+
+def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
+    """Split a text into its parts (the text is normalised first); parts may come in any order.
+
+    ``known`` names (normalised name → kind: township, road, compound, village) are kept whole, also
+    when they contain digits (十二连城乡 → 12连城乡); the matcher passes the registry's.
+
+    Examples
+    --------
+    >>> p = parse("康和小区5栋2单元，迎泽路32号")
+    >>> (p.road, p.door, p.compound, p.building, p.entrance)
+    ('迎泽路', '32', '康和小区', '5', '2')
+    """
+    s = _hide_digits(normalize(text), known)
+    hidden = _Shown(known) if known and any(_PUA <= ord(c) < _PUA + 10 for c in s) else known
+    parts: dict[str, str] = {}
+    rest: list[str] = []
+    bare: set[str] = set()
+    after_road: set[str] = set()
+    last_kind = ""
+    pos = 0
+    for m in _NUMBER.finditer(s):
+        for kind, name in split_names(s[pos : m.start()], hidden):
+            if kind and kind not in parts:
+                parts[kind] = name
+                last_kind = kind
+            else:
+                rest.append(name)
+                last_kind = ""
+        pos = m.end()
+        number, suffix = m.group(1), m.group(2) or ""
+        if suffix == "号楼":
+            key = "building"
+        elif suffix == "单元":
+            key = "entrance"
+        elif suffix in ("组", "社"):
+            key = "group"
+        elif suffix in ("室", "户", "层"):
+            rest.append(m.group())
+            continue
+        elif (
+            last_kind in ("compound", "")
+            and "building" not in parts
+            and "-" not in number
+            and s.startswith("单元", m.end() + len(re.match(r"\d*", s[m.end() :]).group()))
+            and re.match(r"\d+单元", s[m.end() :])
+        ):
+            key = "building"  # 嘉瑞园3号1单元: a number right before an entrance is the building
+        elif last_kind == "compound" and "building" not in parts and "-" not in number:
+            key = "building"  # 康和小区5号 / 康和小区5: the building, said short
+        elif last_kind == "building" and "entrance" not in parts and not suffix:
+            key = "entrance"
+        else:
+            key = "door"
+        if key == "door" and last_kind == "road" and "door" in parts and "door" not in after_road:
+            rest.append(parts[key])  # 嘉瑞园3号 … 凤山路49号: the number after the road is the door
+            parts[key] = number
+            after_road.add(key)
+        elif key in parts and key == "door" and suffix == "号" and "door" in bare:
+            rest.append(parts[key])  # 12 … 9号: the number said with 号 is the door
+            parts[key] = number
+            bare.discard("door")
+        elif key in parts:
+            rest.append(m.group())
+        else:
+            parts[key] = number
+            if not suffix:
+                bare.add(key)
+            if last_kind == "road":
+                after_road.add(key)
+        last_kind = key
+    for kind, name in split_names(s[pos:], hidden):
+        if kind and kind not in parts:
+            parts[kind] = name
+        else:
+            rest.append(name)
+    if any(_PUA <= ord(ch) < _PUA + 10 for ch in s):
+        return Parts(rest="".join(rest).translate(_SHOW), **{k: v.translate(_SHOW) for k, v in parts.items()})
+    return Parts(rest="".join(rest), **parts)
+
+
+# -- names: the registry's roads, compounds, villages and townships, looked up tolerantly ----------------
+
+_PINYIN: dict[str, str] = {}
+
+
+def pinyin(text: str) -> tuple[str, ...]:
+    """The toneless pinyin of each character of ``text`` (pypinyin; other characters as themselves)."""
+    out = []
+    for ch in text:
+        py = _PINYIN.get(ch)
+        if py is None:
+            from pypinyin import lazy_pinyin  # imported on first use: its dictionaries take a moment
+
+            py = _PINYIN[ch] = lazy_pinyin(ch)[0] if "\u4e00" <= ch <= "\u9fff" else ch
+        out.append(py)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """How well a text's name agrees with one registry name: a score in [0, 1] and how it was found."""
+
+    score: float
+    how: str  # exact | fuzzy | alias
+
+
+def _edits(seq: tuple[str, ...] | str) -> list[Any]:
+    """``seq`` and every form of it with one element deleted (symmetric-delete blocking of typos)."""
+    return [seq, *(seq[:i] + seq[i + 1 :] for i in range(len(seq)))]
+
+
+class Names:
+    """One kind of registry name (roads, compounds …) indexed exactly, by core, pinyin and one-edit keys."""
+
+    def __init__(self, values: Iterable[str], suffixes: tuple[str, ...]) -> None:
+        self.suffixes = tuple(sorted(suffixes, key=len, reverse=True))
+        self.split: dict[str, tuple[str, str]] = {}
+        self.pinyins: dict[str, tuple[str, ...]] = {}
+        self.exact: set[str] = set()
+        self.aliases: dict[str, set[str]] = {}
+        self.cores: dict[str, str] = {}
+        self.by_core: dict[str, set[str]] = {}
+        self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
+        self.by_edit: dict[Any, set[str]] = {}
+        for value in set(values) - {""}:
+            self.exact.add(value)
+            self._index(value, value)
+        self.core_lengths = sorted({len(c) for c in self.by_core}, reverse=True)
+
+    def core(self, name: str) -> tuple[str, str]:
+        """``name`` split into its core and its generic suffix (康安苑, 小区)."""
+        got = self.split.get(name)
+        if got is not None:
+            return got
+        for suffix in self.suffixes:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)], suffix
+        return name, ""
+
+    def _index(self, key: str, name: str) -> None:
+        """Index ``key`` (a name or an alias) as leading to ``name``."""
+        core, _ = self.core(key)
+        self.split[key] = (core, _)
+        self.cores[key] = core
+        self.by_core.setdefault(core, set()).add(name)
+        py = pinyin(core)
+        self.pinyins[key] = py
+        self.by_pinyin.setdefault(py, set()).add(name)
+        for k in (*_edits(core), *_edits(py)):
+            self.by_edit.setdefault(k, set()).add(name)
+
+    def add_alias(self, alias: str, name: str) -> None:
+        """Let ``alias`` (an old or other name) lead to ``name``."""
+        if alias and alias not in self.exact:
+            self.aliases.setdefault(alias, set()).add(name)
+            self._index(alias, name)
+            self.core_lengths = sorted({len(c) for c in self.by_core}, reverse=True)
+
+    def lookup(self, text: str, *, bare: bool = False) -> dict[str, Hit]:
+        """Registry names ``text`` may be, with scores; ``bare``: text with no suffix, searched inside."""
+        found: dict[str, Hit] = {}
+
+        def put(name: str, score: float, how: str) -> None:
+            if name not in found or found[name].score < score:
+                found[name] = Hit(round(score, 4), how)
+
+        if not bare:
+            if text in self.exact:
+                put(text, 1.0, "exact")
+            for name in self.aliases.get(text, ()):
+                put(name, 1.0, "alias")
+            core, suffix = self.core(text)
+            cores = [core]
+        else:
+            suffix = ""
+            cores = [text[i : i + n] for n in self.core_lengths for i in range(len(text) - n + 1) if n >= 2]
+        for core in cores:
+            for name in self.by_core.get(core, ()):
+                same = self.core(name)[1] == suffix
+                put(name, 0.97 if not suffix else 1.0 if same else 0.9, "fuzzy" if not same else "exact")
+            for name in self.by_pinyin.get(pinyin(core), ()):
+                if name not in found:
+                    same = self.core(name)[1] == suffix or not suffix
+                    put(name, 0.93 if same else 0.85, "fuzzy")
+        if bare and found:
+            return found
+        core = cores[0] if cores else text
+        py = pinyin(core)
+        near: set[str] = set()
+        for k in (*_edits(core), *_edits(py)):
+            near |= self.by_edit.get(k, set())
+        for name in near - set(found):
+            other = self.cores.get(name, self.core(name)[0])
+            r = max(fuzz.ratio(core, other), fuzz.ratio(py, self.pinyins.get(name) or pinyin(other))) / 100
+            same = self.core(name)[1] == suffix or not suffix
+            put(name, (1 - 0.6 * (1 - r)) * (1.0 if same else 0.92), "fuzzy")
+        if not found and not bare and len(core) >= 2:
+            for other, r, _ in process.extract(
+                core, list(self.by_core), scorer=fuzz.ratio, limit=3, score_cutoff=55
+            ):
+                for name in self.by_core[other]:
+                    put(name, min(0.75, 1 - 0.6 * (1 - r / 100)), "fuzzy")
+        if len(found) > MAX_HITS:
+            keep = sorted(found.items(), key=lambda kv: -kv[1].score)[:MAX_HITS]
+            return dict(keep)
+        return found
