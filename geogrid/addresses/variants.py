@@ -214,7 +214,32 @@ def _segments(d: _Draft) -> list[str]:
     return [*head, *(s for s in body if s)]
 
 
-def _rename(d: _Draft, rng: random.Random, names: set[str], swap: Callable[[str], Iterable[str]]) -> bool:
+class _Names:
+    """The registry's names (and aliases), and their cores: the name less its last one or two characters."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = set(names)
+        self.cores: dict[str, set[str]] = {}
+        for name in self.names:
+            for core in (name[:-1], name[:-2]):
+                if len(core) >= 2:
+                    self.cores.setdefault(core, set()).add(name)
+
+    def taken(self, renamed: str, original: str) -> bool:
+        """Whether a changed name is, or shares its core with, another registry name (another address).
+
+        康和苑 written for 康和小区 would be 康和苑小区's, or both: not a variant of 康和小区 alone.
+        """
+        if renamed in self.names:
+            return True
+        return any(
+            self.cores.get(core, set()) - {original}
+            for core in (renamed[:-1], renamed[:-2])
+            if len(core) >= 2
+        )
+
+
+def _rename(d: _Draft, rng: random.Random, names: _Names, swap: Callable[[str], Iterable[str]]) -> bool:
     """Replace one character of one untouched name by one ``swap`` offers; False when none can be."""
     options = []
     for part in NAME_PARTS:
@@ -227,7 +252,7 @@ def _rename(d: _Draft, rng: random.Random, names: set[str], swap: Callable[[str]
         name = d.parts[part]
         assert name is not None
         renamed = name[:i] + new + name[i + 1 :]
-        if renamed not in names:  # another registry name would be another address, not a variant
+        if not names.taken(renamed, name):  # another registry name would be another address
             d.parts = {**d.parts, part: renamed}
             d.touched |= {part}
             return True
@@ -253,7 +278,7 @@ def _arabic(d: _Draft, rng: random.Random) -> bool:
     return True
 
 
-def _perturb(kind: str, d: _Draft, rng: random.Random, row: dict[str, Any], names: set[str]) -> bool:
+def _perturb(kind: str, d: _Draft, rng: random.Random, row: dict[str, Any], names: _Names) -> bool:
     """Apply one kind of change to a draft; False when it does not apply to this address."""
     p = d.parts
     if kind == "no_township":
@@ -317,7 +342,7 @@ def _finish(kinds: tuple[str, ...], segments: list[str], rng: random.Random) -> 
 
 def _draw(
     row: dict[str, Any], parts: dict[str, str | None], kinds: tuple[str, ...], rng: random.Random,
-    names: set[str], keys: _Keys,
+    names: _Names, keys: _Keys,
 ) -> str | None:  # fmt: skip
     """The text of one variant of ``row`` made by ``kinds``; None when they do not fit this address."""
     d = _Draft(parts=dict(parts))
@@ -358,8 +383,8 @@ def variants(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
         return []
     columns = ("township", "road", "door", "compound", "building", "village", "group")
     parts = [{c: _value(row, c) for c in columns} for row in rows]
-    names = {str(p[c]) for p in parts for c in NAME_PARTS if p[c]}
-    names |= {a for row in rows for a in re.split(r"[;；|]", _value(row, "aliases") or "") if a.strip()}
+    aliases = [a.strip() for row in rows for a in re.split(r"[;；|｜]", _value(row, "aliases") or "")]
+    names = _Names([str(p[c]) for p in parts for c in NAME_PARTS if p[c]] + [a for a in aliases if a])
     keys = _Keys(parts)
     rng = random.Random(seed)
     out: list[Variant] = []
