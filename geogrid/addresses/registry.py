@@ -165,7 +165,7 @@ def _check_row(rec: Mapping[str, Any], seen: dict[str, int]) -> tuple[dict[str, 
         if not low <= value <= high:  # also false for NaN
             swapped = other[0] <= value <= other[1]
             hint = "; are longitude and latitude swapped?" if swapped else ""
-            return bad(field, f"{value!r} lies outside China ({low:g}–{high:g}){hint}")
+            return bad(field, f"{shown(raw)} lies outside China ({low:g}–{high:g}){hint}")
         point[field] = value
     entrances: int | None = None
     raw = unicodedata.normalize("NFKC", _text(rec.get("entrances")))
