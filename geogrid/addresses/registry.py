@@ -54,6 +54,7 @@ LENGTHS = {"address_id": 64, "building_id": 64, "door": 32, "building": 32, "gro
 LENGTHS |= dict.fromkeys(("township", "road", "compound", "village"), 100)
 LON_RANGE, LAT_RANGE = (73.0, 136.0), (3.0, 54.0)  # China, with its islands
 ALIAS_SPLIT = re.compile(r"[;；|｜]")
+FORMULA = re.compile(r"[=+@]|-[^\d]")  # CSV injection: what Excel runs when it opens an export
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # read_table holds every row while it reads (about 1.4 kB a row): 500,000 rows is ~700 MB, more than a
 # county's registry (hundreds of thousands of doors at most) and as much as an upload should cost.
@@ -118,8 +119,8 @@ def validate_addresses(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError
     errors: list[RowError] = []
     good: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for rec in frame.to_dict("records"):
-        address, error = _check_row(rec, seen)
+    for number, rec in enumerate(frame.to_dict("records"), start=1):
+        address, error = _check_row({"row": number, **rec}, seen)
         if error is not None:
             errors.append(error)
         else:
@@ -141,12 +142,16 @@ def _check_row(rec: Mapping[str, Any], seen: dict[str, int]) -> tuple[dict[str, 
         return None, RowError(row, field, message, shown(aid) if aid and not CONTROL.search(aid) else None)
 
     for field in ADDRESS_COLUMNS:
+        if field == "text":  # made, not read
+            continue
         value = rec.get(field)
         if isinstance(value, str) and CONTROL.search(value):
             return bad(field, "holds a control character (a NUL, tab or line break in a cell)")
         length = LENGTHS.get(field)
         if length is not None and len(_text(value)) > length:
             return bad(field, f"longer than {length} characters")
+        if length is not None and FORMULA.match(_text(value)):
+            return bad(field, "starts like a spreadsheet formula (=, +, @); an export would run it in Excel")
     if not aid:
         return bad("address_id", f"empty ({COLUMNS['address_id'][0]} is required)")
     part = {p: _part(p, rec.get(p)) for p in PARTS}

@@ -23,6 +23,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,11 +96,19 @@ IndexOf = Callable[[str], GridIndex]
 class AddressStore:
     """The standard addresses of a boundary set, the aliases people placed and the geocode queue."""
 
-    def __init__(self, engine: Engine, actor: str = "geogrid", *, index: IndexOf | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        actor: str = "geogrid",
+        *,
+        index: IndexOf | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         """``index`` gives the index of a set's version in force today (the API passes its loaded one);
-        by default it is built from the database when a scope needs it, and kept per version."""
+        by default it is built from the database (or read from ``cache_dir``) when a scope needs it."""
         self.engine = engine
         self.actor = actor
+        self.cache_dir = cache_dir
         self._store = Store(engine, actor)
         self._index_of = index
         self._indexes: dict[tuple[str, int], GridIndex] = {}
@@ -239,7 +248,7 @@ class AddressStore:
                     address_alias.c.set_id == set_id
                 )
             ).one()
-        return f"a{top or 0}.e{ended}.l{last or 0}.n{count}.{dt.date.today().isoformat()}"
+        return f"s{set_id}.a{top or 0}.e{ended}.l{last or 0}.n{count}.{dt.date.today().isoformat()}"
 
     # ---- the queue --------------------------------------------------------------------------------
     def enqueue(self, set_name: str, matches: Sequence[Any], source: str) -> list[int]:
@@ -328,7 +337,9 @@ class AddressStore:
         number = self._store.version_at(set_name).number
         key = (set_name, number)
         if key not in self._indexes:
-            self._indexes = {key: GridIndex.from_version(self._store, set_name)}  # one kept: the newest
+            self._indexes = {
+                key: GridIndex.from_version(self._store, set_name, cache_dir=self.cache_dir)
+            }  # one kept: the newest
         return self._indexes[key]
 
     def _microgrids(self, set_name: str, lon: Iterable[float], lat: Iterable[float]) -> list[str]:

@@ -266,6 +266,23 @@ def test_a_stale_revision_is_refused(book, buildings):
         book.import_addresses("nowhere", load(registry(buildings)))
 
 
+def test_an_ended_address_comes_back_after_its_end_and_not_before(book, buildings):
+    rows = registry(buildings)
+    rows[0][14] = "2026-09-01"
+    book.import_addresses("demo", load(rows), commit=True)
+    early, back = list(rows[0]), list(rows[0])
+    early[3], early[13], early[14] = "4", "2026-08-01", ""  # a new door while the old one is in force
+    back[3], back[13], back[14] = "4", "2026-10-01", ""  # a new door after a month out of use
+    report = book.import_addresses("demo", load([early]), commit=True)
+    assert [(e.row, e.field) for e in report.errors] == [(1, "valid_from")] and "overlaps" in report.errors[
+        0
+    ].message
+    assert book.import_addresses("demo", load([back]), commit=True).changed == 1
+    assert [len(book.addresses("demo", dt.date(2026, m, 15))) for m in (8, 9, 10)] == [12, 11, 12]
+    assert book.addresses("demo", dt.date(2026, 10, 15))["text"].iloc[0] == "薛家湾镇迎泽路4号康和小区1号楼"
+    assert report.absent == 11  # the addresses in force that file did not name are left as they are
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_an_export_reimports_unchanged(book, buildings, tmp_path, suffix):
     book.import_addresses("demo", load(registry(buildings)), commit=True)

@@ -157,6 +157,9 @@ def test_an_id_seen_twice_names_the_first_row() -> None:
         ({0: "A" * 65}, "address_id", "longer than 64"),
         ({3: "3" * 33}, "door", "longer than 32"),
         ({12: "别名;" * 200}, "aliases", "longer than 500"),
+        ({2: '=HYPERLINK("http://x","迎泽路")'}, "road", "formula"),
+        ({12: "@SUM(1)"}, "aliases", "formula"),
+        ({15: "迎泽\x00路34号"}, "", ""),  # the text column is made, not read: nothing wrong
     ],
 )
 def test_each_bad_row_kind_names_row_and_field(change: dict[int, str], field: str, words: str) -> None:
@@ -167,9 +170,19 @@ def test_each_bad_row_kind_names_row_and_field(change: dict[int, str], field: st
     good, errors = validate_addresses(
         pd.DataFrame([dict(zip(["row", *registry.ADDRESS_COLUMNS], [9, *bad], strict=True))])
     )
+    if not field:
+        assert errors == [] and good["text"].tolist() == ["薛家湾镇迎泽路34-1号"]
+        return
     (error,) = errors
     assert (error.row, error.field) == (9, field) and words in error.message
     assert good.empty
+
+
+def test_rows_without_a_row_number_are_numbered_from_one() -> None:
+    frame = pd.DataFrame(rows_of(GOOD), columns=list(registry.ADDRESS_COLUMNS))
+    frame.loc[2, "lat"] = "north"
+    good, errors = validate_addresses(frame)
+    assert good["row"].tolist() == [1, 2, 4] and [(e.row, e.field) for e in errors] == [(3, "lat")]
 
 
 def test_an_error_repeats_no_phone() -> None:
