@@ -39,7 +39,7 @@ FIT_SEED = 1201
 HOLDOUT_SEED = 1202
 FIT_TEXTS = 12_000
 # Used until calibration.json exists: agreeing keys dominate, conflicts and a close runner-up pull down.
-DEFAULT = {"coef": [1.5, 1.0, 3.0, -2.0, 0.8, -0.3, -2.0, 0.2, -0.3], "intercept": -2.0}
+DEFAULT = {"coef": [1.5, 1.0, 3.0, -2.0, 0.8, 0.0, -2.0, 0.2, -0.3, -2.0], "intercept": -2.0}
 PREFIXES = ("内蒙古自治区", "内蒙古", "鄂尔多斯市", "鄂尔多斯", "准格尔旗")
 
 
@@ -51,10 +51,52 @@ def load(path: Path = MODEL_PATH) -> dict[str, Any]:
         return dict(DEFAULT)
 
 
-def predict(model: dict[str, Any], feats: Sequence[float]) -> float:
-    """The calibrated probability for one feature vector."""
+CAP = 0.85  # the most an answer with a named conflict, a weak name or a close rival can get
+SHRINK = 20.0  # pseudo-texts of the logistic prior in each evidence class of the table
+
+
+def evidence_class(feats: Sequence[float]) -> str:
+    """The discrete evidence class of a feature vector: keys, exact keys, name band, conflicts, lead …"""
+    band = (
+        4
+        if feats[2] >= 1
+        else 3
+        if feats[2] >= 0.9
+        else 2
+        if feats[2] >= 0.8
+        else 1
+        if feats[2] >= 0.7
+        else 0
+    )
+    lead = 3 if feats[5] else 0 if feats[4] < 0.05 else 1 if feats[4] < 1 else 2
+    keys = (feats[0], feats[1], band, feats[3], lead, feats[6], feats[7], feats[8], feats[9])
+    return "".join(str(int(v)) for v in keys)
+
+
+def logistic(model: dict[str, Any], feats: Sequence[float]) -> float:
+    """The logistic model's probability for one feature vector."""
     z = model["intercept"] + sum(c * f for c, f in zip(model["coef"], feats, strict=True))
     return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+
+def predict(model: dict[str, Any], feats: Sequence[float]) -> float:
+    """The calibrated probability for one feature vector.
+
+    The logistic model, corrected by the observed accuracy of the vector's evidence class in the fit
+    data (a table of [texts, right] per class; the logistic value counts as ``SHRINK`` pseudo-texts).
+    """
+    p = logistic(model, feats)
+    seen = model.get("table", {}).get(evidence_class(feats))
+    if seen is not None:
+        p = (seen[1] + SHRINK * p) / (seen[0] + SHRINK)
+    if feats[0] == 0 or (feats[4] < 0.05 and feats[6]):
+        # no key agrees (a guess from names alone), or a runner-up that agrees as well: a coin toss at best
+        p = min(p, 0.5)
+    if feats[9] or feats[2] < 0.7 or (feats[4] < 1 and feats[6] and feats[2] < 1):
+        # the text names another township/road/compound, its best name agrees only weakly, or a fuzzy
+        # best has a runner-up close behind that agrees on a key as well (康安苑公寓 / 康安苑小区)
+        p = min(p, CAP)
+    return p
 
 
 # -- the noise the model is fitted on --------------------------------------------------------------------
@@ -207,9 +249,15 @@ def fit(
 
     x, y = evidence(Matcher(registry), noisy(registry, n, seed))
     model = fit_logistic(x, y)
-    model["fitted_on"] = {"texts": n, "seed": seed, "rows": int(len(x)), "right": float(y.mean())}
+    table: dict[str, list[int]] = {}
+    for row, right in zip(x, y, strict=True):
+        cell = table.setdefault(evidence_class(row), [0, 0])
+        cell[0] += 1
+        cell[1] += int(right)
+    model["table"] = dict(sorted(table.items()))
+    model["fitted_on"] = {"texts": n, "seed": seed, "rows": len(x), "right": float(y.mean())}
     if path is not None:
-        path.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(model) + "\n", encoding="utf-8")
     return model
 
 
@@ -219,7 +267,7 @@ def main(argv: Sequence[str]) -> None:
 
     registry = read_registry(argv[0] if argv else "boundaries/demo/addresses.csv")
     model = fit(registry)
-    print(json.dumps(model))
+    print(json.dumps({k: v for k, v in model.items() if k != "table"}))
     x, y = evidence(Matcher(registry, threshold=0.9), noisy(registry, 4000, HOLDOUT_SEED))
     for lo, count, acc in reliability(model, x, y):
         print(f"confidence >= {lo:.2f}: {count:5d} texts, right {acc:.4f}")

@@ -25,21 +25,24 @@ from rapidfuzz import fuzz
 from shapely import STRtree, points
 
 from geogrid.addresses import calibration
-from geogrid.addresses.text import Hit, Names, pinyin
 from geogrid.addresses.text import (
     COMPOUND_SUFFIXES,
     ROAD_SUFFIXES,
     TOWNSHIP_SUFFIXES,
     VILLAGE_SUFFIXES,
+    Hit,
+    Names,
     Parts,
     check_text,
     fold,
     normalize,
     parse,
+    pinyin,
 )
 from geogrid.errors import InvalidAddress
 
 MAX_CANDIDATES = 5
+MARGIN_CAP = 1.5  # score lead over the runner-up beyond which more lead says nothing new
 KEY_PARTS = {
     "road": ("road", "door"),
     "compound": ("compound", "building"),
@@ -102,6 +105,7 @@ class _Scored:
     exact_keys: int = 0  # of those, keys whose names agree exactly
     name_min: float = 1.0  # the weakest name agreement in an agreeing key
     conflicts: int = 0
+    named_conflict: bool = False  # the text names another road, compound, village or township
 
 
 def _clean(value: Any) -> str:
@@ -122,7 +126,7 @@ class Matcher:
     def __init__(
         self,
         registry: pd.DataFrame,
-        aliases: Mapping[str, str | tuple[float, float]] = {},  # noqa: B006 - read only
+        aliases: Mapping[str, str | tuple[float, float]] = {},
         *,
         threshold: float = 0.9,
     ) -> None:
@@ -174,6 +178,11 @@ class Matcher:
                 self._by_village_door.setdefault(
                     (self._part["village"][i], self._part["door"][i]), []
                 ).append(i)
+        self._in_township: dict[str, set[str]] = {}
+        for i in range(n):
+            for kind in ("road", "compound", "village"):
+                if self._part[kind][i]:
+                    self._in_township.setdefault(self._part["township"][i], set()).add(self._part[kind][i])
         self._lat0 = float(np.nanmean(self._lat)) if n else 0.0
         self._xy = self._project(self._lon, self._lat)
         ok = ~np.isnan(self._xy[:, 0])
@@ -260,10 +269,15 @@ class Matcher:
     def _hits(self, parts: Parts) -> dict[str, dict[str, Hit]]:
         """The registry names each named part (and the unplaced rest) may be, with their scores."""
         hits: dict[str, dict[str, Hit]] = {}
+        prefer: set[str] = set()
         for kind in ("township", "road", "compound", "village"):
             value = getattr(parts, kind)
             if value:
-                hits[kind] = self._names[kind].lookup(value)
+                hits[kind] = self._names[kind].lookup(value, prefer=prefer)
+            if kind == "township" and hits.get(kind):
+                for name, hit in hits[kind].items():
+                    if hit.score >= 0.9:
+                        prefer |= self._in_township.get(name, set())
         pieces = [p for p in _pieces(parts.rest) if len(p) >= 2]
         pieces += [
             getattr(parts, k) for k in ("road", "compound", "village") if getattr(parts, k) and not hits[k]
@@ -272,7 +286,7 @@ class Matcher:
             if getattr(parts, kind) and hits.get(kind):
                 continue
             for piece in pieces:  # a suffix lost to a typo: the piece is looked up by its core
-                more = self._names[kind].lookup(piece, bare=True)
+                more = self._names[kind].lookup(piece, bare=True, prefer=prefer)
                 if more:
                     mine = hits.setdefault(kind, {})
                     for name, hit in more.items():
@@ -320,11 +334,16 @@ class Matcher:
                 if getattr(parts, kind):
                     s.matched[kind] = "conflict"
                     s.conflicts += 1
-                    s.score -= 3.0 if kind != "township" else 0.7
+                    # a conflict counts fully only when the text's name is surely a registry name
+                    sure = max((h.score for h in hits.get(kind, {}).values()), default=0.0) >= 0.9
+                    s.named_conflict = s.named_conflict or sure
+                    s.score -= (3.0 if kind != "township" else 0.7) if sure else 0.5
                 continue
             s.matched[kind] = hit.how
             agree[kind] = hit.score
-            s.score += (2.0 if kind != "township" else 0.5) * hit.score
+            key_number = {"road": parts.door, "compound": parts.building or parts.door, "village": parts.door}
+            weight = 0.5 if kind == "township" else 2.0 if key_number.get(kind) else 1.0
+            s.score += weight * hit.score
         for kind in ("door", "building", "group"):
             said_num = getattr(parts, kind)
             mine = self._part[kind][row]
@@ -441,21 +460,27 @@ def _pieces(rest: str) -> list[str]:
 
 
 def features(scored: Sequence[_Scored], parts: Parts, runner: _Scored | None = None) -> list[float]:
-    """The evidence the confidence is computed from, for the first of ``scored`` against the next best."""
+    """The evidence the confidence is computed from, for the first of ``scored`` against the next best.
+
+    [keys agreeing, keys agreeing exactly, weakest name score, conflicts, lead over the runner-up
+    (capped), no runner-up, the runner-up also agrees on a key, parts named, unplaced text, a named part
+    conflicts].
+    """
     best = scored[0]
     other = runner if runner is not None else (scored[1] if len(scored) > 1 else None)
-    margin = min(best.score - other.score, 6.0) if other is not None else 6.0
+    margin = best.score - other.score if other is not None else MARGIN_CAP
     said = sum(1 for k in ("road", "compound", "village") if getattr(parts, k))
     return [
-        float(best.keys),
-        float(best.exact_keys),
+        float(min(best.keys, 2)),
+        float(min(best.exact_keys, 2)),
         best.name_min,
-        float(best.conflicts),
-        max(margin, -6.0),
-        float(other.keys) if other is not None else 0.0,
-        1.0 if other is not None and other.keys and best.score - other.score < 1.0 else 0.0,
-        float(said),
+        float(min(best.conflicts, 2)),
+        max(min(margin, MARGIN_CAP), -MARGIN_CAP),
+        1.0 if other is None else 0.0,
+        1.0 if other is not None and other.keys else 0.0,
+        float(min(said, 2)),
         1.0 if parts.rest else 0.0,
+        1.0 if best.named_conflict else 0.0,
     ]
 
 

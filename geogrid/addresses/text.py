@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -277,16 +277,27 @@ def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
     rest: list[str] = []
     bare: set[str] = set()
     after_road: set[str] = set()
+    guessed: set[str] = set()  # kinds filled by a name the registry does not know
+
+    def place(kind: str, name: str) -> bool:
+        """Put a name in its part (a known name displaces a guessed one); False when it goes to rest."""
+        known_here = hidden is not None and hidden.get(name) == kind
+        if kind and (kind not in parts or (kind in guessed and known_here)):
+            if kind in parts:
+                rest.append(parts[kind])
+            parts[kind] = name
+            guessed.discard(kind)
+            if not known_here:
+                guessed.add(kind)
+            return True
+        rest.append(name)
+        return False
+
     last_kind = ""
     pos = 0
     for m in _NUMBER.finditer(s):
         for kind, name in split_names(s[pos : m.start()], hidden):
-            if kind and kind not in parts:
-                parts[kind] = name
-                last_kind = kind
-            else:
-                rest.append(name)
-                last_kind = ""
+            last_kind = kind if place(kind, name) else ""
         pos = m.end()
         number, suffix = m.group(1), m.group(2) or ""
         if suffix == "号楼":
@@ -302,7 +313,6 @@ def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
             last_kind in ("compound", "")
             and "building" not in parts
             and "-" not in number
-            and s.startswith("单元", m.end() + len(re.match(r"\d*", s[m.end() :]).group()))
             and re.match(r"\d+单元", s[m.end() :])
         ):
             key = "building"  # 嘉瑞园3号1单元: a number right before an entrance is the building
@@ -330,10 +340,7 @@ def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
                 after_road.add(key)
         last_kind = key
     for kind, name in split_names(s[pos:], hidden):
-        if kind and kind not in parts:
-            parts[kind] = name
-        else:
-            rest.append(name)
+        place(kind, name)
     if any(_PUA <= ord(ch) < _PUA + 10 for ch in s):
         return Parts(rest="".join(rest).translate(_SHOW), **{k: v.translate(_SHOW) for k, v in parts.items()})
     return Parts(rest="".join(rest), **parts)
@@ -357,6 +364,20 @@ def pinyin(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=65536)
+def spoken(text: str) -> str:
+    """``text`` with its digits said as Chinese numerals again (经15路 → 经十五路), for fuzzy comparison.
+
+    A typo or homophone in a numeral (经十桥路, 纬侍路) is one character away from the spoken form and
+    further from the digits, so names are compared spoken.
+    """
+    if not any(c.isdigit() for c in text):
+        return text
+    return re.sub(
+        r"\d+", lambda m: str(cn2an.an2cn(m.group(), "low")) if len(m.group()) < 9 else m.group(), text
+    )
+
+
 @dataclass(frozen=True)
 class Hit:
     """How well a text's name agrees with one registry name: a score in [0, 1] and how it was found."""
@@ -377,6 +398,7 @@ class Names:
         self.suffixes = tuple(sorted(suffixes, key=len, reverse=True))
         self.split: dict[str, tuple[str, str]] = {}
         self.pinyins: dict[str, tuple[str, ...]] = {}
+        self.by_spoken: dict[str, set[str]] = {}
         self.exact: set[str] = set()
         self.aliases: dict[str, set[str]] = {}
         self.cores: dict[str, str] = {}
@@ -402,8 +424,9 @@ class Names:
         """Index ``key`` (a name or an alias) as leading to ``name``."""
         core, _ = self.core(key)
         self.split[key] = (core, _)
-        self.cores[key] = core
         self.by_core.setdefault(core, set()).add(name)
+        core = self.cores[key] = spoken(core)
+        self.by_spoken.setdefault(core, set()).add(name)
         py = pinyin(core)
         self.pinyins[key] = py
         self.by_pinyin.setdefault(py, set()).add(name)
@@ -417,8 +440,12 @@ class Names:
             self._index(alias, name)
             self.core_lengths = sorted({len(c) for c in self.by_core}, reverse=True)
 
-    def lookup(self, text: str, *, bare: bool = False) -> dict[str, Hit]:
-        """Registry names ``text`` may be, with scores; ``bare``: text with no suffix, searched inside."""
+    def lookup(self, text: str, *, bare: bool = False, prefer: Container[str] = ()) -> dict[str, Hit]:
+        """Registry names ``text`` may be, with scores; ``bare``: text with no suffix, searched inside.
+
+        At most MAX_HITS names are kept, the best first and, among equals, those in ``prefer`` (the names
+        in the township the text gives).
+        """
         found: dict[str, Hit] = {}
 
         def put(name: str, score: float, how: str) -> None:
@@ -439,29 +466,29 @@ class Names:
             for name in self.by_core.get(core, ()):
                 same = self.core(name)[1] == suffix
                 put(name, 0.97 if not suffix else 1.0 if same else 0.9, "fuzzy" if not same else "exact")
-            for name in self.by_pinyin.get(pinyin(core), ()):
+            for name in self.by_pinyin.get(pinyin(spoken(core)), ()):
                 if name not in found:
                     same = self.core(name)[1] == suffix or not suffix
                     put(name, 0.93 if same else 0.85, "fuzzy")
         if bare and found:
             return found
-        core = cores[0] if cores else text
+        core = spoken(cores[0] if cores else text)
         py = pinyin(core)
         near: set[str] = set()
         for k in (*_edits(core), *_edits(py)):
             near |= self.by_edit.get(k, set())
         for name in near - set(found):
-            other = self.cores.get(name, self.core(name)[0])
+            other = self.cores.get(name) or spoken(self.core(name)[0])
             r = max(fuzz.ratio(core, other), fuzz.ratio(py, self.pinyins.get(name) or pinyin(other))) / 100
             same = self.core(name)[1] == suffix or not suffix
             put(name, (1 - 0.6 * (1 - r)) * (1.0 if same else 0.92), "fuzzy")
         if not found and not bare and len(core) >= 2:
             for other, r, _ in process.extract(
-                core, list(self.by_core), scorer=fuzz.ratio, limit=3, score_cutoff=55
+                core, list(self.by_spoken), scorer=fuzz.ratio, limit=3, score_cutoff=55
             ):
-                for name in self.by_core[other]:
+                for name in self.by_spoken[other]:
                     put(name, min(0.75, 1 - 0.6 * (1 - r / 100)), "fuzzy")
         if len(found) > MAX_HITS:
-            keep = sorted(found.items(), key=lambda kv: -kv[1].score)[:MAX_HITS]
+            keep = sorted(found.items(), key=lambda kv: (-kv[1].score, kv[0] not in prefer, kv[0]))[:MAX_HITS]
             return dict(keep)
         return found
