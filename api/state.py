@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -27,6 +28,9 @@ from geogrid.index import GridIndex
 from geogrid.people import Directory
 from geogrid.people import in_force as in_force_posts
 from geogrid.settings import Settings
+
+if TYPE_CHECKING:
+    from geogrid.addresses.matcher import Matcher
 
 KEY_CACHE_S = 30.0  # how long a resolved key is trusted; revocations through this service apply at once
 MAX_CACHED_KEYS = 10_000  # resolved (and unknown) keys kept before the cache starts afresh
@@ -64,6 +68,13 @@ class People:
         return built
 
 
+class Addresses:
+    """One set's standard addresses and aliases at one registry revision, as a Matcher (built once per revision)."""
+
+    def __init__(self, read_at: float, revision: str, matcher: Matcher) -> None:
+        self.read_at, self.revision, self.matcher = read_at, revision, matcher
+
+
 log = logging.getLogger("geogrid.api")
 
 
@@ -88,6 +99,10 @@ class ServiceState:
         self._people_generation = 0  # bumped by a write: a read begun before it is not kept
         self._people_today: dict[str | None, tuple[float, Directory]] = {}  # set -> (until, today's)
         self._people_lock = threading.Lock()
+        self._addresses: dict[str, Addresses] = {}  # set -> its matcher at the registry revision last read
+        self._addresses_generation = 0  # bumped by a registry or alias write: an older build is not kept
+        self._addresses_lock = threading.Lock()
+        self._matcher_build = threading.Lock()  # one matcher build at a time (a demo registry takes ~0.1 s)
         # key -> (until, principal); by the key itself, which the process holds anyway: no hash per request
         self._principals: dict[str, tuple[float, Principal | None]] = {}
         self._keys_generation = 0  # bumped by forget_keys: a resolution begun before it is not kept
@@ -227,6 +242,51 @@ class ServiceState:
                 self._people_today.clear()
         return fresh
 
+    # ---- addresses ---------------------------------------------------------------------------------
+    def matcher(self, set_name: str | None = None, *, build: bool = True) -> Matcher:
+        """The matcher over ``set_name``'s addresses in force today and its aliases. Re-read in the background
+        once older than ``version_cache_s`` (rebuilt only when the registry revision moved), and at once after
+        a registry or alias write through this service; ``build=False`` raises NotCached rather than build."""
+        name = set_name or self.settings.default_set
+        held = self._addresses.get(name)
+        if held is None:
+            if not build:
+                raise NotCached(f"the addresses of {name!r}")
+            held = self.read_addresses(name)
+        elif time.monotonic() - held.read_at >= self.settings.version_cache_s:
+            self._later("addresses", name)
+        return held.matcher
+
+    def read_addresses(self, name: str) -> Addresses:
+        """Build the set's matcher now, unless its registry revision has not moved since it was last built."""
+        # Here, not at the top: rapidfuzz and cpca load when addresses are first asked for.
+        from geogrid.db.addresses import AddressStore
+
+        from geogrid.addresses.matcher import Matcher
+
+        with self._matcher_build:
+            generation = self._addresses_generation
+            store = AddressStore(self.store.engine, actor=self.settings.actor)
+            revision = store.registry_revision(name)
+            held = self._addresses.get(name)
+            if held is not None and held.revision == revision:
+                held.read_at = time.monotonic()
+                return held
+            matcher = Matcher(
+                store.addresses(name), store.aliases(name), threshold=self.settings.geocode_threshold
+            )
+            fresh = Addresses(time.monotonic(), revision, matcher)
+            with self._addresses_lock:
+                if generation == self._addresses_generation:  # no write meanwhile: what was read is current
+                    self._addresses[name] = fresh
+            return fresh
+
+    def addresses_changed(self, set_name: str) -> None:
+        """After a registry or alias write through this service: the next answer rebuilds the matcher."""
+        with self._addresses_lock:
+            self._addresses_generation += 1
+            self._addresses.pop(set_name, None)
+
     # ---- callers ----------------------------------------------------------------------------------
     def principal(self, key: str | None, *, resolve: bool = True) -> Principal | None:
         """The caller a key stands for (None without a key); NotAuthenticated for an unknown or revoked key.
@@ -284,6 +344,8 @@ class ServiceState:
                     self.read_versions(what)
                 elif kind == "people":
                     self.read_people(what)
+                elif kind == "addresses":
+                    self.read_addresses(what)
                 else:
                     self._resolve(what)
             except Exception as exc:
@@ -305,6 +367,10 @@ class ServiceState:
             held = self._people.get(what)
             if held is not None:
                 held.read_at = now
+        elif kind == "addresses":
+            kept = self._addresses.get(what)
+            if kept is not None:
+                kept.read_at = now
         else:
             old = self._principals.get(what)
             if old is not None:
