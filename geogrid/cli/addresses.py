@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -132,17 +133,16 @@ def addresses_list(
     at: DateOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
 ) -> None:
-    """List the addresses in force (today, or --at): id, canonical text, building and point."""
+    """List the addresses in force (today, or --at): id, canonical text, point and since when."""
     frame = address_store(_state(ctx).store).addresses(set_name, _date(at))
     table = Table(title=f"Addresses of {set_name}" + (f" on {_date(at)}" if at else ""))
     table.add_column("address", no_wrap=True)  # an id folded over two lines reads as two
-    for column in ("text", "building", "lon", "lat", "from"):
-        table.add_column(column, overflow="fold")
+    table.add_column("text", overflow="fold")
+    table.add_column("point", no_wrap=True)
+    table.add_column("from", no_wrap=True)
     for r in frame.head(limit).to_dict("records"):
-        table.add_row(
-            str(r["address_id"]), address_text(r), str(r.get("building_id") or ""), f"{float(r['lon']):.6f}",
-            f"{float(r['lat']):.6f}", str(r.get("valid_from") or ""),
-        )  # fmt: skip
+        point = f"{float(r['lon']):.5f}, {float(r['lat']):.5f}"
+        table.add_row(str(r["address_id"]), address_text(r), point, str(r.get("valid_from") or ""))
     console.print(table)
     shown_n = min(limit, len(frame))
     console.print(f"{len(frame):,} address(es)" + (f", {shown_n} shown." if shown_n < len(frame) else "."))
@@ -310,7 +310,7 @@ def _placed(match: Match, microgrid: str | None) -> list[str]:
     """The result columns of a placed text."""
     best = match.best
     assert best is not None
-    parts = "; ".join(f"{part}={how}" for part, how in best.matched.items())
+    parts = "; ".join(f"{part}={how}" for part, how in best.matched.items() if how != "missing")
     return [
         best.address_id, best.text, best.building_id or "", f"{best.lon:.7f}", f"{best.lat:.7f}",
         microgrid or "", f"{match.confidence:.3f}", "placed", parts,
@@ -346,13 +346,25 @@ def queue_list(
     name = set_name or state.settings.default_set
     items = address_store(state.store).queue(name, status=status, limit=limit)
     table = Table(title=f"{status.capitalize()} queue of {name}")
-    for column in ("id", "text", "seen", "candidates", "received"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("id", "seen") else "left")
+    table.add_column("id", justify="right")
+    table.add_column("text", overflow="fold", ratio=2)
+    table.add_column("seen", justify="right")
+    table.add_column("candidate", no_wrap=True)  # the id to resolve with: never folded
+    table.add_column("conf.", justify="right")
+    table.add_column("standard address", overflow="fold", ratio=2)
     for r in items.to_dict("records"):
-        table.add_row(
-            str(r["id"]), shown(r["text"]), str(r.get("seen", "")), _candidates(r.get("candidates")),
-            str(r.get("received_at", ""))[:19],
-        )  # fmt: skip
+        found = _candidates(r.get("candidates"))[:3] or [{"address_id": "none", "text": ""}]
+        for n, c in enumerate(found):
+            confidence = f"{float(c['confidence']):.2f}" if c.get("confidence") is not None else ""
+            first = (str(r["id"]), shown(r["text"]), str(r.get("seen", ""))) if n == 0 else ("", "", "")
+            last = n == len(found) - 1
+            table.add_row(
+                *first,
+                str(c.get("address_id") or "(point)"),
+                confidence,
+                str(c.get("text", "")),
+                end_section=last,
+            )
     console.print(table)
     console.print(
         f"{len(items)} item(s)."
@@ -360,17 +372,11 @@ def queue_list(
     )
 
 
-def _candidates(found: Any) -> str:
-    """The candidates of a queue item as one cell: id, text and confidence of the best three."""
+def _candidates(found: Any) -> list[dict[str, Any]]:
+    """The candidates of a queue item (stored as JSON)."""
     if isinstance(found, str | bytes):
-        import json
-
         found = json.loads(found)
-    lines = [
-        f"{c.get('address_id', '')} {c.get('text', '')} ({float(c.get('confidence', 0)):.2f})"
-        for c in list(found or [])[:3]
-    ]
-    return "\n".join(lines) or "none"
+    return [c for c in list(found or []) if isinstance(c, dict)]
 
 
 @queue_app.command("resolve")

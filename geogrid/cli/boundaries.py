@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from geogrid import io, rosters
+from geogrid.cli.addresses import load_demo_addresses
 from geogrid.cli.common import DateOpt, _date, _progress, _state, console, err
 from geogrid.cli.people import load_layer, print_report, roster_of
 from geogrid.db import Store
@@ -28,6 +29,7 @@ DEMO_LAYERS = (
 )
 DEMO_EXTRAS = (("buildings.geojson", "buildings"), ("sites.geojson", "sites"), ("roads.geojson", "roads"))
 DEMO_ROSTER = "roster.csv"
+DEMO_ADDRESSES = "addresses.csv"
 
 
 def import_(
@@ -230,6 +232,12 @@ def demo(
         store.publish(set_name, when, note="demo county")
     _print_summary(store, set_name, None)
     _demo_extras(store, set_name, path)
+    if (path / DEMO_ADDRESSES).is_file():  # after the roster, as the roster after the layers
+        load_demo_addresses(store, set_name, path / DEMO_ADDRESSES)
+    else:
+        err.print(
+            f"[yellow]warning:[/] no {DEMO_ADDRESSES} in {path}; the demo has no addresses", highlight=False
+        )
 
 
 def _demo_extras(store: Store, set_name: str, path: Path) -> None:

@@ -201,3 +201,29 @@ def test_a_resolved_queue_item_geocodes_by_itself(database_url, store, registere
     assert AddressStore(store.engine, "t").queue("c").empty
     wrong = geogrid(database_url, "queue", "resolve", "1", "--set", "c")
     assert wrong.exit_code == 2 and "--address" in wrong.output
+
+
+def test_the_demo_registry_geocodes_hotline_renderings_with_the_micro_grid_of_the_index(
+    database_url, store, county, demo_dir, tmp_path
+):
+    """The whole demo registry (9,243 addresses) against a set holding one street: variants of its
+    addresses are placed or queued, and a placed one's micro-grid is the index's (none outside the street)."""
+    from geogrid.addresses.registry import read_addresses
+    from geogrid.addresses.variants import variants
+
+    done = geogrid(
+        database_url, "addresses", "import", str(demo_dir / "addresses.csv"), "--set", "c", "--commit"
+    )
+    assert done.exit_code == 0, done.output
+    wanted = variants(read_addresses(demo_dir / "addresses.csv"), 300, seed=4242)
+    source = write_csv(tmp_path / "hotline.csv", ["地址", "答案"], [[v.text, v.address_id] for v in wanted])
+    out = tmp_path / "placed.csv"
+    result = geogrid(database_url, "geocode", str(source), "--set", "c", "--out", str(out), "--no-queue")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    assert len(rows) == 300 and {r["状态"] for r in rows} <= {"placed", "unsure"}
+    placed = [r for r in rows if r["状态"] == "placed"]
+    assert len(placed) >= 270, result.output
+    for r in placed:
+        code = r["建筑编号"].split("-")[0]
+        assert r["微网格"] == (code if code.startswith(STREET) else ""), r
