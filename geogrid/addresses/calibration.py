@@ -151,7 +151,7 @@ def noisy(registry: pd.DataFrame, n: int, seed: int) -> list[tuple[str, str]]:
     pool = "".join(sorted({ch for r in rows for k in ("road", "compound", "village") for ch in r[k]}))
     doors = pd.Series([(r["village"], r["door"]) for r in rows if r["village"]]).value_counts()
     unique_doors = set(doors[doors == 1].index)
-    out = []
+    out: list[tuple[str, str]] = []
     while len(out) < n:
         r = rng.choice(rows)
         pieces: list[str] = []

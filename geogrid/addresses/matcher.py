@@ -42,7 +42,11 @@ from geogrid.addresses.text import (
 from geogrid.errors import InvalidAddress
 
 MAX_CANDIDATES = 5
+MIN_SHARE = 0.001
 MARGIN_CAP = 1.5  # score lead over the runner-up beyond which more lead says nothing new
+NAME_KINDS = ("township", "road", "compound", "village")
+NUMBER_KINDS = ("door", "building", "group")
+KEY_NUMBERS = (("road", ("door",)), ("compound", ("building",)), ("village", ("group", "door")))
 KEY_PARTS = {
     "road": ("road", "door"),
     "compound": ("compound", "building"),
@@ -92,6 +96,9 @@ class Match:
             "candidates": [c.to_dict() for c in self.candidates],
             "reason": self.reason,
         }
+
+
+_Context = tuple[dict[str, bool], dict[str, str | None], dict[str, str | None]]
 
 
 @dataclass
@@ -146,6 +153,7 @@ class Matcher:
         self._part = {k: [fold(v) for v in vals] for k, vals in raw.items()}
         for k in ("door", "building", "group"):
             self._part[k] = [_number(v) for v in col(k)]
+        self._rows = [{k: v[i] for k, v in self._part.items()} for i in range(n)]
         self._entrances = [int(v) if v.isdigit() else 0 for v in col("entrances")]
         texts = col("text")
         self._texts = [t or self._compose(i) for i, t in enumerate(texts)]
@@ -178,17 +186,22 @@ class Matcher:
                 self._by_village_door.setdefault(
                     (self._part["village"][i], self._part["door"][i]), []
                 ).append(i)
-        self._in_township: dict[str, set[str]] = {}
+        in_township: dict[str, set[str]] = {}
         for i in range(n):
             for kind in ("road", "compound", "village"):
                 if self._part[kind][i]:
-                    self._in_township.setdefault(self._part["township"][i], set()).add(self._part[kind][i])
+                    in_township.setdefault(self._part["township"][i], set()).add(self._part[kind][i])
+        self._in_township = {k: frozenset(v) for k, v in in_township.items()}
         self._lat0 = float(np.nanmean(self._lat)) if n else 0.0
         self._xy = self._project(self._lon, self._lat)
         ok = ~np.isnan(self._xy[:, 0])
         self._tree_rows = np.flatnonzero(ok)
         self._tree = STRtree(points(self._xy[ok]))
         self._row_of_id = {a: i for i, a in enumerate(self._ids)}
+        normalize("内蒙古")  # loads cpca's division names now rather than on the first text
+        for names in self._names.values():  # warm the lookups every text of a batch will make
+            for value in names.exact:
+                names.lookup(value)
         self._aliases: dict[str, str | tuple[float, float]] = {}
         for text, target in aliases.items():
             self.add_alias(text, target)
@@ -269,7 +282,7 @@ class Matcher:
     def _hits(self, parts: Parts) -> dict[str, dict[str, Hit]]:
         """The registry names each named part (and the unplaced rest) may be, with their scores."""
         hits: dict[str, dict[str, Hit]] = {}
-        prefer: set[str] = set()
+        prefer: frozenset[str] = frozenset()
         for kind in ("township", "road", "compound", "village"):
             value = getattr(parts, kind)
             if value:
@@ -277,7 +290,11 @@ class Matcher:
             if kind == "township" and hits.get(kind):
                 for name, hit in hits[kind].items():
                     if hit.score >= 0.9:
-                        prefer |= self._in_township.get(name, set())
+                        prefer = (
+                            prefer | self._in_township.get(name, frozenset())
+                            if prefer
+                            else self._in_township.get(name, frozenset())
+                        )
         pieces = [p for p in _pieces(parts.rest) if len(p) >= 2]
         pieces += [
             getattr(parts, k) for k in ("road", "compound", "village") if getattr(parts, k) and not hits[k]
@@ -315,72 +332,73 @@ class Matcher:
                 rows.update(self._by_key["village"].get((name, group, door), ()))
             elif door:
                 rows.update(self._by_village_door.get((name, door), ()))
-        scored = [self._score(row, parts, hits) for row in rows]
+        sure = {k: max((h.score for h in hits.get(k, {}).values()), default=0.0) >= 0.9 for k in self._names}
+        key_number = {"road": parts.door, "compound": parts.building or parts.door, "village": parts.door}
+        said = {k: getattr(parts, k) for k in (*NAME_KINDS, *NUMBER_KINDS)}
+        scored = [self._score(row, parts, hits, (sure, key_number, said)) for row in rows]
         scored.sort(key=lambda s: (-s.score, self._ids[s.row]))
         return scored
 
-    def _score(self, row: int, parts: Parts, hits: dict[str, dict[str, Hit]]) -> _Scored:
+    def _score(self, row: int, parts: Parts, hits: dict[str, dict[str, Hit]], context: _Context) -> _Scored:
         """How well registry row ``row`` agrees with the text, part by part."""
         s = _Scored(row)
+        matched = s.matched
         agree: dict[str, float] = {}
-        for kind in ("township", "road", "compound", "village"):
-            mine = self._part[kind][row]
-            said = getattr(parts, kind) or (kind in hits and hits[kind])
-            if not said:
-                s.matched[kind] = "missing"
+        sure_kinds, key_number, said = context
+        mine_row = self._rows[row]
+        for kind in NAME_KINDS:
+            if not said[kind] and not hits.get(kind):
+                matched[kind] = "missing"
                 continue
-            hit = hits.get(kind, {}).get(mine) if mine else None
+            mine = mine_row[kind]
+            hit = hits[kind].get(mine) if mine and kind in hits else None
             if hit is None:
-                if getattr(parts, kind):
-                    s.matched[kind] = "conflict"
+                if said[kind]:
+                    matched[kind] = "conflict"
                     s.conflicts += 1
                     # a conflict counts fully only when the text's name is surely a registry name
-                    sure = max((h.score for h in hits.get(kind, {}).values()), default=0.0) >= 0.9
+                    sure = sure_kinds[kind]
                     s.named_conflict = s.named_conflict or sure
                     s.score -= (3.0 if kind != "township" else 0.7) if sure else 0.5
                 continue
-            s.matched[kind] = hit.how
+            matched[kind] = hit.how
             agree[kind] = hit.score
-            key_number = {"road": parts.door, "compound": parts.building or parts.door, "village": parts.door}
             weight = 0.5 if kind == "township" else 2.0 if key_number.get(kind) else 1.0
             s.score += weight * hit.score
-        for kind in ("door", "building", "group"):
-            said_num = getattr(parts, kind)
-            mine = self._part[kind][row]
-            if kind == "door" and not said_num and parts.building and not self._part["building"][row]:
-                continue
+        building = mine_row["building"]
+        for kind in NUMBER_KINDS:
+            said_num = said[kind]
+            mine = mine_row[kind]
             if not said_num:
-                if mine:
-                    s.matched[kind] = "missing"
+                if mine and not (kind == "door" and parts.building and not building):
+                    matched[kind] = "missing"
                 continue
             if said_num == mine or (
-                kind == "door"
-                and not parts.building
-                and said_num == self._part["building"][row]
-                and not parts.road
+                kind == "door" and not parts.building and not parts.road and said_num == building
             ):
-                s.matched[kind] = "exact"
+                matched[kind] = "exact"
                 agree[kind] = 1.0
                 s.score += 2.0
             elif mine:
-                s.matched[kind] = "conflict"
+                matched[kind] = "conflict"
                 s.conflicts += 1
                 s.score -= 2.5
         if parts.entrance:
-            n = self._entrances[row]
-            if parts.entrance.isdigit() and 1 <= int(parts.entrance) <= max(n, 1):
-                s.matched["entrance"] = "exact"
-                s.score += 0.2
-            else:
-                s.matched["entrance"] = "conflict"
+            if parts.entrance.isdigit() and 1 <= int(parts.entrance) <= max(self._entrances[row], 1):
+                matched["entrance"] = "exact"
+                s.score += 0.05
+            else:  # an entrance the building does not have: noted, but callers miscount entrances
+                matched["entrance"] = "conflict"
                 s.conflicts += 1
-                s.score -= 0.5
-        for key, cols in KEY_PARTS.items():
-            if all(c in agree or (c == "building" and "door" in agree and not parts.building) for c in cols):
+                s.score -= 0.1
+        door_only = "door" in agree and not parts.building
+        for name_kind, numbers in KEY_NUMBERS:
+            if name_kind in agree and all(c in agree or (c == "building" and door_only) for c in numbers):
                 s.keys += 1
-                names = [agree[c] for c in cols if c in ("road", "compound", "village")]
-                s.name_min = min([s.name_min, *names])
-                if all(v >= 1.0 for v in names):
+                score = agree[name_kind]
+                if score < s.name_min:
+                    s.name_min = score
+                if score >= 1.0:
                     s.exact_keys += 1
         return s
 
@@ -392,19 +410,20 @@ class Matcher:
         conf = calibration.predict(self.model, feats)
         top = scored[:MAX_CANDIDATES]
         second = scored[1].score if len(scored) > 1 else None
-        cands = []
-        for i, s in enumerate(top):
-            c = (
-                conf
-                if i == 0
-                else calibration.predict(self.model, features(scored[i:], parts, runner=scored[0]))
-            )
-            cands.append(self._candidate(s.row, c, s.matched, parts.entrance))
+        # The runners-up share what the best leaves, in proportion to exp(score): only the best's
+        # confidence is fitted; theirs only has to say how the rest of the doubt is spread.
+        weights = [math.exp(s.score - scored[0].score) for s in top[1:]]
+        total = sum(weights) or 1.0
+        cands = [self._candidate(top[0].row, conf, top[0].matched, parts.entrance)]
+        for s, w in zip(top[1:], weights, strict=True):
+            share = (1 - conf) * w / total
+            if share >= MIN_SHARE:  # a runner-up with no real chance is not worth a person's look
+                cands.append(self._candidate(s.row, share, s.matched, parts.entrance))
         best = cands[0]
         placed = conf >= self.threshold
         reason = ""
         if not placed:
-            if second is not None and scored[0].score - second < 1.0:
+            if second is not None and scored[0].score - second < 1.0 and len(cands) > 1:
                 reason = f"{len(scored)} addresses match about as well: {best.text} / {cands[1].text}"
             elif scored[0].conflicts:
                 bad = [k for k, v in scored[0].matched.items() if v == "conflict"]

@@ -23,6 +23,7 @@ from rapidfuzz import fuzz, process
 from geogrid.errors import InvalidAddress, cut
 
 MAX_CHARS = 200
+MEMO_SIZE = 50_000  # name lookups remembered per kind of name
 MAX_HITS = 16  # registry names kept per part of a text: the best few are all a match ever needs  # longer than any real address; a hotline note pasted whole is not one
 
 TOWNSHIP_SUFFIXES = ("街道", "苏木", "镇", "乡")
@@ -32,6 +33,7 @@ VILLAGE_SUFFIXES = ("嘎查", "村")
 
 _CN_NUMERALS = "零〇一二两三四五六七八九十百千幺"
 _NUMERAL_RUN = re.compile(f"[{_CN_NUMERALS}]+")
+_PLAIN = re.compile(r"[\u4e00-\u9fff0-9a-z\-]*")
 _SPACE_PUNCT = re.compile(r"[\s\u3000]+")
 _BUILDING = re.compile(r"(\d+)(?:号楼|号栋|号幢|号座|栋|幢|座|号?楼(?!\d*层))")
 _ENTRANCE = re.compile(r"(\d+)(?:单元门?|号门|门)")
@@ -158,7 +160,8 @@ def fold(text: str) -> str:
     """``normalize`` without cutting the administrative prefix (for registry names)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = _SPACE_PUNCT.sub("", text)
-    text = "".join(ch for ch in text if ch == "-" or unicodedata.category(ch)[0] not in "PZC")
+    if not _PLAIN.fullmatch(text):  # the common case (CJK, digits, letters) needs no look at categories
+        text = "".join(ch for ch in text if ch == "-" or unicodedata.category(ch)[0] not in "PZC")
     text = _numerals(text)
     text = re.sub(r"(?<!\d)-|-(?!\d)", "", text)
     text = _BUILDING.sub(r"\1号楼", text)
@@ -177,24 +180,21 @@ def normalize(text: str) -> str:
     return strip_prefix(fold(text))
 
 
-_KNOWN_CACHE: dict[int, tuple[Mapping[str, str], int, tuple[str, ...]]] = {}
+_KNOWN_CACHE: dict[int, tuple[Mapping[str, str], int, tuple[str, ...], frozenset[str]]] = {}
 
 
-def _known_info(known: Mapping[str, str]) -> tuple[int, tuple[str, ...]]:
-    """The longest known name and the names with digits (cached per mapping; registries are few)."""
+def _known_info(known: Mapping[str, str]) -> tuple[int, tuple[str, ...], frozenset[str]]:
+    """The longest known name, the names with digits and the names' first two characters (cached)."""
     got = _KNOWN_CACHE.get(id(known))
     if got is None or got[0] is not known:
         names = list(known)
-        got = (known, max(map(len, names), default=0), tuple(n for n in names if any(c.isdigit() for c in n)))
+        digits = tuple(n for n in names if any(c.isdigit() for c in n))
+        heads = frozenset(n[:2] for n in names) | frozenset(n[:2].translate(_HIDE) for n in digits)
+        got = (known, max(map(len, names), default=0), digits, heads)
         if len(_KNOWN_CACHE) > 64:
             _KNOWN_CACHE.clear()
         _KNOWN_CACHE[id(known)] = got
-    return got[1], got[2]
-
-
-def _longest(known: Mapping[str, str]) -> int:
-    """The length of the longest known name."""
-    return _known_info(getattr(known, "base", known))[0]
+    return got[1], got[2], got[3]
 
 
 def split_names(segment: str, known: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
@@ -204,8 +204,10 @@ def split_names(segment: str, known: Mapping[str, str] | None = None) -> list[tu
     suffix rules: 大路镇 is a township, not the road 大路 and a stray 镇.
     """
     if known:
-        longest = _longest(known)
+        longest, _, heads = _known_info(getattr(known, "base", known))
         for start in range(len(segment) - 1):
+            if segment[start : start + 2] not in heads:
+                continue
             for size in range(min(longest, len(segment) - start), 1, -1):
                 kind = known.get(segment[start : start + size])
                 if kind:
@@ -229,6 +231,7 @@ def split_names(segment: str, known: Mapping[str, str] | None = None) -> list[tu
 
 _PUA = 0xE000  # digits inside a name (纬11路, 109国道, 12连城乡) are hidden from the number parser here
 _HIDE = str.maketrans("0123456789", "".join(chr(_PUA + i) for i in range(10)))
+_HIDDEN = re.compile("[\ue000-\ue009]")
 _SHOW = str.maketrans("".join(chr(_PUA + i) for i in range(10)), "0123456789")
 _DIGIT_NAME = re.compile(
     r"(?<=[^\d号组楼元])\d+(?=" + "|".join(ROAD_SUFFIXES) + r")|\d+(?=国道)"
@@ -247,7 +250,7 @@ def _hide_digits(s: str, known: Mapping[str, str] | None) -> str:
     return s
 
 
-class _Shown(dict):  # type: ignore[type-arg]
+class _Shown(dict[str, str]):
     """A view of known names that looks names up with their hidden digits shown again."""
 
     def __init__(self, known: Mapping[str, str]) -> None:
@@ -272,7 +275,8 @@ def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
     ('迎泽路', '32', '康和小区', '5', '2')
     """
     s = _hide_digits(normalize(text), known)
-    hidden = _Shown(known) if known and any(_PUA <= ord(c) < _PUA + 10 for c in s) else known
+    has_hidden = _HIDDEN.search(s) is not None
+    hidden = _Shown(known) if known and has_hidden else known
     parts: dict[str, str] = {}
     rest: list[str] = []
     bare: set[str] = set()
@@ -341,7 +345,7 @@ def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
         last_kind = key
     for kind, name in split_names(s[pos:], hidden):
         place(kind, name)
-    if any(_PUA <= ord(ch) < _PUA + 10 for ch in s):
+    if has_hidden:
         return Parts(rest="".join(rest).translate(_SHOW), **{k: v.translate(_SHOW) for k, v in parts.items()})
     return Parts(rest="".join(rest), **parts)
 
@@ -386,8 +390,8 @@ class Hit:
     how: str  # exact | fuzzy | alias
 
 
-def _edits(seq: tuple[str, ...] | str) -> list[Any]:
-    """``seq`` and every form of it with one element deleted (symmetric-delete blocking of typos)."""
+def _edits(seq: Any) -> list[Any]:
+    """``seq`` (a str or a tuple) and every form of it with one element deleted (symmetric-delete keys)."""
     return [seq, *(seq[:i] + seq[i + 1 :] for i in range(len(seq)))]
 
 
@@ -397,6 +401,7 @@ class Names:
     def __init__(self, values: Iterable[str], suffixes: tuple[str, ...]) -> None:
         self.suffixes = tuple(sorted(suffixes, key=len, reverse=True))
         self.split: dict[str, tuple[str, str]] = {}
+        self._memo: dict[tuple[str, bool, frozenset[str]], dict[str, Hit]] = {}
         self.pinyins: dict[str, tuple[str, ...]] = {}
         self.by_spoken: dict[str, set[str]] = {}
         self.exact: set[str] = set()
@@ -438,9 +443,22 @@ class Names:
         if alias and alias not in self.exact:
             self.aliases.setdefault(alias, set()).add(name)
             self._index(alias, name)
+            self._memo.clear()
             self.core_lengths = sorted({len(c) for c in self.by_core}, reverse=True)
 
-    def lookup(self, text: str, *, bare: bool = False, prefer: Container[str] = ()) -> dict[str, Hit]:
+    def lookup(
+        self, text: str, *, bare: bool = False, prefer: frozenset[str] = frozenset()
+    ) -> dict[str, Hit]:
+        """Registry names ``text`` may be, with scores (memoised: the same names recur in every batch)."""
+        key = (text, bare, prefer)
+        got = self._memo.get(key)
+        if got is None:
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.clear()
+            got = self._memo[key] = self._lookup(text, bare=bare, prefer=prefer)
+        return got
+
+    def _lookup(self, text: str, *, bare: bool = False, prefer: Container[str] = ()) -> dict[str, Hit]:
         """Registry names ``text`` may be, with scores; ``bare``: text with no suffix, searched inside.
 
         At most MAX_HITS names are kept, the best first and, among equals, those in ``prefer`` (the names
