@@ -128,7 +128,7 @@ def test_accuracy_and_precision_on_own_noise(registry: pd.DataFrame, matcher: Ma
     results = matcher.match_many([t for t, _ in data])
     right = [
         isinstance(m, Match) and m.best is not None and m.best.address_id == a
-        for (_, a), m in zip(data, results)
+        for (_, a), m in zip(data, results, strict=True)
     ]
     wrong_placed = [
         (t, m.best.text)
