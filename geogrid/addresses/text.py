@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import cn2an
 from rapidfuzz import fuzz, process
@@ -382,8 +382,7 @@ def spoken(text: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """How well a text's name agrees with one registry name: a score in [0, 1] and how it was found."""
 
     score: float
@@ -467,8 +466,9 @@ class Names:
         found: dict[str, Hit] = {}
 
         def put(name: str, score: float, how: str) -> None:
-            if name not in found or found[name].score < score:
-                found[name] = Hit(round(score, 4), how)
+            old = found.get(name)
+            if old is None or old.score < score:
+                found[name] = Hit(score, how)
 
         if not bare:
             if text in self.exact:
