@@ -92,6 +92,7 @@ def published(db, demo_layers):
     assert not report.errors, report.errors[:3]
     keys = {role.value: Keys(db).create(f"{role.value} key", role)[1] for role in Role}
     keys["commander@home"] = Keys(db).create("community commander", Role.commander, scope=HOME)[1]
+    keys["planner@home"] = Keys(db).create("community planner", Role.planner, scope=HOME)[1]
     return keys
 
 
@@ -300,6 +301,22 @@ def test_a_resolved_text_becomes_an_alias_the_service_matches_at_once(service):
     assert [i["id"] for i in resolved] == [item["queue_id"]]
 
 
+def test_a_resolution_made_elsewhere_is_seen_once_the_cached_matcher_is_re_read(service, db):
+    """The CLI (another process) resolves a text: the service answers from its matcher until
+    version_cache_s has passed, then re-reads the registry revision in the background and rebuilds."""
+    client, keys = service
+    queued = client.post("/v1/geocode", json={"texts": [UNSURE_HOME]}, headers=auth(keys, "reporter")).json()
+    target = sorted(HOME_2)[0]
+    AddressStore(db, "clerk").resolve("s", queued["results"][0]["queue_id"], address_id=target)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = client.get("/v1/geocode", params={"q": UNSURE_HOME}).json()
+        if found["placed"]:
+            break
+        time.sleep(0.2)
+    assert found["placed"] and found["address"]["address_id"] == target
+
+
 def test_a_text_placed_on_a_point_answers_that_point(service):
     client, keys = service
     text = "薛家湾镇老粮站后面"
@@ -455,6 +472,22 @@ def test_a_registry_with_bad_rows_is_422_naming_rows_and_fields(service):
     )
     assert {e["field"] for e in body["row_errors"]} >= {"lon", "valid_from", "address_id"}
     problem(client.post("/v1/sets/s/addresses", content=b"\x00\x01 not a registry", headers=headers), 400)
+
+
+def test_a_scoped_planner_registers_only_addresses_inside_its_scope(service):
+    client, keys = service
+    home = [r for r in DEMO_ROWS if r["地址编码"][1:].startswith(HOME)][50]
+    other = [r for r in DEMO_ROWS if r["地址编码"][1:].startswith(OTHER)][50]
+    later = {"启用日期": "2099-01-01"}  # a change to come: today's answers stay as other tests expect
+    rows = [
+        home | {"门牌号": home["门牌号"] + "-1"} | later,
+        other | {"门牌号": other["门牌号"] + "-1"} | later,
+    ]
+    headers = auth(keys, "planner@home", **{"If-Match": etag(client), "Content-Type": "text/csv"})
+    report = client.post("/v1/sets/s/addresses", content=csv_bytes(rows), headers=headers)
+    assert report.status_code == 200, report.text
+    assert report.json()["changed"] == 1
+    assert [(e["row"], e["address_id"]) for e in report.json()["row_errors"]] == [(2, other["地址编码"])]
 
 
 # ---- privacy ---------------------------------------------------------------------------------------
