@@ -98,7 +98,7 @@ class Match:
         }
 
 
-_Context = tuple[dict[str, bool], dict[str, str | None], dict[str, str | None]]
+_Context = tuple[dict[str, bool], dict[str, str | None], dict[str, str | None], dict[str, frozenset[str]]]
 
 
 @dataclass
@@ -335,7 +335,9 @@ class Matcher:
         sure = {k: max((h.score for h in hits.get(k, {}).values()), default=0.0) >= 0.9 for k in self._names}
         key_number = {"road": parts.door, "compound": parts.building or parts.door, "village": parts.door}
         said = {k: getattr(parts, k) for k in (*NAME_KINDS, *NUMBER_KINDS)}
-        scored = [self._score(row, parts, hits, (sure, key_number, said)) for row in rows]
+        # names the text gives word for word: a row under another, merely similar name is another place
+        exact = {k: frozenset(n for n, h in hits.get(k, {}).items() if h.score >= 1.0) for k in NAME_KINDS}
+        scored = [self._score(row, parts, hits, (sure, key_number, said, exact)) for row in rows]
         scored.sort(key=lambda s: (-s.score, self._ids[s.row]))
         return scored
 
@@ -344,7 +346,7 @@ class Matcher:
         s = _Scored(row)
         matched = s.matched
         agree: dict[str, float] = {}
-        sure_kinds, key_number, said = context
+        sure_kinds, key_number, said, exact = context
         mine_row = self._rows[row]
         for kind in NAME_KINDS:
             if not said[kind] and not hits.get(kind):
@@ -352,6 +354,13 @@ class Matcher:
                 continue
             mine = mine_row[kind]
             hit = hits[kind].get(mine) if mine and kind in hits else None
+            if hit is not None and hit.score < 1.0 and exact[kind] and said[kind]:
+                # 经九路835号 where 经九路 has no 835 is not 经十九路835号: the text named its road exactly
+                matched[kind] = "conflict"
+                s.conflicts += 1
+                s.named_conflict = True
+                s.score -= 3.0 if kind != "township" else 0.7
+                continue
             if hit is None:
                 if said[kind]:
                     matched[kind] = "conflict"

@@ -21,6 +21,7 @@ import cn2an
 from rapidfuzz import fuzz, process
 
 from geogrid.errors import InvalidAddress, cut
+from geogrid.people import PHONE_LIKE
 
 MAX_CHARS = 200
 MEMO_SIZE = 50_000  # name lookups remembered per kind of name
@@ -135,7 +136,7 @@ _ROAD_OR_COMPOUND_START = re.compile(
 def _admin_head(text: str) -> int:
     """Length of the administrative name ``text`` starts with (0 if none)."""
     full, short, longest = _admin_names()
-    for size in range(min(longest, len(text) - 1), 1, -1):
+    for size in range(min(longest, len(text)), 1, -1):
         head = text[:size]
         if head not in full and head not in short:
             continue
@@ -150,15 +151,24 @@ def _admin_head(text: str) -> int:
 
 
 def strip_prefix(text: str) -> str:
-    """``text`` without its leading province/city/county names (内蒙古鄂尔多斯市准格尔旗…)."""
-    while size := _admin_head(text):
+    """``text`` without its leading province/city/county names (内蒙古鄂尔多斯市准格尔旗…); a text that is
+    nothing but such names keeps the last one (鄂尔多斯市, not 市 or nothing)."""
+    while (size := _admin_head(text)) and size < len(text):
         text = text[size:]
     return text
+
+
+# a caller's phone (as given, or masked as the queue stores it) with its label: no part of an address
+_PHONE = re.compile(
+    r"(?:(?:联系)?(?:电话|手机|来电|tel)[:：]?\s*)?(?:" + PHONE_LIKE.pattern + r"|(?<!\d)[01]\d{2}\*{4,5}\d{4}(?!\d))"
+)
 
 
 def fold(text: str) -> str:
     """``normalize`` without cutting the administrative prefix (for registry names)."""
     text = unicodedata.normalize("NFKC", text).lower()
+    if any(c.isdigit() for c in text):
+        text = _PHONE.sub("", text)
     text = _SPACE_PUNCT.sub("", text)
     if not _PLAIN.fullmatch(text):  # the common case (CJK, digits, letters) needs no look at categories
         text = "".join(ch for ch in text if ch == "-" or unicodedata.category(ch)[0] not in "PZC")

@@ -30,6 +30,7 @@ from typing import Any
 import cn2an
 import pandas as pd
 from pypinyin import Style, lazy_pinyin
+from rapidfuzz.distance import Levenshtein
 
 KINDS: tuple[str, ...] = (
     "no_township",  # the township left out
@@ -401,4 +402,60 @@ def variants(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
     return out
 
 
-__all__ = ["CONFUSABLE", "KINDS", "Variant", "canonical_text", "common_homophones", "variants"]
+ABSENT_KINDS: tuple[str, ...] = (
+    "unknown_door",  # a registry road with a door number it does not have (another road has it)
+    "unknown_building",  # a registry compound with a building number it does not have (another has it)
+)
+
+
+def absent(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
+    """``n`` texts that name a registry road or compound with a number it lacks: no building is meant.
+
+    A caller's wrong door number (经九路835号 where 经九路 ends at 120) must not be placed on another
+    road that has that number (经十九路835号): the number is drawn from a road (compound) whose name is
+    one character away where there is one, from any other otherwise. Each Variant has empty address and
+    building ids and one of ``ABSENT_KINDS``; half are also written with Chinese numerals or a prefix.
+    """
+    rows = [dict(zip(registry.columns, values, strict=True)) for values in registry.itertuples(index=False)]
+    numbers: dict[str, dict[str, set[str]]] = {"road": {}, "compound": {}}
+    townships: dict[tuple[str, str], str] = {}
+    for row in rows:
+        for part, number in (("road", "door"), ("compound", "building")):
+            name, value = _value(row, part), _value(row, number)
+            if name and value and value.isdigit():
+                numbers[part].setdefault(name, set()).add(value)
+                townships[(part, name)] = _value(row, "township") or ""
+    rng = random.Random(seed)
+    out: list[Variant] = []
+    plans = [(kind, part, name) for kind, part in zip(ABSENT_KINDS, ("road", "compound"), strict=True)
+             for name in sorted(numbers[part])]  # fmt: skip
+    if not plans or n <= 0:
+        return []
+    while len(out) < n:
+        kind, part, name = rng.choice(plans)
+        mine = numbers[part][name]
+        near = [o for o in numbers[part] if o != name and Levenshtein.distance(o, name) <= 1]
+        pool = sorted({v for o in (near or list(numbers[part])) for v in numbers[part][o]} - mine)
+        if not pool:
+            continue
+        value = rng.choice(pool)
+        said = str(cn2an.an2cn(int(value))) if rng.random() < 0.25 else value
+        text = f"{name}{said}{'号' if part == 'road' else rng.choice(BUILDING_WORDS)}"
+        if rng.random() < 0.5:
+            text = townships[(part, name)] + text
+        if rng.random() < 0.25:
+            text = rng.choice(PREFIXES[0]) + text
+        out.append(Variant(text, "", "", (kind,)))
+    return out
+
+
+__all__ = [
+    "ABSENT_KINDS",
+    "CONFUSABLE",
+    "KINDS",
+    "Variant",
+    "absent",
+    "canonical_text",
+    "common_homophones",
+    "variants",
+]

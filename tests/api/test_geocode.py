@@ -301,6 +301,26 @@ def test_a_resolved_text_becomes_an_alias_the_service_matches_at_once(service):
     assert [i["id"] for i in resolved] == [item["queue_id"]]
 
 
+def test_a_text_with_the_callers_phone_is_queued_masked_and_its_resolution_matches_it_again(service):
+    client, keys = service
+    text = "康荷小区２栋 手机13912345678"
+    item = client.post("/v1/geocode", json={"texts": [text]}, headers=auth(keys, "reporter")).json()
+    item = item["results"][0]
+    assert not item["placed"] and item["queue_id"], item
+    listed = [i for i in queue(client, keys) if i["id"] == item["queue_id"]]
+    assert listed and "13912345678" not in str(listed) and "139****5678" in listed[0]["text"]
+    target = BY_ID[sorted(HOME_2)[0]]
+    done = client.post(
+        f"/v1/sets/s/addresses/queue/{item['queue_id']}/resolve",
+        json={"address_id": target["地址编码"]},
+        headers=auth(keys, "commander"),
+    )
+    assert done.status_code == 200, done.text
+    for again in (text, "康荷小区2栋，来电13800001111"):  # the phone is no part of the address
+        got = client.get("/v1/geocode", params={"q": again}).json()
+        assert got["placed"] and got["address"]["address_id"] == target["地址编码"], (again, got)
+
+
 def test_a_resolution_made_elsewhere_is_seen_once_the_cached_matcher_is_re_read(service, db):
     """The CLI (another process) resolves a text: the service answers from its matcher until
     version_cache_s has passed, then re-reads the registry revision in the background and rebuilds."""

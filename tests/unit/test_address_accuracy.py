@@ -16,7 +16,7 @@ import pytest
 
 from geogrid.addresses.matcher import Match, Matcher
 from geogrid.addresses.registry import read_addresses, validate_addresses
-from geogrid.addresses.variants import KINDS, Variant, variants
+from geogrid.addresses.variants import ABSENT_KINDS, KINDS, Variant, absent, variants
 from geogrid.errors import InvalidAddress
 from geogrid.settings import Settings
 
@@ -97,6 +97,22 @@ def test_variants_land_on_the_right_building_and_none_is_placed_wrong(
 
 def test_every_kind_was_judged(judged: list[tuple[Variant, Match | InvalidAddress]]) -> None:
     assert {k for v, _r in judged for k in v.kinds} == set(KINDS)
+
+
+ABSENT = 600
+
+
+def test_a_number_the_road_or_compound_lacks_is_never_placed(
+    registry: pd.DataFrame, matcher: Matcher
+) -> None:
+    made = absent(registry, ABSENT, SEED)
+    assert {v.kinds[0] for v in made} == set(ABSENT_KINDS)
+    results = matcher.match_many([v.text for v in made])
+    placed = [describe(v, r) for v, r in zip(made, results, strict=True) if isinstance(r, Match) and r.placed]
+    queued = [r for r in results if isinstance(r, Match) and not r.placed]
+    print(f"\n{len(made)} texts with a number their road or compound lacks: {len(placed)} placed, "
+          f"{sum(bool(r.candidates) for r in queued)} queued with candidates")  # fmt: skip
+    assert not placed, f"{len(placed)} of {len(made)} placed; first: {placed[:5]}"
 
 
 BAD = {

@@ -101,3 +101,23 @@ def test_names_lookup_exact_core_pinyin_and_typo() -> None:
     both = names.lookup("康安苑", bare=True)  # suffix not said: both compounds, neither sure
     assert set(both) >= {"康安苑小区", "康安苑公寓"}
     assert both["康安苑小区"].score == both["康安苑公寓"].score < 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "康和小区5栋 13912345678",
+        "电话13912345678康和小区5栋",
+        "康和小区5栋，联系电话：0477-1234567",
+        "康和小区5栋 来电139****5678",  # as the queue keeps it, masked
+        "康和小区５栋　ＴＥＬ１３９１２３４５６７８",
+    ],
+)
+def test_a_callers_phone_is_no_part_of_the_address(text: str) -> None:
+    assert normalize(text) == "康和小区5号楼"
+
+
+def test_a_text_of_only_division_names_keeps_the_last_whole() -> None:
+    assert normalize("内蒙古鄂尔多斯市") == "鄂尔多斯市"
+    assert normalize("内蒙古自治区鄂尔多斯市准格尔旗") == "准格尔旗"
+    assert normalize("鄂尔多斯大街12号") == "鄂尔多斯大街12号"

@@ -10,7 +10,17 @@ import pandas as pd
 import pytest
 
 from geogrid.addresses.registry import read_addresses
-from geogrid.addresses.variants import CONFUSABLE, KINDS, Variant, canonical_text, common_homophones, variants
+from geogrid.addresses.text import fold, normalize, parse
+from geogrid.addresses.variants import (
+    ABSENT_KINDS,
+    CONFUSABLE,
+    KINDS,
+    Variant,
+    absent,
+    canonical_text,
+    common_homophones,
+    variants,
+)
 
 DEMO = Path(__file__).resolve().parents[2] / "boundaries" / "demo" / "addresses.csv"
 COLUMNS = ("township", "road", "door", "compound", "building", "village", "group")
@@ -117,3 +127,26 @@ def test_the_small_registry_too() -> None:
     assert {k for v in made for k in v.kinds} == set(KINDS)
     assert variants(small_registry(), 0, seed=1) == []
     assert variants(small_registry().iloc[:0], 5, seed=1) == []
+
+
+def test_absent_numbers_are_not_in_the_registry(registry: pd.DataFrame) -> None:
+    made = absent(registry, 300, seed=3)
+    assert len(made) == 300 and made == absent(registry, 300, seed=3)
+    assert {v.kinds for v in made} == {(k,) for k in ABSENT_KINDS}
+    assert all(v.address_id == "" and v.building_id == "" for v in made)
+    have = {
+        (part, fold(row[part]), str(row[number]))
+        for row in registry.to_dict("records")
+        for part, number in (("road", "door"), ("compound", "building"))
+        if isinstance(row[part], str) and row[part]
+    }
+    names = ("township", "road", "compound", "village")
+    known = {fold(row[k]): k for row in registry.to_dict("records") for k in names if isinstance(row[k], str)}
+    for v in made:
+        p = parse(normalize(v.text), known)
+        part, number = ("road", p.door) if v.kinds == ("unknown_door",) else ("compound", p.building)
+        name = p.road if part == "road" else p.compound
+        assert name and number, v
+        assert any(h[:2] == (part, name) for h in have), v  # the name is the registry's
+        assert (part, name, number) not in have, v  # and the number is not its
+        assert any(h[0] == part and h[2] == number for h in have), v  # another name has the number
