@@ -47,7 +47,15 @@ GRANTS: dict[Role, frozenset[Action]] = {
         {Action.read, Action.report, Action.handle, Action.dispatch, Action.contact, Action.place}
     ),
     Role.planner: frozenset(
-        {Action.read, Action.plan, Action.publish, Action.staff, Action.contact, Action.register, Action.place}
+        {
+            Action.read,
+            Action.plan,
+            Action.publish,
+            Action.staff,
+            Action.contact,
+            Action.register,
+            Action.place,
+        }
     ),
     Role.admin: frozenset(Action),
 }

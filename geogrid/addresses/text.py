@@ -160,7 +160,9 @@ def strip_prefix(text: str) -> str:
 
 # a caller's phone (as given, or masked as the queue stores it) with its label: no part of an address
 _PHONE = re.compile(
-    r"(?:(?:联系)?(?:电话|手机|来电|tel)[:：]?\s*)?(?:" + PHONE_LIKE.pattern + r"|(?<!\d)[01]\d{2}\*{4,5}\d{4}(?!\d))"
+    r"(?:(?:联系)?(?:电话|手机|来电|tel)[:：]?\s*)?(?:"
+    + PHONE_LIKE.pattern
+    + r"|(?<!\d)[01]\d{2}\*{4,5}\d{4}(?!\d))"
 )
 
 
