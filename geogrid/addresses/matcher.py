@@ -43,6 +43,7 @@ from geogrid.errors import InvalidAddress
 
 MAX_CANDIDATES = 5
 MIN_SHARE = 0.001
+HIT_SPREAD = 0.2  # names scoring this far below a part's best name are not candidates
 MARGIN_CAP = 1.5  # score lead over the runner-up beyond which more lead says nothing new
 NAME_KINDS = ("township", "road", "compound", "village")
 NUMBER_KINDS = ("door", "building", "group")
@@ -215,7 +216,7 @@ class Matcher:
         alias = self._aliases.get(norm)
         if alias is not None:
             return self._alias_match(query, alias)
-        parts = parse(norm, self._known)
+        parts = parse(norm, self._known, normalized=True)
         scored = self._candidates(parts)
         return self._decide(query, parts, scored)
 
@@ -241,7 +242,7 @@ class Matcher:
             norm = normalize(check_text(text))
         except InvalidAddress:
             return None, None
-        parts = parse(norm, self._known)
+        parts = parse(norm, self._known, normalized=True)
         scored = self._candidates(parts)
         if not scored:
             return None, None
@@ -310,6 +311,11 @@ class Matcher:
                         score = round(hit.score * 0.95, 4)  # no suffix to say what kind of name it is
                         if name not in mine or mine[name].score < score:
                             mine[name] = Hit(score, "fuzzy")
+        for kind, found in hits.items():  # a name far behind the best is noise, not a rival reading
+            if len(found) > 1:
+                floor = max(h.score for h in found.values()) - HIT_SPREAD
+                if any(h.score < floor for h in found.values()):
+                    hits[kind] = {n: h for n, h in found.items() if h.score >= floor}
         return hits
 
     def _candidates(self, parts: Parts) -> list[_Scored]:

@@ -209,12 +209,35 @@ def _known_info(known: Mapping[str, str]) -> tuple[int, tuple[str, ...], frozens
     return got[1], got[2], got[3]
 
 
+_SPLIT_MEMO: dict[int, tuple[Mapping[str, str], dict[str, list[tuple[str, str]]]]] = {}
+
+
 def split_names(segment: str, known: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """The named parts of a digit-free segment as (kind, name); kind "" for text with no part suffix.
 
     ``known`` names (name → kind, e.g. the registry's) are taken whole where they occur, before the
-    suffix rules: 大路镇 is a township, not the road 大路 and a stray 镇.
+    suffix rules: 大路镇 is a township, not the road 大路 and a stray 镇. Remembered per set of known
+    names: the same road and compound names open most texts of a batch.
     """
+    if not known:
+        return _split_names(segment, known)
+    base = getattr(known, "base", known)
+    entry = _SPLIT_MEMO.get(id(base))
+    if entry is None or entry[0] is not base:  # an id is reused once its object is gone
+        if len(_SPLIT_MEMO) > 64:
+            _SPLIT_MEMO.clear()
+        entry = _SPLIT_MEMO[id(base)] = (base, {})
+    memo = entry[1]
+    got = memo.get(segment)
+    if got is None:
+        if len(memo) > MEMO_SIZE:
+            memo.clear()
+        got = memo[segment] = _split_names(segment, known)
+    return got
+
+
+def _split_names(segment: str, known: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    """``split_names`` without the memo."""
     if known:
         longest, _, heads = _known_info(getattr(known, "base", known))
         for start in range(len(segment) - 1):
@@ -274,8 +297,8 @@ class _Shown(dict[str, str]):
         return super().get(key.translate(_SHOW), default)
 
 
-def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
-    """Split a text into its parts (the text is normalised first); parts may come in any order.
+def parse(text: str, known: Mapping[str, str] | None = None, *, normalized: bool = False) -> Parts:
+    """Split a text into its parts (normalised first unless ``normalized``); parts may come in any order.
 
     ``known`` names (normalised name → kind: township, road, compound, village) are kept whole, also
     when they contain digits (十二连城乡 → 12连城乡); the matcher passes the registry's.
@@ -286,7 +309,7 @@ def parse(text: str, known: Mapping[str, str] | None = None) -> Parts:
     >>> (p.road, p.door, p.compound, p.building, p.entrance)
     ('迎泽路', '32', '康和小区', '5', '2')
     """
-    s = _hide_digits(normalize(text), known)
+    s = _hide_digits(text if normalized else normalize(text), known)
     has_hidden = _HIDDEN.search(s) is not None
     hidden = _Shown(known) if known and has_hidden else known
     parts: dict[str, str] = {}
