@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         try:
             service.index()  # read the versions and load (and warm) the index in force
             service.directory()  # and who is in post today, so lookups name them from the first one
+            service.warm_addresses()  # the address matcher (a few seconds) is built beside the first requests
         except GeoGridError as exc:  # no set or version yet: the service still starts, readyz says why
             log.warning("no index loaded at start-up: %s", exc)
         # What start-up made lives as long as the process: keep it out of the garbage collector's full

@@ -260,9 +260,8 @@ class ServiceState:
     def read_addresses(self, name: str) -> Addresses:
         """Build the set's matcher now, unless its registry revision has not moved since it was last built."""
         # Here, not at the top: rapidfuzz and cpca load when addresses are first asked for.
-        from geogrid.db.addresses import AddressStore
-
         from geogrid.addresses.matcher import Matcher
+        from geogrid.db.addresses import AddressStore
 
         with self._matcher_build:
             generation = self._addresses_generation
@@ -280,6 +279,10 @@ class ServiceState:
                 if generation == self._addresses_generation:  # no write meanwhile: what was read is current
                     self._addresses[name] = fresh
             return fresh
+
+    def warm_addresses(self) -> None:
+        """Build the default set's matcher in the background, so the first geocode does not wait for it."""
+        self._later("addresses", self.settings.default_set)
 
     def addresses_changed(self, set_name: str) -> None:
         """After a registry or alias write through this service: the next answer rebuilds the matcher."""

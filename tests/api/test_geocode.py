@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
 from api.main import create_app
+from api.state import NotCached
 from geogrid.access import Role
 from geogrid.addresses.registry import address_text, read_addresses
 from geogrid.crs import wgs84_to_gcj02
@@ -125,6 +126,20 @@ def queue(client, keys, who="admin", **params):
 
 
 # ---- one text --------------------------------------------------------------------------------------
+def test_the_matcher_is_built_at_start_up_without_a_request(service):
+    client, _ = service
+    state = client.app.state.service
+    deadline = time.monotonic() + 120  # a bound, not a wait: the loop ends as soon as it is built
+    while True:
+        try:
+            matcher = state.matcher(build=False)
+            break
+        except NotCached:
+            assert time.monotonic() < deadline, "no matcher two minutes after start-up"
+            time.sleep(0.05)
+    assert matcher.match(ROWS[0]["标准地址"]).placed
+
+
 def test_a_registry_address_is_placed_on_its_building_with_its_microgrid(service):
     client, keys = service
     row = ROWS[0]
