@@ -93,6 +93,8 @@ def check_text(text: str) -> str:
         raise InvalidAddress("address text is empty")
     if all(unicodedata.category(ch)[0] in "PZ" or ch.isspace() for ch in stripped):
         raise InvalidAddress("address text is only punctuation", text=cut(stripped))
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in stripped):
+        raise InvalidAddress("address text has no letters or digits", text=cut(stripped))
     return stripped
 
 

@@ -73,13 +73,13 @@ def test_two_compounds_differing_by_suffix_are_unsure(registry: pd.DataFrame, ma
     assert len({c.address_id for c in m.candidates}) >= 2 and m.reason
 
 
-@pytest.mark.parametrize("text", ["hello world", "😀😀😀", "Block B, Room 5"])
+@pytest.mark.parametrize("text", ["hello world", "😀 hello", "Block B, Room 5"])
 def test_latin_and_emoji_are_unsure_without_candidates(matcher: Matcher, text: str) -> None:
     m = matcher.match(text)
     assert not m.placed and m.best is None and m.candidates == () and m.confidence == 0.0 and m.reason
 
 
-@pytest.mark.parametrize("text", ["", "   ", "，，。", "康和\x00小区", "康" * 10_000])
+@pytest.mark.parametrize("text", ["", "   ", "，，。", "😀😀", "康和\x00小区", "康" * 10_000])
 def test_bad_text_raises(matcher: Matcher, text: str) -> None:
     with pytest.raises(InvalidAddress):
         matcher.match(text)
@@ -87,7 +87,7 @@ def test_bad_text_raises(matcher: Matcher, text: str) -> None:
 
 def test_match_many_keeps_bad_rows_in_place(registry: pd.DataFrame, matcher: Matcher) -> None:
     row = _row(registry, road="x")
-    out = matcher.match_many([f"{row['road']}{row['door']}号", "", "😀", f"{row['road']}{row['door']}号"])
+    out = matcher.match_many([f"{row['road']}{row['door']}号", "", "😀 ok", f"{row['road']}{row['door']}号"])
     assert isinstance(out[0], Match) and isinstance(out[1], InvalidAddress) and isinstance(out[2], Match)
     assert out[0] == out[3]
 

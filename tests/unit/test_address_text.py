@@ -88,9 +88,15 @@ def test_bad_text_is_refused_with_its_reason(text: str, problem: str) -> None:
         check_text(text)
 
 
-@pytest.mark.parametrize("text", ["hello world", "😀😀", "Room 5, Block B", "康和小区\n5号楼"])
+@pytest.mark.parametrize("text", ["hello world", "Room 5, Block B", "康和小区\n5号楼", "🏠康和小区5号楼"])
 def test_latin_emoji_and_newlines_are_not_errors(text: str) -> None:
     assert check_text(text) == text.strip()
+
+
+@pytest.mark.parametrize("text", ["😀😀", "🏠 🔥！", "★☆"])
+def test_a_text_without_letters_or_digits_is_refused(text: str) -> None:
+    with pytest.raises(InvalidAddress, match="no letters or digits"):
+        check_text(text)
 
 
 def test_names_lookup_exact_core_pinyin_and_typo() -> None:
