@@ -92,7 +92,7 @@ class Match:
         return {
             "query": self.query,
             "placed": self.placed,
-            "confidence": self.confidence,
+            "confidence": round(self.confidence, 4),
             "address": self.best.to_dict() if self.best else None,
             "candidates": [c.to_dict() for c in self.candidates],
             "reason": self.reason,

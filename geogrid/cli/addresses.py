@@ -205,7 +205,8 @@ def geocode(
     version = index.meta.get("version")
     console.print(
         f"{counts['rows']:,} rows (v{version} of {set_name!r}): {counts['placed']:,} placed, "
-        f"{counts['queued']:,} queued, {counts['unsure']:,} unsure (not queued), {counts['errors']:,} errors. "
+        f"{counts['queued']:,} queued, {counts['unsure']:,} unsure (not queued), {counts['errors']:,} "
+        f"{'error' if counts['errors'] == 1 else 'errors'}. "
         f"Wrote {out}" + (f"; errors in {errors}" if counts["errors"] else "") + "."
     )
     if counts["queued"]:
