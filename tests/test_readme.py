@@ -89,6 +89,22 @@ ANSWERS: dict[str, list[str | re.Pattern[str]]] = {
         "(P001300)",  # the worker spread over five grids
         "written to service.html",
     ],
+    "geogrid addresses list --set demo --limit 2": [
+        re.compile(r"9,243 │\s+0 │\s+0 │\s+9,243 │"),  # the exported registry, imported as a dry run
+        "H001,薛家湾镇纬十一路507号鑫嘉府公寓1号楼,150622001001001001,1.000,placed",  # prefix, numerals
+        "H003,薛家湾镇纬十一路515号鑫嘉府公寓2号楼,150622001001001001,1.000,placed",  # a typo
+        "H004,沙圪堵镇博爱路83号鑫和居花园3号楼,150622002001006003,1.000,placed",  # an alias
+        "H005,,,0.500,queued",
+        "6,address text has no letters or digits",
+        re.compile(r"6 rows \(v\d+ of 'demo'\): 5 placed, 0 queued, 0 unsure \(not queued\), 1 error\."),
+    ],
+    "q=鑫嘉府公寓２号楼": [
+        "True 1.0 薛家湾镇纬十一路515号鑫嘉府公寓2号楼 150622001001001001",
+        "薛家湾镇纬十一路515号鑫嘉府公寓2号楼 4.52 m",
+        "1 1 1 [None, ",
+        "True 蓝天街道复兴街19号东嘉城新村1号楼 {'alias': 'exact'}",
+        '"unchanged":9243',
+    ],
     "leader=true": [
         "'role_label': '网格长', 'phone': '187****4092'",  # a masked phone for an anonymous caller
         "A1,111.2,39.85,150622009001011006,false,,奇乌兰",
