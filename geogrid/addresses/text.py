@@ -431,6 +431,11 @@ def _edits(seq: Any) -> list[Any]:
     return [seq, *(seq[:i] + seq[i + 1 :] for i in range(len(seq)))]
 
 
+def _best(found: dict[str, Hit], prefer: Container[str]) -> dict[str, Hit]:
+    """The MAX_HITS best of ``found``: by score, then those in ``prefer``, then by name."""
+    return dict(sorted(found.items(), key=lambda kv: (-kv[1].score, kv[0] not in prefer, kv[0]))[:MAX_HITS])
+
+
 class Names:
     """One kind of registry name (roads, compounds …) indexed exactly, by core, pinyin and one-edit keys."""
 
@@ -438,6 +443,7 @@ class Names:
         self.suffixes = tuple(sorted(suffixes, key=len, reverse=True))
         self.split: dict[str, tuple[str, str]] = {}
         self._memo: dict[tuple[str, bool, frozenset[str]], dict[str, Hit]] = {}
+        self._found: dict[tuple[str, bool], dict[str, Hit]] = {}
         self.pinyins: dict[str, tuple[str, ...]] = {}
         self.by_spoken: dict[str, set[str]] = {}
         self.exact: set[str] = set()
@@ -480,6 +486,7 @@ class Names:
             self.aliases.setdefault(alias, set()).add(name)
             self._index(alias, name)
             self._memo.clear()
+            self._found.clear()
             self.core_lengths = sorted({len(c) for c in self.by_core}, reverse=True)
 
     def lookup(
@@ -491,14 +498,18 @@ class Names:
         if got is None:
             if len(self._memo) > MEMO_SIZE:
                 self._memo.clear()
-            got = self._memo[key] = self._lookup(text, bare=bare, prefer=prefer)
+                self._found.clear()
+            # every name found is remembered whatever the township: only the cut to MAX_HITS asks for it
+            found = self._found.get((text, bare))
+            if found is None:
+                found = self._found[(text, bare)] = self._lookup(text, bare=bare)
+            got = self._memo[key] = _best(found, prefer) if len(found) > MAX_HITS else found
         return got
 
-    def _lookup(self, text: str, *, bare: bool = False, prefer: Container[str] = ()) -> dict[str, Hit]:
-        """Registry names ``text`` may be, with scores; ``bare``: text with no suffix, searched inside.
+    def _lookup(self, text: str, *, bare: bool = False) -> dict[str, Hit]:
+        """Every registry name ``text`` may be, with scores; ``bare``: text with no suffix, searched inside.
 
-        At most MAX_HITS names are kept, the best first and, among equals, those in ``prefer`` (the names
-        in the township the text gives).
+        ``lookup`` keeps the MAX_HITS best, the best first and, among equals, those in its ``prefer``.
         """
         found: dict[str, Hit] = {}
 
@@ -543,7 +554,4 @@ class Names:
             ):
                 for name in self.by_spoken[other]:
                     put(name, min(0.75, 1 - 0.6 * (1 - r / 100)), "fuzzy")
-        if len(found) > MAX_HITS:
-            keep = sorted(found.items(), key=lambda kv: (-kv[1].score, kv[0] not in prefer, kv[0]))[:MAX_HITS]
-            return dict(keep)
         return found
