@@ -414,7 +414,8 @@ def absent(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
     A caller's wrong door number (经九路835号 where 经九路 ends at 120) must not be placed on another
     road that has that number (经十九路835号): the number is drawn from a road (compound) whose name is
     one character away where there is one, from any other otherwise. Each Variant has empty address and
-    building ids and one of ``ABSENT_KINDS``; half are also written with Chinese numerals or a prefix.
+    building ids and one of ``ABSENT_KINDS`` (as many of each); some are written with Chinese numerals,
+    the township or a province prefix. Fewer than ``n`` only when the registry's names share every number.
     """
     rows = [dict(zip(registry.columns, values, strict=True)) for values in registry.itertuples(index=False)]
     numbers: dict[str, dict[str, set[str]]] = {"road": {}, "compound": {}}
@@ -427,12 +428,15 @@ def absent(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
                 townships[(part, name)] = _value(row, "township") or ""
     rng = random.Random(seed)
     out: list[Variant] = []
-    plans = [(kind, part, name) for kind, part in zip(ABSENT_KINDS, ("road", "compound"), strict=True)
-             for name in sorted(numbers[part])]  # fmt: skip
+    plans = [(k, p, sorted(numbers[p])) for k, p in zip(ABSENT_KINDS, ("road", "compound"), strict=True)]
+    plans = [plan for plan in plans if len(plan[2]) > 1]  # a number lacking here must be had elsewhere
     if not plans or n <= 0:
         return []
-    while len(out) < n:
-        kind, part, name = rng.choice(plans)
+    for _attempt in range(50 * n):  # a registry whose names all share their numbers yields fewer
+        if len(out) >= n:
+            break
+        kind, part, names_of_part = rng.choice(plans)  # as many of each kind, however many names each has
+        name = rng.choice(names_of_part)
         mine = numbers[part][name]
         near = [o for o in numbers[part] if o != name and Levenshtein.distance(o, name) <= 1]
         pool = sorted({v for o in (near or list(numbers[part])) for v in numbers[part][o]} - mine)
