@@ -252,9 +252,11 @@ def reverse(
     if geographic(crs) and not (abs(lon) <= 180 and abs(lat) <= 90):
         name = "lon" if abs(lon) > 180 else "lat"
         raise RequestValidationError([{"loc": ("query", name), "msg": out_of_range(lon, lat)}])
-    x, y = (lon, lat) if crs == WGS84 else (float(v[0]) for v in transform([lon], [lat], crs, WGS84))
-    if not (math.isfinite(x) and math.isfinite(y) and abs(x) <= 180 and abs(y) <= 90):
-        raise RequestValidationError([{"loc": ("query", "lon"), "msg": f"not a point in {crs}"}])
+    x, y = (float(lon), float(lat)) if crs == WGS84 else _on_earth(float(lon), float(lat), crs)
+    if x is None or y is None:
+        raise RequestValidationError(
+            [{"loc": ("query", "lon"), "msg": f"({lon}, {lat}) is not a point in {crs}"}]
+        )
     index = state.index(set)
     nearest = state.matcher(set).nearest(x, y, max_m)
     address, distance = (nearest[0].to_dict(), round(float(nearest[1]), 2)) if nearest else (None, None)
@@ -342,7 +344,7 @@ def resolve(
     done = _item(
         store.resolve(set_name, item_id, address_id=body.address_id, point=point, scope=principal.scope)
     )
-    state.addresses_changed(set_name)
+    state.alias_placed(set_name, done["alias"], done["address_id"] or point)
     where = point or _address_point(store, set_name, done)
     return {**done, "microgrid": _microgrids(state.index(set_name), [where])[0]}
 
@@ -357,6 +359,9 @@ def _resolve_point(body: ResolveIn) -> tuple[float, float] | None:
     if body.lon is None or body.lat is None:
         _refuse("lat" if body.lat is None else "lon", "a point needs both lon and lat")
     assert body.lon is not None and body.lat is not None
+    for name, value in (("lon", body.lon), ("lat", body.lat)):
+        if not math.isfinite(value):
+            _refuse(name, f"{name} must be a finite number, not {value}")
     try:
         crs = normalize_crs(body.crs)
     except UnknownCRS as exc:
@@ -365,8 +370,22 @@ def _resolve_point(body: ResolveIn) -> tuple[float, float] | None:
         _refuse("lon" if abs(body.lon) > 180 else "lat", out_of_range(body.lon, body.lat))
     if crs == WGS84:
         return (body.lon, body.lat)
-    x, y = transform([body.lon], [body.lat], crs, WGS84)
-    return (float(x[0]), float(y[0]))
+    x, y = _on_earth(body.lon, body.lat, crs)
+    if x is None or y is None:
+        _refuse("lon", f"({body.lon}, {body.lat}) is not a point in {body.crs}")
+    return (x, y)
+
+
+def _on_earth(x: float, y: float, crs: str) -> tuple[float, float] | tuple[None, None]:
+    """(x, y) of ``crs`` in WGS-84, or (None, None) when it is no point of the earth: a projection clamps
+    what lies beyond its range (1e300 m east is the antimeridian), so the way back must come home."""
+    lon, lat = (float(v[0]) for v in transform([x], [y], crs, WGS84))
+    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+        return None, None
+    bx, by = (float(v[0]) for v in transform([lon], [lat], WGS84, crs))
+    if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-3) for a, b in ((bx, x), (by, y))):
+        return None, None
+    return lon, lat
 
 
 def _refuse(field: str, message: str) -> NoReturn:
@@ -416,8 +435,8 @@ async def import_registry(
     """Check every row of a registry (CSV in UTF-8, UTF-8 with BOM or GBK, or .xlsx; the Chinese headers
     地址编码, 道路, 门牌号 ... or the English ones) and, with ``commit`` and If-Match, write it in one
     transaction: new, changed, unchanged and ended addresses, each change a new version (history kept).
-    Rows that cannot be taken are reported by row and field; a registry with any bad row is not written
-    (422 on commit)."""
+    Rows that cannot be taken are reported by row and field (``row_errors``) while the good rows beside them
+    are taken; a file none of whose rows can be taken is a 422."""
     data, filename = await _upload(request)
     report = await run_in_threadpool(_import, state, principal, set_name, data, filename, commit, if_match)
     summary = report.summary()

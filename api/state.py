@@ -23,7 +23,7 @@ from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision, upgrade
 from geogrid.db.people import Roster
 from geogrid.db.store import in_force
-from geogrid.errors import NotAuthenticated, NotFound
+from geogrid.errors import InvalidAddress, NotAuthenticated, NotFound
 from geogrid.index import GridIndex
 from geogrid.people import Directory
 from geogrid.people import in_force as in_force_posts
@@ -283,6 +283,18 @@ class ServiceState:
     def warm_addresses(self) -> None:
         """Build the default set's matcher in the background, so the first geocode does not wait for it."""
         self._later("addresses", self.settings.default_set)
+
+    def alias_placed(self, set_name: str, text: str, target: str | tuple[float, float]) -> None:
+        """After a queue item was resolved through this service: the matcher in memory learns the alias
+        at once (a person working through the queue does not wait for a rebuild per item)."""
+        with self._addresses_lock:
+            self._addresses_generation += 1  # a build that read the aliases before this one is not kept
+            held = self._addresses.get(set_name)
+        if held is not None:
+            try:
+                held.matcher.add_alias(text, target)
+            except InvalidAddress:  # an address newer than the matcher in memory: build it anew
+                self.addresses_changed(set_name)
 
     def addresses_changed(self, set_name: str) -> None:
         """After a registry or alias write through this service: the next answer rebuilds the matcher."""

@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = absent(frame, ABSENT_TEXTS, SEED)
     got = matcher.match_many([v.text for v in missing])
     near = [process.extractOne(normalize(v.text), choices["normalised"]) for v in missing]
-    print(f"\n{len(missing)} texts naming a road or compound with a number it lacks (`variants.absent`): "
+    print(f"\n{len(missing)} texts naming no one building (`variants.absent`: a number the road or compound lacks, "
+          "or a door with another building of its compound): "
           "any placement is wrong")  # fmt: skip
     print("\n| kind | texts | GeoGrid placed (≥ 0.9) | GeoGrid queued with candidates | "
           "rapidfuzz normalised, score ≥ 90 |\n|---|---:|---:|---:|---:|")  # fmt: skip

@@ -107,7 +107,12 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
-PHONE_LIKE = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)", re.ASCII)
+#: A phone number inside text: a mobile (with +86 or 86 before it, spaces or dashes between its digits)
+#: or a landline with its area code. ASCII digits: :func:`shown` reads full-width ones as ASCII first.
+PHONE_LIKE = re.compile(
+    r"(?<![\d+])(?:\+?86[\s-]?)?(?:1[3-9]\d(?:[\s-]?\d){8}|0\d{2,3}[\s-]?\d{7,8})(?!\d)", re.ASCII
+)
+_ASCII_DIGITS = str.maketrans("０１２３４５６７８９＋－\u3000", "0123456789+- ")  # one for one: spans keep
 
 
 def shown(value: Any) -> str:
@@ -115,8 +120,20 @@ def shown(value: Any) -> str:
 
     >>> shown("张伟 13812341234")
     '张伟 138****1234'
+    >>> shown("来电 +86 138-1234-1234，１３９１２３４５６７８")
+    '来电 138****1234，139****5678'
     """
-    return PHONE_LIKE.sub(lambda m: mask_phone(m.group()) or "", cut(str(value)))
+    text = cut(str(value))
+    plain = text.translate(_ASCII_DIGITS)
+    out: list[str] = []
+    pos = 0
+    for m in PHONE_LIKE.finditer(plain):
+        digits = re.sub(r"\D", "", m.group())
+        if len(digits) > 11 and digits.startswith("86") and digits[2] == "1":
+            digits = digits[2:]  # the country code is no part of what is shown
+        out += [text[pos : m.start()], mask_phone(digits) or ""]
+        pos = m.end()
+    return "".join(out) + text[pos:] if out else text
 
 
 def overlaps(a_from: dt.date, a_to: dt.date | None, b_from: dt.date, b_to: dt.date | None) -> bool:

@@ -43,6 +43,7 @@ from geogrid.errors import InvalidAddress
 
 MAX_CANDIDATES = 5
 MIN_SHARE = 0.001
+MAX_PIECE = 16  # characters of unplaced text searched for names
 HIT_SPREAD = 0.2  # names scoring this far below a part's best name are not candidates
 MARGIN_CAP = 1.5  # score lead over the runner-up beyond which more lead says nothing new
 NAME_KINDS = ("township", "road", "compound", "village")
@@ -114,6 +115,7 @@ class _Scored:
     name_min: float = 1.0  # the weakest name agreement in an agreeing key
     conflicts: int = 0
     named_conflict: bool = False  # the text names another road, compound, village or township
+    number_conflict: bool = False  # or another door, building or group than this address's
 
 
 def _clean(value: Any) -> str:
@@ -204,8 +206,15 @@ class Matcher:
             for value in names.exact:
                 names.lookup(value)
         self._aliases: dict[str, str | tuple[float, float]] = {}
+        self.stale_aliases = 0  # aliases whose address is not in this registry (ended since): left out
         for text, target in aliases.items():
-            self.add_alias(text, target)
+            if isinstance(target, str) and target not in self._row_of_id:
+                self.stale_aliases += 1
+                continue
+            try:
+                self.add_alias(text, target)
+            except InvalidAddress:  # a stored alias this version of the text rules refuses: not matched
+                self.stale_aliases += 1
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -296,9 +305,13 @@ class Matcher:
                             if prefer
                             else self._in_township.get(name, frozenset())
                         )
-        pieces = [p for p in _pieces(parts.rest) if len(p) >= 2]
+        # searched inside for names: a leftover longer than any address part is cut (each character
+        # searched costs; a 200-character text of random characters must not cost 50 real ones)
+        pieces = [p[:MAX_PIECE] for p in _pieces(parts.rest) if len(p) >= 2]
         pieces += [
-            getattr(parts, k) for k in ("road", "compound", "village") if getattr(parts, k) and not hits[k]
+            getattr(parts, k)[-MAX_PIECE:]
+            for k in ("road", "compound", "village")
+            if getattr(parts, k) and not hits[k]
         ]
         for kind in ("road", "compound", "village", "township"):
             if getattr(parts, kind) and hits.get(kind):
@@ -397,6 +410,7 @@ class Matcher:
             elif mine:
                 matched[kind] = "conflict"
                 s.conflicts += 1
+                s.number_conflict = True
                 s.score -= 2.5
         if parts.entrance:
             if parts.entrance.isdigit() and 1 <= int(parts.entrance) <= max(self._entrances[row], 1):
@@ -498,7 +512,7 @@ def features(scored: Sequence[_Scored], parts: Parts, runner: _Scored | None = N
 
     [keys agreeing, keys agreeing exactly, weakest name score, conflicts, lead over the runner-up
     (capped), no runner-up, the runner-up also agrees on a key, parts named, unplaced text, a named part
-    conflicts].
+    or number conflicts].
     """
     best = scored[0]
     other = runner if runner is not None else (scored[1] if len(scored) > 1 else None)
@@ -514,7 +528,8 @@ def features(scored: Sequence[_Scored], parts: Parts, runner: _Scored | None = N
         1.0 if other is not None and other.keys else 0.0,
         float(min(said, 2)),
         1.0 if parts.rest else 0.0,
-        1.0 if best.named_conflict else 0.0,
+        # a text that contradicts its best address (紫荆路9号2号楼 where 9号 is 4号楼) is never sure
+        1.0 if best.named_conflict or best.number_conflict else 0.0,
     ]
 
 

@@ -91,6 +91,11 @@ def check_text(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         raise InvalidAddress("address text is empty")
+    folded = len(unicodedata.normalize("NFKC", stripped))
+    if folded > MAX_CHARS:  # ﷺ is one character and 18 once normalised
+        raise InvalidAddress(
+            f"address text is {folded} characters long once normalised; at most {MAX_CHARS} are accepted"
+        )
     if all(unicodedata.category(ch)[0] in "PZ" or ch.isspace() for ch in stripped):
         raise InvalidAddress("address text is only punctuation", text=cut(stripped))
     if not any(unicodedata.category(ch)[0] in "LN" for ch in stripped):

@@ -405,11 +405,13 @@ def variants(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
 ABSENT_KINDS: tuple[str, ...] = (
     "unknown_door",  # a registry road with a door number it does not have (another road has it)
     "unknown_building",  # a registry compound with a building number it does not have (another has it)
+    "contradiction",  # a road and door with another building of the door's compound (紫荆路9号2号楼)
 )
 
 
 def absent(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
-    """``n`` texts that name a registry road or compound with a number it lacks: no building is meant.
+    """``n`` texts that name a registry road or compound with a number it lacks, or that contradict
+    themselves (a door and another building of its compound): no one building is meant.
 
     A caller's wrong door number (经九路835号 where 经九路 ends at 120) must not be placed on another
     road that has that number (经十九路835号): the number is drawn from a road (compound) whose name is
@@ -418,6 +420,7 @@ def absent(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
     the township or a province prefix. Fewer than ``n`` only when the registry's names share every number.
     """
     rows = [dict(zip(registry.columns, values, strict=True)) for values in registry.itertuples(index=False)]
+    both = [r for r in rows if all(_value(r, c) for c in ("road", "door", "compound", "building"))]
     numbers: dict[str, dict[str, set[str]]] = {"road": {}, "compound": {}}
     townships: dict[tuple[str, str], str] = {}
     for row in rows:
@@ -428,14 +431,27 @@ def absent(registry: pd.DataFrame, n: int, seed: int) -> list[Variant]:
                 townships[(part, name)] = _value(row, "township") or ""
     rng = random.Random(seed)
     out: list[Variant] = []
-    plans = [(k, p, sorted(numbers[p])) for k, p in zip(ABSENT_KINDS, ("road", "compound"), strict=True)]
+    pairs = (("unknown_door", "road"), ("unknown_building", "compound"))
+    plans = [(k, p, sorted(numbers[p])) for k, p in pairs]
     plans = [plan for plan in plans if len(plan[2]) > 1]  # a number lacking here must be had elsewhere
+    if both:
+        plans.append(("contradiction", "compound", []))
     if not plans or n <= 0:
         return []
     for _attempt in range(50 * n):  # a registry whose names all share their numbers yields fewer
         if len(out) >= n:
             break
         kind, part, names_of_part = rng.choice(plans)  # as many of each kind, however many names each has
+        if kind == "contradiction":
+            row = rng.choice(both)
+            compound, own = str(_value(row, "compound")), str(_value(row, "building"))
+            others = sorted(numbers["compound"].get(compound, set()) - {own})
+            if not others:
+                continue
+            said_compound = compound if rng.random() < 0.5 else ""
+            text = f"{_value(row, 'road')}{_value(row, 'door')}号{said_compound}{rng.choice(others)}号楼"
+            out.append(Variant(text, "", "", (kind,)))
+            continue
         name = rng.choice(names_of_part)
         mine = numbers[part][name]
         near = [o for o in numbers[part] if o != name and Levenshtein.distance(o, name) <= 1]

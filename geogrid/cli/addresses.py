@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -270,7 +271,7 @@ def geocode_file(
                         handle = files.enter_context(open(errors, "w", encoding="utf-8-sig", newline=""))
                         bad = csv.writer(handle)
                         bad.writerow(ERROR_COLUMNS)
-                    bad.writerow([counts["rows"], problem, shown(row[column])])
+                    bad.writerow([counts["rows"], problem, _CONTROL.sub(_escaped, shown(row[column]))])
                 elif match.placed and match.best is not None:
                     counts["placed"] += 1
                     writer.writerow([*row, *_placed(match, next(grids))])
@@ -286,6 +287,14 @@ def geocode_file(
         if column is None:  # a header and no rows
             writer.writerow([address_col, *RESULT_COLUMNS])
     return counts
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _escaped(m: re.Match[str]) -> str:
+    """A control character as the errors file names it (\\x00), not the byte itself."""
+    return f"\\x{ord(m.group()):02x}"
 
 
 def _chunks(file: Path, address_col: str, chunk_rows: int) -> Iterator[tuple[list[str], list[list[str]]]]:

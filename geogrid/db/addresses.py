@@ -201,8 +201,8 @@ class AddressStore:
         return frame
 
     def aliases(self, set_name: str) -> dict[str, str | tuple[float, float]]:
-        """Normalised text → address id or (lon, lat): the texts people placed from the queue, and the
-        registry's 别名 that name exactly one address in force today (an old compound name shared by its
+        """Normalised text → address id or (lon, lat): the texts people placed from the queue (on an
+        address still in force, or a point), and the registry's 别名 that name exactly one address in force today (an old compound name shared by its
         buildings names none of them: the matcher takes those as another name of the compound)."""
         today = dt.date.today()
         with self.engine.connect() as conn:
@@ -215,11 +215,19 @@ class AddressStore:
                     sa.or_(address.c.valid_to.is_(None), address.c.valid_to > today),
                 )
             ).all()
-            placed = conn.execute(
+            in_force = sa.select(address.c.address_id).where(
+                address.c.set_id == set_id,
+                address.c.valid_from <= today,
+                sa.or_(address.c.valid_to.is_(None), address.c.valid_to > today),
+            )
+            placed = conn.execute(  # a placement on an address that has since ended says nothing today
                 sa.select(
                     address_alias.c.norm, address_alias.c.address_id, address_alias.c.lon, address_alias.c.lat
                 )
-                .where(address_alias.c.set_id == set_id)
+                .where(
+                    address_alias.c.set_id == set_id,
+                    sa.or_(address_alias.c.address_id.is_(None), address_alias.c.address_id.in_(in_force)),
+                )
                 .order_by(address_alias.c.id)
             ).all()
         named: dict[str, set[str]] = {}
@@ -276,10 +284,15 @@ class AddressStore:
             set_id = self._store._set_id(conn, set_name)
             if scope is None:
                 found = geocode_queue.items(conn, set_id, status, limit=limit, offset=offset)
-            else:
-                every = geocode_queue.items(conn, set_id, status)
-        if scope is not None:
-            found = self._in_scope(set_name, every, scope)[max(offset, 0) :][: max(limit, 0)]
+            else:  # read a page at a time until enough are in scope: the queue only grows
+                wanted, kept, start = max(offset, 0) + max(limit, 0), [], 0
+                while len(kept) < wanted:
+                    page = geocode_queue.items(conn, set_id, status, limit=geocode_queue.CHUNK, offset=start)
+                    kept += self._in_scope(set_name, page, scope)
+                    start += len(page)
+                    if len(page) < geocode_queue.CHUNK:
+                        break
+                found = kept[max(offset, 0) : wanted]
         return pd.DataFrame(found, columns=geocode_queue.QUEUE_COLUMNS)
 
     def resolve(
@@ -317,7 +330,16 @@ class AddressStore:
         with self.engine.begin() as conn:
             set_id, _ = self._store._set_row(conn, set_name, lock=True)  # resolves of a set one at a time
             item = geocode_queue.resolve(
-                conn, set_id, set_name, item_id, address_id, point, self.actor, inside
+                conn,
+                set_id,
+                set_name,
+                item_id,
+                address_id,
+                point,
+                self.actor,
+                inside,
+                # a scoped caller resolves only what its queue list shows it
+                (lambda found: bool(self._in_scope(set_name, [found], scope))) if scope is not None else None,
             )
             detail = {
                 "item_id": item_id,

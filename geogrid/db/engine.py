@@ -35,7 +35,12 @@ def sqlite_module() -> ModuleType:
 
 
 def create_engine(settings: Settings, **kwargs: Any) -> Engine:
-    """Create an engine for ``settings.database_url`` (PostGIS or a SpatiaLite file)."""
+    """Create an engine for ``settings.database_url`` (PostGIS or a SpatiaLite file).
+
+    Statement parameters are kept out of its error messages and logs: they carry names, phones and
+    hotline texts, and an error is logged.
+    """
+    kwargs.setdefault("hide_parameters", True)
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite":
         return watch_commits(sa.create_engine(url, pool_pre_ping=True, **kwargs))

@@ -114,12 +114,14 @@ def resolve(
     point: tuple[float, float] | None,
     actor: str,
     inside: Callable[[float, float], None],
+    visible: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """Close an open item on an address in force today or a point (``inside`` refuses a target outside
-    the caller's scope) and record its alias; the item, with ``alias`` and ``replaced_alias``."""
+    the caller's scope; an item the caller may not see is not found) and record its alias; the item,
+    with ``alias`` and ``replaced_alias``."""
     query = sa.select(geocode_queue).where(geocode_queue.c.set_id == set_id, geocode_queue.c.id == item_id)
     row = conn.execute(query.with_for_update()).mappings().first()
-    if row is None:
+    if row is None or (visible is not None and not visible(_item(row))):
         raise NotFound(f"no queue item {item_id} in {set_name!r}", set=set_name, item_id=item_id)
     if row["status"] != "open":
         raise VersionConflict(

@@ -282,6 +282,8 @@ def test_reverse_names_the_nearest_address_and_the_points_microgrid(service):
         ({"lon": "111.2", "lat": "39.9", "crs": "nonsense"}, "crs"),
         ({"lon": "111.2", "lat": "39.9", "max_m": "5000"}, "max_m"),
         ({"lon": "111.2"}, "lat"),
+        ({"lon": "1e300", "lat": "1e300", "crs": "EPSG:3857"}, "not a point"),  # no clamping to the pole
+        ({"lon": "nan", "lat": "39.9"}, "lon"),
     ],
 )
 def test_bad_reverse_points_are_422(service, params, word):
@@ -378,6 +380,9 @@ def test_a_text_placed_on_a_point_answers_that_point(service):
         ({"lon": 311.2, "lat": 39.9}, 422, "lon"),
         ({"lon": 111.2, "lat": 39.9, "crs": "nonsense"}, 422, "crs"),
         ({"address_id": "A-nowhere"}, 404, "address_id"),
+        ({"lon": "NaN", "lat": 39.9}, 422, "finite"),
+        ({"lon": 111.2, "lat": "-Infinity"}, 422, "finite"),
+        ({"lon": 1e300, "lat": 1e300, "crs": "EPSG:3857"}, 422, "not a point"),
     ],
 )
 def test_bad_resolutions_are_4xx(service, body, status, word):
@@ -432,11 +437,13 @@ def test_a_scoped_commander_sees_and_places_only_inside_its_scope(service):
     path = "/v1/sets/s/addresses/queue/{}/resolve"
     scoped = auth(keys, "commander@home")
     elsewhere = {"address_id": sorted(OTHER_2)[0]}
-    problem(client.post(path.format(other_id), json=elsewhere, headers=scoped), 403)
+    problem(client.post(path.format(other_id), json=elsewhere, headers=scoped), 404)  # not its item
+    mine = {"address_id": sorted(HOME_2)[0]}
+    problem(client.post(path.format(other_id), json=mine, headers=scoped), 404)  # not even onto its own
     problem(client.post(path.format(home_id), json=elsewhere, headers=scoped), 403)
     far = {"lon": 111.9, "lat": 39.5}  # outside every unit of the set
     problem(client.post(path.format(home_id), json=far, headers=scoped), 403)
-    done = client.post(path.format(home_id), json={"address_id": sorted(HOME_2)[0]}, headers=scoped)
+    done = client.post(path.format(home_id), json=mine, headers=scoped)
     assert done.status_code == 200, done.text
     assert [i["id"] for i in queue(client, keys)] == [other_id]
 

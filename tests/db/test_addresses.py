@@ -437,7 +437,7 @@ def test_a_scoped_caller_sees_and_places_only_inside_its_scope(book, buildings):
     assert book.queue("demo", scope=INSIDE)["id"].tolist() == ids[:1]
     assert book.queue("demo", scope=OUTSIDE)["id"].tolist() == ids[1:]
     with pytest.raises(OutOfScope) as caught:
-        book.resolve("demo", ids[1], address_id=theirs, scope=INSIDE)
+        book.resolve("demo", ids[0], address_id=theirs, scope=INSIDE)
     assert caught.value.status == 403 and OUTSIDE in str(caught.value)
     outside = (float(found["lon"].iloc[11]), float(found["lat"].iloc[11]))
     with pytest.raises(OutOfScope):
@@ -445,3 +445,24 @@ def test_a_scoped_caller_sees_and_places_only_inside_its_scope(book, buildings):
     assert count(book.engine, "address_alias") == 0
     assert book.resolve("demo", ids[0], address_id=mine, scope=INSIDE)["status"] == "resolved"
     assert book.queue("demo", status="resolved", scope=INSIDE)["id"].tolist() == ids[:1]
+    # an item the scoped caller cannot list is not there for it, even aimed at its own building
+    with pytest.raises(NotFound):
+        book.resolve("demo", ids[1], address_id=mine, scope=INSIDE)
+    assert book.queue("demo")["id"].tolist() == ids[1:] and count(book.engine, "address_alias") == 1
+
+
+def test_an_alias_on_an_address_that_ended_is_dropped_not_fatal(book, buildings):
+    rows = registry(buildings)
+    book.import_addresses("demo", load(rows), commit=True)
+    found = book.addresses("demo")
+    target = found["address_id"].iloc[3]
+    (item,) = book.enqueue("demo", [Match("老康和四号楼", candidates=candidates(found, target))], "hotline")
+    book.resolve("demo", item, address_id=target)
+    ended = [[*r[:-2], dt.date.today().isoformat(), ""] if r[0] == target else r for r in rows]
+    assert book.import_addresses("demo", load(ended), commit=True).ended == 1
+    assert target not in set(book.addresses("demo")["address_id"])
+    assert all(v != target for v in book.aliases("demo").values())
+    matcher = Matcher(book.addresses("demo"), {"老康和四号楼": target, **book.aliases("demo")})
+    assert matcher.stale_aliases == 1  # an alias left over from an older registry: skipped
+    assert not matcher.match("老康和四号楼").placed
+    assert matcher.match(f"迎泽路{2 * 1}号").placed  # and the set's other texts still match

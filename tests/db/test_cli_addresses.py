@@ -180,6 +180,20 @@ def test_geocode_without_queue_and_a_missing_column(database_url, store, registe
     assert "地址" in missing.output + str(missing.exception)
 
 
+def test_the_errors_file_names_control_characters_and_masks_phones(database_url, store, registered, tmp_path):
+    texts = ["康和小区\x005号楼", "\x07", "13812341234\x00"]
+    source = write_csv(tmp_path / "in.csv", ["地址"], [[t] for t in texts])
+    out, errors = tmp_path / "out.csv", tmp_path / "bad.csv"
+    result = geogrid(
+        database_url, "geocode", str(source), "--set", "c", "--out", str(out), "--errors", str(errors)
+    )
+    assert result.exit_code == 0, result.output
+    data = errors.read_bytes()
+    assert b"\x00" not in data and b"\x07" not in data and b"13812341234" not in data
+    bad = read_csv(errors)
+    assert [b["地址"] for b in bad] == ["康和小区\\x005号楼", "\\x07", "138****1234\\x00"]
+
+
 def test_a_resolved_queue_item_geocodes_by_itself(database_url, store, registered, tmp_path):
     text = "康荷小区二栋"
     source = write_csv(tmp_path / "in.csv", ["地址"], [[text]])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from geogrid.addresses.text import MAX_CHARS, Names, Parts, check_text, normalize, parse
 from geogrid.errors import InvalidAddress
+from geogrid.people import shown
+
+WIDE = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 @pytest.mark.parametrize(
@@ -117,13 +122,24 @@ def test_names_lookup_exact_core_pinyin_and_typo() -> None:
         "康和小区5栋，联系电话：0477-1234567",
         "康和小区5栋 来电139****5678",  # as the queue keeps it, masked
         "康和小区５栋　ＴＥＬ１３９１２３４５６７８",
+        "康和小区5栋 电话 138 1234 1234",
+        "康和小区5栋 手机138-1234-1234",
+        "康和小区5栋 +86 13812341234",
+        "康和小区5栋 8613812341234",
     ],
 )
 def test_a_callers_phone_is_no_part_of_the_address(text: str) -> None:
     assert normalize(text) == "康和小区5号楼"
+    assert normalize(shown(text)) == "康和小区5号楼"  # as the queue keeps it
+    assert not re.search(r"\d{5}", shown(text).translate(WIDE)), shown(text)  # no run of a phone is shown
 
 
 def test_a_text_of_only_division_names_keeps_the_last_whole() -> None:
     assert normalize("内蒙古鄂尔多斯市") == "鄂尔多斯市"
     assert normalize("内蒙古自治区鄂尔多斯市准格尔旗") == "准格尔旗"
     assert normalize("鄂尔多斯大街12号") == "鄂尔多斯大街12号"
+
+
+def test_a_text_that_grows_past_the_limit_when_normalised_is_refused() -> None:
+    with pytest.raises(InvalidAddress, match="once normalised"):
+        check_text("ﷺ" * 20)  # one character each, 18 once normalised
