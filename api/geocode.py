@@ -344,7 +344,9 @@ def resolve(
     done = _item(
         store.resolve(set_name, item_id, address_id=body.address_id, point=point, scope=principal.scope)
     )
-    state.alias_placed(set_name, done["alias"], done["address_id"] or point)
+    target = done["address_id"] or point
+    assert target is not None  # resolve names an address or a point
+    state.alias_placed(set_name, done["alias"], target)
     where = point or _address_point(store, set_name, done)
     return {**done, "microgrid": _microgrids(state.index(set_name), [where])[0]}
 

@@ -285,7 +285,8 @@ class AddressStore:
             if scope is None:
                 found = geocode_queue.items(conn, set_id, status, limit=limit, offset=offset)
             else:  # read a page at a time until enough are in scope: the queue only grows
-                wanted, kept, start = max(offset, 0) + max(limit, 0), [], 0
+                wanted, start = max(offset, 0) + max(limit, 0), 0
+                kept: list[dict[str, Any]] = []
                 while len(kept) < wanted:
                     page = geocode_queue.items(conn, set_id, status, limit=geocode_queue.CHUNK, offset=start)
                     kept += self._in_scope(set_name, page, scope)

@@ -184,6 +184,7 @@ def test_latin_and_emoji_texts_are_answered_unplaced(service, q):
         ("   ", ["q", "empty"]),
         ("！!。，", ["q", "punctuation"]),
         ("🏠🏠🏠", ["q", "no letters or digits"]),
+        ("ﷺ" * 20, ["q", "once normalised"]),  # 20 characters, 360 normalised: past the queue's column
         ("迎泽路\x0032号", ["q", "control"]),
         ("迎泽路32号" * 1100, ["q", "200"]),  # about 10 kB: refused before it is matched
     ],
