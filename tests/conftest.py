@@ -40,6 +40,19 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under ``--dist loadgroup`` every xdist_group-marked test must carry its group, or the group splits
+    across workers and its session fixtures (the README's shell run, a browser) run once per worker."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in session.items if any(i.iter_markers("xdist_group")) and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist did not tag {len(lost)} grouped test(s) (first: {lost[0]}): this pytest and "
+            "pytest-xdist do not work together; see the pin in pyproject.toml"
+        )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
