@@ -35,7 +35,7 @@ from geogrid.access import Action, Principal
 from geogrid.addresses.matcher import Match
 from geogrid.addresses.registry import read_addresses
 from geogrid.coordinates import out_of_range
-from geogrid.crs import WGS84, normalize_crs, transform
+from geogrid.crs import WGS84, earth_point, normalize_crs
 from geogrid.db.addresses import AddressStore, RegistryReport
 from geogrid.errors import (
     InvalidAddress,
@@ -252,11 +252,12 @@ def reverse(
     if geographic(crs) and not (abs(lon) <= 180 and abs(lat) <= 90):
         name = "lon" if abs(lon) > 180 else "lat"
         raise RequestValidationError([{"loc": ("query", name), "msg": out_of_range(lon, lat)}])
-    x, y = (float(lon), float(lat)) if crs == WGS84 else _on_earth(float(lon), float(lat), crs)
-    if x is None or y is None:
+    point = (float(lon), float(lat)) if crs == WGS84 else earth_point(float(lon), float(lat), crs)
+    if point is None:
         raise RequestValidationError(
             [{"loc": ("query", "lon"), "msg": f"({lon}, {lat}) is not a point in {crs}"}]
         )
+    x, y = point
     index = state.index(set)
     nearest = state.matcher(set).nearest(x, y, max_m)
     address, distance = (nearest[0].to_dict(), round(float(nearest[1]), 2)) if nearest else (None, None)
@@ -372,22 +373,10 @@ def _resolve_point(body: ResolveIn) -> tuple[float, float] | None:
         _refuse("lon" if abs(body.lon) > 180 else "lat", out_of_range(body.lon, body.lat))
     if crs == WGS84:
         return (body.lon, body.lat)
-    x, y = _on_earth(body.lon, body.lat, crs)
-    if x is None or y is None:
+    point = earth_point(body.lon, body.lat, crs)
+    if point is None:
         _refuse("lon", f"({body.lon}, {body.lat}) is not a point in {body.crs}")
-    return (x, y)
-
-
-def _on_earth(x: float, y: float, crs: str) -> tuple[float, float] | tuple[None, None]:
-    """(x, y) of ``crs`` in WGS-84, or (None, None) when it is no point of the earth: a projection clamps
-    what lies beyond its range (1e300 m east is the antimeridian), so the way back must come home."""
-    lon, lat = (float(v[0]) for v in transform([x], [y], crs, WGS84))
-    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
-        return None, None
-    bx, by = (float(v[0]) for v in transform([lon], [lat], WGS84, crs))
-    if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-3) for a, b in ((bx, x), (by, y))):
-        return None, None
-    return lon, lat
+    return point
 
 
 def _refuse(field: str, message: str) -> NoReturn:

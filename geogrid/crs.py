@@ -342,6 +342,24 @@ def transform_point(x: float, y: float, src: Any, dst: Any = WGS84) -> tuple[flo
     return float(out_x[0]), float(out_y[0])
 
 
+def earth_point(x: float, y: float, crs: Any) -> tuple[float, float] | None:
+    """(x, y) of ``crs`` as WGS-84 lon/lat, or None when it is no point of the earth: a projection clamps
+    what lies beyond its range (1e300 m east lands on the antimeridian), so the way back must come home.
+
+    >>> earth_point(1e300, 1e300, "EPSG:3857") is None
+    True
+    >>> [round(v, 4) for v in earth_point(12380000.0, 4846000.0, "EPSG:3857")]
+    [111.2114, 39.8626]
+    """
+    lon, lat = transform_point(x, y, crs, WGS84)
+    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+        return None
+    back = transform_point(lon, lat, WGS84, crs)
+    if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-3) for a, b in zip(back, (x, y), strict=True)):
+        return None
+    return lon, lat
+
+
 def to_wgs84(x: ArrayLike, y: ArrayLike, crs: Any) -> tuple[Array, Array]:
     """Transform coordinates in ``crs`` to WGS-84 longitude/latitude."""
     return transform(x, y, crs, WGS84)

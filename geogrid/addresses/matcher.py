@@ -208,12 +208,9 @@ class Matcher:
         self._aliases: dict[str, str | tuple[float, float]] = {}
         self.stale_aliases = 0  # aliases whose address is not in this registry (ended since): left out
         for text, target in aliases.items():
-            if isinstance(target, str) and target not in self._row_of_id:
-                self.stale_aliases += 1
-                continue
             try:
                 self.add_alias(text, target)
-            except InvalidAddress:  # a stored alias this version of the text rules refuses: not matched
+            except InvalidAddress:  # its address has ended since, or today's text rules refuse its text
                 self.stale_aliases += 1
 
     # -- public ---------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from geogrid.addresses.registry import ADDRESS_COLUMNS, address_text, split_aliases
 from geogrid.addresses.registry import validate_addresses as _validate
 from geogrid.db import geocode_queue
-from geogrid.db.schema import address, address_alias, building
+from geogrid.db.schema import address, address_alias, building, valid_on
 from geogrid.db.store import Store, _now, write_audit
 from geogrid.errors import InvalidValue, OutOfScope, VersionConflict
 from geogrid.index import GridIndex
@@ -187,9 +187,7 @@ class AddressStore:
             set_id = self._store._set_id(conn, set_name)
             query = sa.select(*(address.c[c] for c in STORED)).where(address.c.set_id == set_id)
             if not history:
-                query = query.where(
-                    address.c.valid_from <= at, sa.or_(address.c.valid_to.is_(None), address.c.valid_to > at)
-                )
+                query = query.where(valid_on(address, at))
             found = [dict(r) for r in conn.execute(query).mappings()]
         found.sort(key=lambda r: (r["address_id"], r["valid_from"]))
         for rec in found:
@@ -202,8 +200,9 @@ class AddressStore:
 
     def aliases(self, set_name: str) -> dict[str, str | tuple[float, float]]:
         """Normalised text → address id or (lon, lat): the texts people placed from the queue (on an
-        address still in force, or a point), and the registry's 别名 that name exactly one address in force today (an old compound name shared by its
-        buildings names none of them: the matcher takes those as another name of the compound)."""
+        address still in force, or a point), and the registry's 别名 that name exactly one address in
+        force today (an old compound name shared by its buildings names none of them: the matcher takes
+        those as another name of the compound)."""
         today = dt.date.today()
         with self.engine.connect() as conn:
             set_id = self._store._set_id(conn, set_name)
@@ -211,14 +210,11 @@ class AddressStore:
                 sa.select(address.c.address_id, address.c.aliases).where(
                     address.c.set_id == set_id,
                     address.c.aliases.is_not(None),
-                    address.c.valid_from <= today,
-                    sa.or_(address.c.valid_to.is_(None), address.c.valid_to > today),
+                    valid_on(address, today),
                 )
             ).all()
             in_force = sa.select(address.c.address_id).where(
-                address.c.set_id == set_id,
-                address.c.valid_from <= today,
-                sa.or_(address.c.valid_to.is_(None), address.c.valid_to > today),
+                address.c.set_id == set_id, valid_on(address, today)
             )
             placed = conn.execute(  # a placement on an address that has since ended says nothing today
                 sa.select(

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from geogrid.addresses.registry import LAT_RANGE, LON_RANGE
 from geogrid.addresses.text import normalize
-from geogrid.db.schema import address, address_alias, geocode_queue
+from geogrid.db.schema import address, address_alias, geocode_queue, valid_on
 from geogrid.db.store import _now, _utc
 from geogrid.errors import InvalidCoordinates, InvalidValue, NotFound, VersionConflict
 from geogrid.io import echo
@@ -133,8 +133,7 @@ def resolve(
             sa.select(address.c.lon, address.c.lat).where(
                 address.c.set_id == set_id,
                 address.c.address_id == address_id,
-                address.c.valid_from <= today,
-                sa.or_(address.c.valid_to.is_(None), address.c.valid_to > today),
+                valid_on(address, today),
             )
         ).first()
         if target is None:

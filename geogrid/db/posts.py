@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geogrid.db.schema import person, post
+from geogrid.db.schema import person, post, valid_on
 from geogrid.db.store import _now
 from geogrid.errors import OutOfScope, VersionConflict
 from geogrid.people import POST_COLUMNS, mask_phone
@@ -61,7 +61,7 @@ def read_posts(
         .where(post.c.set_id == set_id)
     )
     if at is not None:
-        query = query.where(post.c.valid_from <= at, sa.or_(post.c.valid_to.is_(None), post.c.valid_to > at))
+        query = query.where(valid_on(post, at))
     if unit_code is not None:
         query = query.where(post.c.unit_code.startswith(unit_code, autoescape=True))
     if person_id is not None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
 metadata = sa.MetaData()
+
+
+def valid_on(table: sa.Table, at: dt.date) -> sa.ColumnElement[bool]:
+    """The rows of a table with ``valid_from``/``valid_to`` (a post, an address) in force on ``at``."""
+    return sa.and_(table.c.valid_from <= at, sa.or_(table.c.valid_to.is_(None), table.c.valid_to > at))
+
 
 boundary_set = sa.Table(
     "boundary_set",

@@ -119,6 +119,17 @@ def auth(keys, who, **headers):
     return headers | ({} if who == "anonymous" else {"Authorization": f"Bearer {keys[who]}"})
 
 
+def resolve_on(client, keys, item_id, row):
+    """A commander places queue item ``item_id`` on registry row ``row``: the 200 response."""
+    done = client.post(
+        f"/v1/sets/s/addresses/queue/{item_id}/resolve",
+        json={"address_id": row["地址编码"]},
+        headers=auth(keys, "commander"),
+    )
+    assert done.status_code == 200, done.text
+    return done
+
+
 def queue(client, keys, who="admin", **params):
     found = client.get("/v1/sets/s/addresses/queue", params=params, headers=auth(keys, who))
     assert found.status_code == 200, found.text
@@ -301,12 +312,7 @@ def test_a_resolved_text_becomes_an_alias_the_service_matches_at_once(service):
     assert not item["placed"] and item["queue_id"], item
     assert {c["address_id"] for c in item["candidates"]} == HOME_2
     target = BY_ID[sorted(HOME_2)[1]]
-    done = client.post(
-        f"/v1/sets/s/addresses/queue/{item['queue_id']}/resolve",
-        json={"address_id": target["地址编码"]},
-        headers=auth(keys, "commander"),
-    )
-    assert done.status_code == 200, done.text
+    done = resolve_on(client, keys, item["queue_id"], target)
     assert done.json()["microgrid"] == microgrid_of(target)
     again = client.get("/v1/geocode", params={"q": text}).json()
     assert again["placed"] is True and again["confidence"] == 1.0
@@ -328,12 +334,7 @@ def test_a_text_with_the_callers_phone_is_queued_masked_and_its_resolution_match
     listed = [i for i in queue(client, keys) if i["id"] == item["queue_id"]]
     assert listed and "13912345678" not in str(listed) and "139****5678" in listed[0]["text"]
     target = BY_ID[sorted(HOME_2)[0]]
-    done = client.post(
-        f"/v1/sets/s/addresses/queue/{item['queue_id']}/resolve",
-        json={"address_id": target["地址编码"]},
-        headers=auth(keys, "commander"),
-    )
-    assert done.status_code == 200, done.text
+    resolve_on(client, keys, item["queue_id"], target)
     for again in (text, "康荷小区2栋，来电13800001111"):  # the phone is no part of the address
         got = client.get("/v1/geocode", params={"q": again}).json()
         assert got["placed"] and got["address"]["address_id"] == target["地址编码"], (again, got)
