@@ -100,10 +100,10 @@ class Match:
         }
 
 
-_Context = tuple[dict[str, bool], dict[str, str | None], dict[str, str | None], dict[str, frozenset[str]]]
+_Context = tuple[set[str], dict[str, str | None], dict[str, Any], set[str]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Scored:
     """A candidate row while it is being scored."""
 
@@ -227,20 +227,40 @@ class Matcher:
         return self._decide(query, parts, scored)
 
     def match_many(self, texts: Sequence[str]) -> list[Match | InvalidAddress]:
-        """Match each text in order; a text that cannot be matched is kept as its InvalidAddress."""
-        out: list[Match | InvalidAddress] = []
-        cache: dict[str, Match | InvalidAddress] = {}
-        for text in texts:
-            hit = cache.get(text) if isinstance(text, str) else None
-            if hit is None:
-                try:
-                    hit = self.match(text)
-                except InvalidAddress as error:
-                    hit = error
-                if isinstance(text, str):
-                    cache[text] = hit
-            out.append(hit)
-        return out
+        """Match each text in order; a text that cannot be matched is kept as its InvalidAddress.
+
+        The same answers as ``match`` text by text, worked stage by stage over the batch (check and
+        normalise all, parse all, look names up for all, score all): each stage's code and memos stay hot.
+        """
+        out: list[Match | InvalidAddress | None] = [None] * len(texts)
+        first: dict[str, int] = {}
+        again: list[tuple[int, int]] = []  # (position, position of the same text before)
+        todo: list[tuple[int, str, str]] = []  # (position, query, normalised)
+        for i, text in enumerate(texts):
+            if isinstance(text, str):
+                seen = first.setdefault(text, i)
+                if seen != i:
+                    again.append((i, seen))
+                    continue
+            try:
+                query = check_text(text)
+                norm = normalize(query)
+            except InvalidAddress as error:
+                out[i] = error
+                continue
+            alias = self._aliases.get(norm)
+            if alias is not None:
+                out[i] = self._alias_match(query, alias)
+            else:
+                todo.append((i, query, norm))
+        parsed = [parse(norm, self._known, normalized=True) for _, _, norm in todo]
+        hits = [self._hits(parts) for parts in parsed]
+        scored = [self._candidates(parts, h) for parts, h in zip(parsed, hits, strict=True)]
+        for (i, query, _), parts, found in zip(todo, parsed, scored, strict=True):
+            out[i] = self._decide(query, parts, found)
+        for i, seen in again:
+            out[i] = out[seen]
+        return out  # type: ignore[return-value]  # every position is filled above
 
     def evidence(self, text: str) -> tuple[list[float] | None, str | None]:
         """The confidence features of ``text`` and its best address id (for fitting the calibration)."""
@@ -323,73 +343,88 @@ class Matcher:
                             mine[name] = Hit(score, "fuzzy")
         for kind, found in hits.items():  # a name far behind the best is noise, not a rival reading
             if len(found) > 1:
-                floor = max(h.score for h in found.values()) - HIT_SPREAD
-                if any(h.score < floor for h in found.values()):
+                floor = max(found.values()).score - HIT_SPREAD  # a Hit orders by its score first
+                if min(found.values()).score < floor:
                     hits[kind] = {n: h for n, h in found.items() if h.score >= floor}
         return hits
 
-    def _candidates(self, parts: Parts) -> list[_Scored]:
-        """Registry rows the text's names and numbers reach, each scored part by part, best first."""
-        hits = self._hits(parts)
+    def _candidates(self, parts: Parts, hits: dict[str, dict[str, Hit]] | None = None) -> list[_Scored]:
+        """Registry rows the text's names and numbers reach (``hits``: its names, if looked up already),
+        each scored part by part, best first."""
+        if hits is None:
+            hits = self._hits(parts)
         rows: set[int] = set()
         door, building, group = parts.door, parts.building, parts.group
-        for name in hits.get("road", {}):
-            if door:
-                rows.update(self._by_key["road"].get((name, door), ()))
-        for name in hits.get("compound", {}):
-            for b in {building, None if building or hits.get("road") else door} - {None}:
-                rows.update(self._by_key["compound"].get((name, b or ""), ()))
+        if door:
+            by_road = self._by_key["road"]
+            for name in hits.get("road", ()):
+                rows.update(by_road.get((name, door), ()))
+        # a compound's building is its building number, or the bare number when no road took it as a door
+        numbers = {building, None if building or hits.get("road") else door} - {None}
+        by_compound = self._by_key["compound"]
+        for name in hits.get("compound", ()):
+            for b in numbers:
+                rows.update(by_compound.get((name, b or ""), ()))
             if not building and not door:
                 only = self._by_name["compound"].get(name, [])
                 if len(only) == 1:
                     rows.update(only)
-        for name in hits.get("village", {}):
-            if door and group:
-                rows.update(self._by_key["village"].get((name, group, door), ()))
-            elif door:
-                rows.update(self._by_village_door.get((name, door), ()))
-        sure = {k: max((h.score for h in hits.get(k, {}).values()), default=0.0) >= 0.9 for k in self._names}
+        if door:
+            for name in hits.get("village", ()):
+                if group:
+                    rows.update(self._by_key["village"].get((name, group, door), ()))
+                else:
+                    rows.update(self._by_village_door.get((name, door), ()))
+        if not rows:
+            return []
+        # kinds whose best name is surely a registry name, and kinds the text names word for word (a row
+        # under another, merely similar name is then another place)
+        sure: set[str] = set()
+        exact: set[str] = set()
+        for kind, found in hits.items():
+            best = max(found.values()).score if found else 0.0
+            if best >= 0.9:
+                sure.add(kind)
+            if best >= 1.0:
+                exact.add(kind)
         key_number = {"road": parts.door, "compound": parts.building or parts.door, "village": parts.door}
-        said = {k: getattr(parts, k) for k in (*NAME_KINDS, *NUMBER_KINDS)}
-        # names the text gives word for word: a row under another, merely similar name is another place
-        exact = {k: frozenset(n for n, h in hits.get(k, {}).items() if h.score >= 1.0) for k in NAME_KINDS}
+        said = vars(parts)
         scored = [self._score(row, parts, hits, (sure, key_number, said, exact)) for row in rows]
         scored.sort(key=lambda s: (-s.score, self._ids[s.row]))
         return scored
 
     def _score(self, row: int, parts: Parts, hits: dict[str, dict[str, Hit]], context: _Context) -> _Scored:
         """How well registry row ``row`` agrees with the text, part by part."""
-        s = _Scored(row)
-        matched = s.matched
+        matched: dict[str, str] = {}
         agree: dict[str, float] = {}
+        score = 0.0
+        conflicts = 0
+        named_conflict = number_conflict = False
         sure_kinds, key_number, said, exact = context
         mine_row = self._rows[row]
         for kind in NAME_KINDS:
-            if not said[kind] and not hits.get(kind):
+            found = hits.get(kind)
+            said_name = said[kind]
+            if not said_name and not found:
                 matched[kind] = "missing"
                 continue
             mine = mine_row[kind]
-            hit = hits[kind].get(mine) if mine and kind in hits else None
-            if hit is not None and hit.score < 1.0 and exact[kind] and said[kind]:
-                # 经九路835号 where 经九路 has no 835 is not 经十九路835号: the text named its road exactly
+            hit = found.get(mine) if mine and found is not None else None
+            if hit is None or (hit.score < 1.0 and kind in exact and said_name):
+                # another name; or a merely similar one where the text named one exactly (经九路835号
+                # where 经九路 has no 835 is not 经十九路835号)
+                if hit is None and not said_name:
+                    continue
                 matched[kind] = "conflict"
-                s.conflicts += 1
-                s.named_conflict = True
-                s.score -= 3.0 if kind != "township" else 0.7
-                continue
-            if hit is None:
-                if said[kind]:
-                    matched[kind] = "conflict"
-                    s.conflicts += 1
-                    # a conflict counts fully only when the text's name is surely a registry name
-                    sure = sure_kinds[kind]
-                    s.named_conflict = s.named_conflict or sure
-                    s.score -= (3.0 if kind != "township" else 0.7) if sure else 0.5
+                conflicts += 1
+                # a conflict counts fully only when the text's name is surely a registry name
+                sure = hit is not None or kind in sure_kinds
+                named_conflict = named_conflict or sure
+                score -= (3.0 if kind != "township" else 0.7) if sure else 0.5
                 continue
             matched[kind] = hit.how
             agree[kind] = hit.score
-            weight = 0.5 if kind == "township" else 2.0 if key_number.get(kind) else 1.0
-            s.score += weight * hit.score
+            score += (0.5 if kind == "township" else 2.0 if key_number.get(kind) else 1.0) * hit.score
         building = mine_row["building"]
         for kind in NUMBER_KINDS:
             said_num = said[kind]
@@ -403,30 +438,34 @@ class Matcher:
             ):
                 matched[kind] = "exact"
                 agree[kind] = 1.0
-                s.score += 2.0
+                score += 2.0
             elif mine:
                 matched[kind] = "conflict"
-                s.conflicts += 1
-                s.number_conflict = True
-                s.score -= 2.5
-        if parts.entrance:
-            if parts.entrance.isdigit() and 1 <= int(parts.entrance) <= max(self._entrances[row], 1):
+                conflicts += 1
+                number_conflict = True
+                score -= 2.5
+        entrance = parts.entrance
+        if entrance:
+            if entrance.isdigit() and 1 <= int(entrance) <= max(self._entrances[row], 1):
                 matched["entrance"] = "exact"
-                s.score += 0.05
+                score += 0.05
             else:  # an entrance the building does not have: noted, but callers miscount entrances
                 matched["entrance"] = "conflict"
-                s.conflicts += 1
-                s.score -= 0.1
-        door_only = "door" in agree and not parts.building
-        for name_kind, numbers in KEY_NUMBERS:
-            if name_kind in agree and all(c in agree or (c == "building" and door_only) for c in numbers):
-                s.keys += 1
-                score = agree[name_kind]
-                if score < s.name_min:
-                    s.name_min = score
-                if score >= 1.0:
-                    s.exact_keys += 1
-        return s
+                conflicts += 1
+                score -= 0.1
+        keys = exact_keys = 0
+        name_min = 1.0
+        if agree:
+            door_only = "door" in agree and not parts.building
+            for name_kind, numbers in KEY_NUMBERS:
+                if name_kind in agree and all(c in agree or (c == "building" and door_only) for c in numbers):
+                    keys += 1
+                    name_score = agree[name_kind]
+                    name_min = min(name_min, name_score)
+                    exact_keys += name_score >= 1.0
+        return _Scored(
+            row, score, matched, keys, exact_keys, name_min, conflicts, named_conflict, number_conflict
+        )
 
     def _decide(self, query: str, parts: Parts, scored: list[_Scored]) -> Match:
         """Turn the scored candidates into a Match with a calibrated confidence and a reason."""

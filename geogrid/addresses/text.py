@@ -71,6 +71,12 @@ class Parts:
     rest: str = ""
 
 
+# text of these characters only needs no look at Unicode categories: it has no control characters, NFKC
+# leaves it as it is, and it has a letter or a digit unless it is all spaces and ASCII punctuation
+_USUAL = re.compile(r"[\u4e00-\u9fff0-9A-Za-z \-#()/.,]*")
+_PUNCT_ONLY = re.compile(r"[ \-#()/.,]*")
+
+
 def check_text(text: str) -> str:
     """Return ``text`` stripped, or raise InvalidAddress naming why it cannot be an address.
 
@@ -83,6 +89,13 @@ def check_text(text: str) -> str:
         raise InvalidAddress(f"an address must be text, not {type(text).__name__}")
     if len(text) > MAX_CHARS:
         raise InvalidAddress(f"address text is {len(text)} characters long; at most {MAX_CHARS} are accepted")
+    if _USUAL.fullmatch(text):  # the common case: ideographs, ASCII letters and digits (NFKC keeps them)
+        stripped = text.strip()
+        if not stripped:
+            raise InvalidAddress("address text is empty")
+        if _PUNCT_ONLY.fullmatch(stripped):
+            raise InvalidAddress("address text is only punctuation", text=cut(stripped))
+        return stripped
     for ch in text:
         if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r":
             raise InvalidAddress(
@@ -118,8 +131,9 @@ def _numerals(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _admin_names() -> tuple[frozenset[str], frozenset[str], int]:
-    """Province, city and county names from cpca's division table: full names, and short forms (内蒙古)."""
+def _admin_names() -> tuple[frozenset[str], frozenset[str], int, frozenset[str]]:
+    """Province, city and county names from cpca's division table: full names, short forms (内蒙古), the
+    longest name's length, and every name's first two characters (most texts start with none of them)."""
     import cpca  # slow to import (loads its table); only when a text may carry a prefix
 
     full: set[str] = {"中国", "中华人民共和国"}
@@ -132,7 +146,12 @@ def _admin_names() -> tuple[frozenset[str], frozenset[str], int]:
         )
         if len(cut_name) >= 2 and cut_name != name:
             short.add(cut_name)
-    return frozenset(full), frozenset(short - full), max(map(len, full))
+    return (
+        frozenset(full),
+        frozenset(short - full),
+        max(map(len, full)),
+        frozenset(n[:2] for n in full | short),
+    )
 
 
 _ROAD_OR_COMPOUND_START = re.compile(
@@ -142,7 +161,9 @@ _ROAD_OR_COMPOUND_START = re.compile(
 
 def _admin_head(text: str) -> int:
     """Length of the administrative name ``text`` starts with (0 if none)."""
-    full, short, longest = _admin_names()
+    full, short, longest, heads = _admin_names()
+    if text[:2] not in heads:
+        return 0
     for size in range(min(longest, len(text)), 1, -1):
         head = text[:size]
         if head not in full and head not in short:
@@ -173,6 +194,11 @@ _PHONE = re.compile(
 )
 
 
+_LONE_DASH = re.compile(r"(?<!\d)-|-(?!\d)")
+_ANY_DIGIT = re.compile(r"\d")
+_BUILDING_WORD = re.compile("[栋幢座]|(?<!号)楼")
+
+
 def fold(text: str) -> str:
     """``normalize`` without cutting the administrative prefix (for registry names)."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -182,9 +208,13 @@ def fold(text: str) -> str:
     if not _PLAIN.fullmatch(text):  # the common case (CJK, digits, letters) needs no look at categories
         text = "".join(ch for ch in text if ch == "-" or unicodedata.category(ch)[0] not in "PZC")
     text = _numerals(text)
-    text = re.sub(r"(?<!\d)-|-(?!\d)", "", text)
-    text = _BUILDING.sub(r"\1号楼", text)
-    return _ENTRANCE.sub(r"\1单元", text)
+    if "-" in text:
+        text = _LONE_DASH.sub("", text)
+    if not _ANY_DIGIT.search(text):  # building and entrance numbers need digits
+        return text
+    if _BUILDING_WORD.search(text):  # 号楼 alone is already the one form
+        text = _BUILDING.sub(r"\1号楼", text)
+    return _ENTRANCE.sub(r"\1单元", text) if "门" in text else text  # 单元 alone is already it
 
 
 @lru_cache(maxsize=65536)

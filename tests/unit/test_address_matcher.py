@@ -11,6 +11,7 @@ import pytest
 from geogrid.addresses import calibration
 from geogrid.addresses.matcher import Match, Matcher
 from geogrid.addresses.registry import read_addresses, validate_addresses
+from geogrid.addresses.variants import absent, variants
 from geogrid.errors import InvalidAddress
 
 DEMO = Path(__file__).resolve().parents[2] / "boundaries" / "demo" / "addresses.csv"
@@ -90,6 +91,33 @@ def test_match_many_keeps_bad_rows_in_place(registry: pd.DataFrame, matcher: Mat
     out = matcher.match_many([f"{row['road']}{row['door']}号", "", "😀 ok", f"{row['road']}{row['door']}号"])
     assert isinstance(out[0], Match) and isinstance(out[1], InvalidAddress) and isinstance(out[2], Match)
     assert out[0] == out[3]
+
+
+def test_match_many_answers_as_match_does_text_by_text(registry: pd.DataFrame) -> None:
+    """The batch works stage by stage over all its texts; each answer must be the one ``match`` gives."""
+    row = _row(registry, compound="x")
+    m = Matcher(registry, {"人民医院家属院": str(row["address_id"])}, threshold=0.9)
+    texts = [v.text for v in variants(registry, 300, NOISE_SEED)]
+    texts += [
+        *(v.text for v in absent(registry, 60, NOISE_SEED)),
+        "人民医院 家属院",
+        "",
+        "!!",
+        "x" * 300,
+        texts[0],
+        "经九路",
+    ]
+    batch = m.match_many(texts)
+    for text, got in zip(texts, batch, strict=True):
+        try:
+            want: Match | InvalidAddress = m.match(text)
+        except InvalidAddress as error:
+            want = error
+        if isinstance(want, InvalidAddress):
+            assert isinstance(got, InvalidAddress) and str(got) == str(want), text
+        else:
+            assert got == want, text
+    assert sum(isinstance(r, Match) and r.placed for r in batch) > 250  # the variants are mostly placed
 
 
 def test_aliases_take_effect_at_once(registry: pd.DataFrame) -> None:
