@@ -13,7 +13,20 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
-from api import boundaries, coverage, drafts, errors, geocode, keys, lookup, memory, ogc, pages, people
+from api import (
+    boundaries,
+    coverage,
+    drafts,
+    errors,
+    geocode,
+    incidents,
+    keys,
+    lookup,
+    memory,
+    ogc,
+    pages,
+    people,
+)
 from api.auth import RateLimiter
 from api.dependencies import StateDep
 from api.hotpath import HotLookup
@@ -78,7 +91,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         settings.failed_keys_per_minute, "unknown or revoked API keys a minute"
     )
     errors.install(app)
-    for module in (lookup, geocode, boundaries, drafts, ogc, people, coverage, keys, pages):
+    for module in (lookup, geocode, incidents, boundaries, drafts, ogc, people, coverage, keys, pages):
         app.include_router(module.router)
     # In front of FastAPI: operations around everything, then the hot path; it answers in microseconds
     # without awaiting, so only what reaches FastAPI needs a deadline.

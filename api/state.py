@@ -19,11 +19,14 @@ import pandas as pd
 
 from geogrid.access import Principal, Role
 from geogrid.db import Store, VersionInfo, create_engine
+from geogrid.db.incidents import IncidentStore
 from geogrid.db.keys import Keys
 from geogrid.db.migrate import current_revision, head_revision, upgrade
 from geogrid.db.people import Roster
 from geogrid.db.store import in_force
 from geogrid.errors import InvalidAddress, NotAuthenticated, NotFound
+from geogrid.incidents.calendar import WorkingCalendar, default_calendar
+from geogrid.incidents.catalogue import catalogue
 from geogrid.index import GridIndex
 from geogrid.people import Directory
 from geogrid.people import in_force as in_force_posts
@@ -92,6 +95,8 @@ class ServiceState:
             upgrade(engine)
         self.store = Store(engine, actor=settings.actor)
         self.keys = Keys(engine)
+        calendar = WorkingCalendar.load(settings.calendar) if settings.calendar else default_calendar()
+        self.incidents = IncidentStore(engine, catalogue(settings.catalogue), calendar, actor=settings.actor)
         self._indexes: dict[tuple[str, int], GridIndex] = {}
         self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}  # set -> (read at, versions)
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)

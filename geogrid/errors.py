@@ -275,3 +275,17 @@ class InvalidRegistry(InvalidPost):
     """Standard addresses that cannot be taken: a registry file none of whose rows can be, or a bad row."""
 
     title = "Invalid address registry"
+
+
+class IllegalTransition(GeoGridError):
+    """An incident action its current state does not allow (the problem names the actions that are)."""
+
+    title = "Illegal transition"
+    status = 409
+
+
+class InvalidIncident(GeoGridError):
+    """An incident report that cannot be taken: no category, no place, a bad time, contact or media URL."""
+
+    title = "Invalid incident"
+    status = 422

@@ -123,7 +123,15 @@ def shown(value: Any) -> str:
     >>> shown("来电 +86 138-1234-1234，１３９１２３４５６７８")
     '来电 138****1234，139****5678'
     """
-    text = cut(str(value))
+    return phones_masked(cut(str(value)))
+
+
+def phones_masked(text: str) -> str:
+    """``text`` whole, with any phone number in it masked (138****1234).
+
+    >>> phones_masked("噪音扰民，回电 13812341234")
+    '噪音扰民，回电 138****1234'
+    """
     plain = text.translate(_ASCII_DIGITS)
     out: list[str] = []
     pos = 0

@@ -105,6 +105,36 @@ class Settings(BaseSettings):
         "text is placed; below it the text goes to the manual-placement queue with its candidates.",
     )
 
+    catalogue: str | None = Field(
+        default=None,
+        description="CSV of incident categories (code, name, kind, group, limit, unit, owner); default: the "
+        "shipped catalogue (geogrid/incidents/catalogue.csv).",
+    )
+    calendar: str | None = Field(
+        default=None,
+        description="JSON working calendar (holidays, 调休 working days, hours) for incident limits; default: "
+        "the shipped State Council holiday schedule (geogrid/incidents/holidays_cn.json).",
+    )
+    incident_disagree_m: float = Field(
+        default=200.0,
+        gt=0,
+        description="An address matched further than this from a report's point is flagged.",
+    )
+    incident_near_m: float = Field(
+        default=20.0,
+        ge=0,
+        description="A report this close to a micro-grid boundary is flagged near_boundary.",
+    )
+    incident_outside: Literal["refuse", "queue"] = Field(
+        default="refuse",
+        description="A report whose point lies outside every micro-grid: refused (422) or queued for a person.",
+    )
+    duplicate_m: float = Field(
+        default=50.0,
+        gt=0,
+        description="An open incident of the same category this close is offered as a duplicate.",
+    )
+
     @field_validator("tile_url", mode="before")
     @classmethod
     def _tile_url(cls, value: object) -> object:

@@ -57,6 +57,32 @@ class PostGIS:
         """Remove ``geogrid_locate``."""
         conn.execute(text("DROP FUNCTION IF EXISTS geogrid_locate(text, float8, float8, date, text)"))
 
+    def make_append_only(self, conn: Connection, table: str) -> None:
+        """Refuse every UPDATE, DELETE and TRUNCATE of ``table``: its rows are kept forever."""
+        conn.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION geogrid_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN RAISE EXCEPTION '% is append-only: its rows are kept forever', TG_TABLE_NAME; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION geogrid_append_only()"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION geogrid_append_only()"
+            )
+        )
+
+    def drop_append_only(self, conn: Connection, table: str) -> None:
+        """Remove the triggers of :meth:`make_append_only` (the function stays for other tables)."""
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}"))
+
 
 @dataclass(frozen=True)
 class SpatiaLite:
@@ -98,6 +124,21 @@ class SpatiaLite:
 
     def drop_locate_function(self, conn: Connection) -> None:
         """Nothing to drop on SpatiaLite."""
+
+    def make_append_only(self, conn: Connection, table: str) -> None:
+        """Refuse every UPDATE and DELETE of ``table``: its rows are kept forever."""
+        for event in ("UPDATE", "DELETE"):
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: its rows are kept forever'); END"
+                )
+            )
+
+    def drop_append_only(self, conn: Connection, table: str) -> None:
+        """Remove the triggers of :meth:`make_append_only`."""
+        for event in ("update", "delete"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{event}"))
 
 
 Dialect = PostGIS | SpatiaLite

@@ -239,3 +239,69 @@ geocode_queue = sa.Table(
         sqlite_where=sa.text("status = 'open'"),
     ),
 )
+
+# A report from any channel, placed in the micro-grid of the version in force when it was reported.
+incident = sa.Table(
+    "incident",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id"), nullable=False),
+    sa.Column("idem_key", sa.String(200)),  # the client's idempotency key: a retry finds its incident
+    sa.Column("request_hash", sa.String(64)),  # of the request that used the key (another one is refused)
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("category", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),  # event | component
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("crs", sa.String(20)),  # the coordinates as given, and in WGS-84
+    sa.Column("x", sa.Float),
+    sa.Column("y", sa.Float),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("address", sa.String(1000)),  # phones masked
+    sa.Column("address_id", sa.String(64)),
+    sa.Column("address_confidence", sa.Float),
+    sa.Column("placed_by", sa.String(12), nullable=False),  # coordinates | address | queue
+    sa.Column("version_number", sa.Integer),  # the boundary version in force at reported_at
+    sa.Column("microgrid", sa.String(32)),
+    sa.Column("grid", sa.String(32)),
+    sa.Column("community", sa.String(32)),
+    sa.Column("street", sa.String(32)),
+    sa.Column("flags", sa.JSON, nullable=False),
+    sa.Column("media", sa.JSON, nullable=False),
+    sa.Column("reporter_name", sa.String(100)),
+    sa.Column("reporter_phone", sa.String(40)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column(
+        "level", sa.String(120), nullable=False
+    ),  # who has it: grid, community, street, county, department:…
+    sa.Column("deadline", sa.DateTime(timezone=True)),
+    sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("incident.id")),
+    sa.Column("satisfaction", sa.Integer),
+    sa.Column("seq", sa.Integer, nullable=False),  # transitions so far: the incident's ETag
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("set_id", "idem_key", name="uq_incident_idem_key"),
+    sa.Index("ix_incident_set_state", "set_id", "state"),
+    sa.Index("ix_incident_set_microgrid", "set_id", "microgrid"),
+    sa.Index("ix_incident_set_reported", "set_id", "reported_at"),
+)
+
+# Every transition of every incident, kept forever (UPDATE and DELETE refused by triggers).
+incident_event = sa.Table(
+    "incident_event",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incident.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),  # report, accept, dispatch … (states.STEPS)
+    sa.Column("from_state", sa.String(16)),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("attachments", sa.JSON, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.UniqueConstraint("incident_id", "seq", name="uq_incident_event_seq"),
+)

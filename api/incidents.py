@@ -1,0 +1,307 @@
+"""Incidents over HTTP: report one (idempotent), read them, move them through the loop, read the log.
+
+``POST /v1/incidents`` takes a report with coordinates in any CRS the lookup takes and/or an address
+text; it is placed with the boundary version in force on the day it was reported and answered 201 with
+its ``Location``. An ``Idempotency-Key`` header makes a retry safe: the same key and request answer 200
+with the first incident (``Idempotent-Replayed: true``); the same key with another request is 422.
+Actions (``POST /v1/incidents/{id}/actions``) are checked against the loop: an illegal one is 409 naming
+the allowed ones; ``If-Match`` with the incident's ETag (its ``seq``) guards against acting on a stale
+read. Workers and commanders act only on incidents in their scope (a key limited to a unit sees and moves
+only incidents under it). Reporter names and phones are shown only to roles that may contact people.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from api.auth import reader, require
+from api.dependencies import MAX_INT, StateDep
+from api.lookup import SET_HELP
+from api.state import ServiceState
+from geogrid.access import Action, Principal
+from geogrid.errors import Forbidden, InvalidIncident, NotFound
+from geogrid.incidents import states
+from geogrid.incidents.intake import CHANNELS, Report, locate
+from geogrid.people import mask_phone, phones_masked
+
+router = APIRouter(tags=["incidents"])
+Reader = Annotated[Principal | None, Depends(reader)]
+Reporter = Annotated[Principal, Depends(require(Action.report))]
+Handler = Annotated[Principal, Depends(require(Action.handle))]
+IdPath = Path(ge=1, le=MAX_INT, description="The incident's id.")
+SetQuery = Query(max_length=100, description=SET_HELP)
+PERSONAL = ("reporter_name", "reporter_phone")
+
+
+class Coordinates(BaseModel):
+    """Where the reporter was: x/y (lon/lat for geographic CRSs) in a CRS the lookup takes."""
+
+    x: float = Field(allow_inf_nan=False, description="Longitude, or easting in a projected CRS.")
+    y: float = Field(allow_inf_nan=False, description="Latitude, or northing in a projected CRS.")
+    crs: str = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN.")
+
+
+class Reporter_(BaseModel):
+    """Who reported it (optional; shown only to roles that may contact people)."""
+
+    name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=40)
+
+
+class IncidentIn(BaseModel):
+    """A report from any channel."""
+
+    category: str = Field(
+        max_length=40, description="A catalogue code (E0102) or name (暴露垃圾); GET /v1/services."
+    )
+    description: str = Field(min_length=1, max_length=4000)
+    coordinates: Coordinates | None = None
+    address: str | None = Field(None, max_length=200, description="An address text, matched to a building.")
+    reported_at: dt.datetime | None = Field(
+        None,
+        description="When it was reported, with a time zone (default: now). A backdated report is placed "
+        "with the boundaries of its date.",
+    )
+    media: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
+    reporter: Reporter_ | None = None
+    channel: Literal[CHANNELS] = "api"  # type: ignore[valid-type]
+
+
+class ActionIn(BaseModel):
+    """One step of the loop."""
+
+    action: str = Field(max_length=20, description=", ".join(states.STEPS))
+    note: str | None = Field(None, max_length=4000)
+    attachments: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
+    level: str | None = Field(None, max_length=120, description="dispatch: to which level of the route.")
+    satisfaction: int | None = Field(
+        None, ge=1, le=5, description="close: the reporter's rating (回访), 1–5."
+    )
+    duplicate_of: int | None = Field(None, ge=1, le=MAX_INT, description="void: the incident this repeats.")
+
+
+def shown_incident(item: dict[str, Any], principal: Principal | None) -> dict[str, Any]:
+    """An incident as this caller may see it: reporter masked unless their role may contact people."""
+    out = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in item.items()}
+    out["state_zh"] = states.STATES[item["state"]]
+    out["overdue"] = bool(
+        item["deadline"] is not None
+        and item["state"] in states.RUNNING
+        and item["deadline"] <= dt.datetime.now(dt.UTC)
+    )
+    if principal is None or not principal.may(Action.contact):
+        out["reporter_name"] = _mask_name(item.get("reporter_name"))
+        out["reporter_phone"] = mask_phone(item.get("reporter_phone"))
+        out["description"] = phones_masked(item["description"])
+        out["address"] = phones_masked(item["address"]) if item.get("address") else item.get("address")
+    return out
+
+
+def _mask_name(name: str | None) -> str | None:
+    """张伟 → 张*, 欧阳娜娜 → 欧***: the family name only."""
+    return name[0] + "*" * (len(name) - 1) if name else name
+
+
+def _in_scope(item: dict[str, Any], principal: Principal | None) -> bool:
+    """Whether a caller limited to a unit may see this incident (it lies under that unit)."""
+    if principal is None or principal.scope is None:
+        return True
+    return any(
+        (item.get(k) or "").startswith(principal.scope) for k in ("microgrid", "grid", "community", "street")
+    )
+
+
+def _visible(
+    state: ServiceState, set_name: str, incident_id: int, principal: Principal | None
+) -> dict[str, Any]:
+    """The incident, or 404 for a caller who may not see it (as for one that does not exist)."""
+    item = state.incidents.get(set_name, incident_id)
+    if not _in_scope(item, principal):
+        raise NotFound(f"no incident {incident_id}", incident_id=incident_id)
+    return item
+
+
+@router.post("/v1/incidents", status_code=201, summary="Report an incident (idempotent with Idempotency-Key)")
+def report(
+    body: IncidentIn,
+    response: Response,
+    state: StateDep,
+    principal: Reporter,
+    idempotency_key: Annotated[str | None, Header(max_length=200, description="Makes a retry safe.")] = None,
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """Take a report, place it in the micro-grid of the version in force on its day, and store it."""
+    set_name = set or state.settings.default_set
+    if idempotency_key is not None and not (idempotency_key.strip() and idempotency_key.isprintable()):
+        raise InvalidIncident("Idempotency-Key must be printable and not blank", field="Idempotency-Key")
+    got = Report(
+        category=body.category,
+        description=body.description,
+        reported_at=body.reported_at or dt.datetime.now(dt.UTC),
+        channel=body.channel,
+        crs=body.coordinates.crs if body.coordinates else None,
+        x=body.coordinates.x if body.coordinates else None,
+        y=body.coordinates.y if body.coordinates else None,
+        address=body.address,
+        media=tuple(body.media),
+        reporter_name=body.reporter.name if body.reporter else None,
+        reporter_phone=body.reporter.phone if body.reporter else None,
+        key=idempotency_key,
+    )
+    state.incidents.catalogue.get(got.category)  # an unknown category is 422 before any placing
+    settings = state.settings
+    placement = locate(
+        got,
+        lambda day: state.index(set_name, day),
+        state.matcher(set_name) if got.address else None,
+        tz=state.incidents.calendar.tz,
+        disagree_m=settings.incident_disagree_m,
+        near_m=settings.incident_near_m,
+        outside=settings.incident_outside,
+    )
+    if (
+        principal.scope is not None
+        and placement.microgrid
+        and not placement.microgrid.startswith(principal.scope)
+    ):
+        raise Forbidden(
+            f"the incident lies in {placement.microgrid}, outside {principal.scope}",
+            scope=principal.scope,
+            code=placement.microgrid,
+        )
+    item, created = state.incidents.create(set_name, got, placement, actor=principal.name)
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/incidents/{item['id']}" + (f"?set={set}" if set else "")
+    response.headers["ETag"] = f'"{item["seq"]}"'
+    return shown_incident(item, principal)
+
+
+@router.get("/v1/incidents", summary="Incidents, newest first")
+def list_incidents(
+    state: StateDep,
+    principal: Reader,
+    status: Annotated[str | None, Query(max_length=20, description="Only incidents in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """The incidents the caller may see (under their scope), newest first; reporters masked as for reads."""
+    if status is not None and status not in states.STATES:
+        raise InvalidIncident(f"no state {status[:20]!r}: {', '.join(states.STATES)}", field="status")
+    set_name = set or state.settings.default_set
+    scope = [principal.scope] if principal is not None and principal.scope else None
+    items = state.incidents.incidents(set_name, state=status, units=scope, limit=limit, offset=offset)
+    return {"incidents": [shown_incident(i, principal) for i in items], "limit": limit, "offset": offset}
+
+
+@router.get("/v1/incidents/{incident_id}", summary="One incident")
+def get_incident(
+    response: Response,
+    state: StateDep,
+    principal: Reader,
+    incident_id: Annotated[int, IdPath],
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """One incident with its ETag (its seq: how many steps it has taken)."""
+    item = _visible(state, set or state.settings.default_set, incident_id, principal)
+    response.headers["ETag"] = f'"{item["seq"]}"'
+    return shown_incident(item, principal)
+
+
+@router.get("/v1/incidents/{incident_id}/log", summary="Every step the incident took, oldest first")
+def incident_log(
+    state: StateDep,
+    principal: Reader,
+    incident_id: Annotated[int, IdPath],
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """The append-only log of one incident: who did what, when, with which note."""
+    set_name = set or state.settings.default_set
+    _visible(state, set_name, incident_id, principal)
+    contact = principal is not None and principal.may(Action.contact)
+    steps = []
+    for line in state.incidents.log(set_name, incident_id):
+        line = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in line.items()}
+        if not contact and line.get("note"):
+            line["note"] = phones_masked(line["note"])
+        steps.append(line)
+    return {"incident_id": incident_id, "log": steps}
+
+
+@router.post("/v1/incidents/{incident_id}/actions", summary="Take one step of the loop")
+async def act(
+    body: ActionIn,
+    response: Response,
+    state: StateDep,
+    principal: Handler,
+    incident_id: Annotated[int, IdPath],
+    if_match: Annotated[str | None, Header(description="The incident's ETag as last read.")] = None,
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """Move the incident (409 naming the allowed actions if this one is not); the incident after it."""
+    set_name = set or state.settings.default_set
+    step = states.STEPS.get(body.action)
+    if step is None:
+        raise InvalidIncident(f"no action {body.action[:20]!r}: {', '.join(states.STEPS)}", field="action")
+    principal.require(step.permission)
+    expect = _seq(if_match)
+
+    def run() -> dict[str, Any]:
+        _visible(state, set_name, incident_id, principal)
+        return state.incidents.act(
+            set_name,
+            incident_id,
+            body.action,
+            actor=principal.name,
+            note=body.note,
+            attachments=body.attachments,
+            expect=expect,
+            level=body.level,
+            satisfaction=body.satisfaction,
+            duplicate_of=body.duplicate_of,
+        )
+
+    item = await run_in_threadpool(run)
+    response.headers["ETag"] = f'"{item["seq"]}"'
+    return shown_incident(item, principal)
+
+
+@router.get("/v1/services", summary="The incident categories: events and components, limits, owners")
+def services(state: StateDep, principal: Reader) -> dict[str, Any]:
+    """The service catalogue: each category's code, name, kind, group, limit and route."""
+    if principal is not None:
+        principal.require(Action.read)
+    return {
+        "services": [
+            {
+                "code": s.code,
+                "name": s.name,
+                "kind": s.kind,
+                "group": s.group,
+                "limit": s.limit,
+                "unit": s.unit,
+                "owner": s.owner,
+                "route": list(s.route()),
+            }
+            for s in state.incidents.catalogue
+        ]
+    }
+
+
+def _seq(if_match: str | None) -> int | None:
+    """The seq an If-Match names ("3" or 3), None without one; 422 for anything else."""
+    if if_match is None:
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidIncident(
+            f'If-Match {if_match[:20]!r} is not an incident ETag such as "3"', field="If-Match"
+        )
+    return int(text)

@@ -1,0 +1,395 @@
+"""Incidents in the database: taken once per idempotency key, moved through the loop, logged forever.
+
+``create`` writes the incident and its first log line (``report``) in one transaction; a second request
+with the same key finds the first one's incident (``created`` False) — also when a hundred arrive at once:
+the unique key decides, the losers read the winner's row. A key reused for another request is refused.
+``act`` checks the step against the loop (:mod:`geogrid.incidents.states`), the incident's ``seq`` (its
+ETag) when the caller gives one, and appends one line to ``incident_event``, which the database itself
+keeps append-only. Deadlines come from the catalogue's limit on the working calendar, counted from the
+report; escalation gives the next level a fresh limit; parking stops the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from geogrid.db.schema import boundary_set, incident, incident_event
+from geogrid.db.store import _now, _utc
+from geogrid.errors import IllegalTransition, InvalidIncident, NotFound, VersionConflict
+from geogrid.incidents import states
+from geogrid.incidents.calendar import WorkingCalendar
+from geogrid.incidents.catalogue import Catalogue, Service
+from geogrid.incidents.intake import Report
+from geogrid.incidents.placement import Placement
+
+INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
+EVENT_COLUMNS = [c.name for c in incident_event.columns]
+
+
+class IncidentStore:
+    """Incidents of the boundary sets in a database, with their log."""
+
+    def __init__(
+        self, engine: Engine, catalogue: Catalogue, calendar: WorkingCalendar, actor: str = "geogrid"
+    ) -> None:
+        self.engine = engine
+        self.catalogue = catalogue
+        self.calendar = calendar
+        self.actor = actor
+
+    # ---- intake -----------------------------------------------------------------------------------
+    def create(
+        self, set_name: str, report: Report, placement: Placement, actor: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a new incident (or find the one its key made before): the incident and whether it is new."""
+        service = self.catalogue.get(report.category)
+        actor = actor or self.actor
+        digest = report.fingerprint()
+        with self.engine.connect() as conn:
+            set_id = _set_id(conn, set_name)
+            if report.key is not None:
+                before = self._by_key(conn, set_id, report.key, digest)
+                if before is not None:
+                    return before, False
+        try:
+            with self.engine.begin() as conn:
+                return self._insert(conn, set_id, report, placement, service, digest, actor), True
+        except IntegrityError:
+            if report.key is None:
+                raise
+            with self.engine.connect() as conn:  # another request with this key won the race
+                found = self._by_key(conn, set_id, report.key, digest)
+            if found is None:
+                raise
+            return found, False
+
+    def _insert(
+        self,
+        conn: Connection,
+        set_id: int,
+        report: Report,
+        placement: Placement,
+        service: Service,
+        digest: str,
+        actor: str,
+    ) -> dict[str, Any]:
+        now = _now()
+        reported = report.reported_at.astimezone(dt.UTC)
+        row = {
+            "set_id": set_id,
+            "idem_key": report.key,
+            "request_hash": digest,
+            "channel": report.channel,
+            "category": service.code,
+            "kind": service.kind,
+            "description": report.description,
+            "reported_at": reported,
+            "received_at": now,
+            "crs": report.crs,
+            "x": report.x,
+            "y": report.y,
+            "lon": placement.lon,
+            "lat": placement.lat,
+            "address": report.address,
+            "address_id": placement.address_id,
+            "address_confidence": placement.address_confidence,
+            "placed_by": placement.placed_by,
+            "version_number": placement.version_number,
+            "microgrid": placement.microgrid,
+            "grid": placement.units.get("grid"),
+            "community": placement.units.get("community"),
+            "street": placement.units.get("street"),
+            "flags": list(placement.flags),
+            "media": list(report.media),
+            "reporter_name": report.reporter_name,
+            "reporter_phone": report.reporter_phone,
+            "state": "reported",
+            "level": service.route()[0],
+            "deadline": self.calendar.deadline(reported, service.limit, service.unit).astimezone(dt.UTC),
+            "seq": 1,
+            "created_by": actor,
+            "updated_at": now,
+        }
+        new_id = int(conn.execute(sa.insert(incident).values(**row).returning(incident.c.id)).scalar_one())
+        detail = {"channel": report.channel, "placement": placement.to_dict()}
+        _log(conn, new_id, 1, "report", None, "reported", actor, now, None, (), detail)
+        return self._get(conn, set_id, new_id)
+
+    def _by_key(self, conn: Connection, set_id: int, key: str, digest: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            sa.select(incident.c.id, incident.c.request_hash).where(
+                incident.c.set_id == set_id, incident.c.idem_key == key
+            )
+        ).first()
+        if row is None:
+            return None
+        if row[1] != digest:
+            raise InvalidIncident(
+                "this idempotency key was used for another report; a retry must repeat its request "
+                "exactly, a new report needs a new key",
+                field="idempotency_key",
+            )
+        return self._get(conn, set_id, int(row[0]))
+
+    # ---- reading ----------------------------------------------------------------------------------
+    def get(self, set_name: str, incident_id: int) -> dict[str, Any]:
+        """One incident as a dict of :data:`INCIDENT_COLUMNS` (UTC timestamps)."""
+        with self.engine.connect() as conn:
+            return self._get(conn, _set_id(conn, set_name), incident_id)
+
+    def _get(self, conn: Connection, set_id: int, incident_id: int, *, lock: bool = False) -> dict[str, Any]:
+        query = sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS)).where(
+            incident.c.set_id == set_id, incident.c.id == incident_id
+        )
+        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+        if row is None:
+            raise NotFound(f"no incident {incident_id}", incident_id=incident_id)
+        return _record(row)
+
+    def incidents(
+        self,
+        set_name: str,
+        *,
+        state: str | None = None,
+        units: Sequence[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """The set's incidents, newest first; ``units`` keeps those under any of these codes."""
+        with self.engine.connect() as conn:
+            query = sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS)).where(
+                incident.c.set_id == _set_id(conn, set_name)
+            )
+            if state is not None:
+                query = query.where(incident.c.state == state)
+            if units is not None:
+                query = query.where(_under(units))
+            query = query.order_by(incident.c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
+            return [_record(r) for r in conn.execute(query).mappings()]
+
+    def log(self, set_name: str, incident_id: int | None = None) -> list[dict[str, Any]]:
+        """The transition log (every incident's, or one's), oldest first: the raw data KPIs are counted from."""
+        with self.engine.connect() as conn:
+            set_id = _set_id(conn, set_name)
+            query = (
+                sa.select(*(incident_event.c[c] for c in EVENT_COLUMNS))
+                .join(incident, incident.c.id == incident_event.c.incident_id)
+                .where(incident.c.set_id == set_id)
+            )
+            if incident_id is not None:
+                self._get(conn, set_id, incident_id)
+                query = query.where(incident_event.c.incident_id == incident_id)
+            rows = conn.execute(query.order_by(incident_event.c.id)).mappings()
+            return [{**r, "at": _utc(r["at"])} for r in rows]
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def act(
+        self,
+        set_name: str,
+        incident_id: int,
+        action: str,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
+        attachments: Sequence[str] = (),
+        expect: int | None = None,
+        level: str | None = None,
+        satisfaction: int | None = None,
+        duplicate_of: int | None = None,
+        at: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """Take one step of the loop; the incident after it. ``expect``: the seq the caller last saw."""
+        actor = actor or self.actor
+        now = (at or _now()).astimezone(dt.UTC)
+        with self.engine.begin() as conn:
+            set_id = _set_id(conn, set_name)
+            was = self._get(conn, set_id, incident_id, lock=True)
+            if expect is not None and expect != was["seq"]:
+                raise VersionConflict(
+                    f"incident {incident_id} changed since (seq {was['seq']}, not {expect}); read it again",
+                    incident_id=incident_id,
+                    seq=was["seq"],
+                )
+            step = states.step(was["state"], action)
+            change: dict[str, Any] = {"state": step.target}
+            detail: dict[str, Any] = {}
+            service = self.catalogue.get(was["category"])
+            route = service.route()
+            if action == "escalate":
+                here = route.index(was["level"]) if was["level"] in route else 0
+                if here + 1 >= len(route):
+                    raise IllegalTransition(
+                        f"incident {incident_id} is with {was['level']} already, the last level of its route",
+                        incident_id=incident_id,
+                        allowed=[a for a in states.allowed(was["state"]) if a != "escalate"],
+                    )
+                change["level"] = route[here + 1]
+                change["deadline"] = self.calendar.deadline(now, service.limit, service.unit)
+                detail = {"from_level": was["level"], "to_level": change["level"]}
+            elif action == "dispatch" and level is not None:
+                if level not in route:
+                    raise InvalidIncident(
+                        f"level {level!r} is not on this category's route: {', '.join(route)}", field="level"
+                    )
+                change["level"] = level
+                detail = {"from_level": was["level"], "to_level": level}
+            elif action == "park":
+                left = self.calendar.working_hours_between(now, was["deadline"]) if was["deadline"] else None
+                detail = {"hours_left": left}
+            elif action == "resume":
+                parked = self._last(conn, incident_id, "park")
+                left = (parked or {}).get("detail", {}).get("hours_left")
+                if left is not None:
+                    change["deadline"] = self.calendar.add_working_hours(now, float(left))
+            elif action == "close" and satisfaction is not None:
+                if not 1 <= satisfaction <= 5:
+                    raise InvalidIncident(f"satisfaction {satisfaction} is not 1 to 5", field="satisfaction")
+                change["satisfaction"] = satisfaction
+                detail = {"satisfaction": satisfaction}
+            elif action == "void" and duplicate_of is not None:
+                if duplicate_of == incident_id:
+                    raise InvalidIncident("an incident is not its own duplicate", field="duplicate_of")
+                self._get(conn, set_id, duplicate_of)
+                change["duplicate_of"] = duplicate_of
+                detail = {"duplicate_of": duplicate_of}
+            if "deadline" in change:
+                change["deadline"] = change["deadline"].astimezone(dt.UTC)
+            seq = was["seq"] + 1
+            updated = conn.execute(
+                sa.update(incident)
+                .where(incident.c.id == incident_id, incident.c.seq == was["seq"])
+                .values(**change, seq=seq, updated_at=now)
+            ).rowcount
+            if updated != 1:  # SpatiaLite takes no row lock: the seq check is the lock
+                raise VersionConflict(
+                    f"incident {incident_id} changed meanwhile; read it again", incident_id=incident_id
+                )
+            _log(
+                conn,
+                incident_id,
+                seq,
+                action,
+                was["state"],
+                step.target,
+                actor,
+                now,
+                note,
+                attachments,
+                detail,
+            )
+            return self._get(conn, set_id, incident_id)
+
+    def overdue(self, set_name: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Open incidents whose limit has passed and whose clock is running, oldest deadline first."""
+        now = (now or _now()).astimezone(dt.UTC)
+        with self.engine.connect() as conn:
+            query = (
+                sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS))
+                .where(
+                    incident.c.set_id == _set_id(conn, set_name),
+                    incident.c.state.in_(sorted(states.RUNNING)),
+                    incident.c.deadline <= now,
+                )
+                .order_by(incident.c.deadline, incident.c.id)
+            )
+            return [_record(r) for r in conn.execute(query).mappings()]
+
+    def escalate_overdue(
+        self, set_name: str, now: dt.datetime | None = None, actor: str = "system"
+    ) -> list[int]:
+        """Escalate every overdue incident one level up (the periodic job): the ids escalated."""
+        now = now or _now()
+        done = []
+        for item in self.overdue(set_name, now):
+            route = self.catalogue.get(item["category"]).route()
+            if item["level"] in route and route.index(item["level"]) + 1 >= len(route):
+                continue  # at the top already: stays overdue, shown in red
+            try:
+                self.act(
+                    set_name,
+                    item["id"],
+                    "escalate",
+                    actor=actor,
+                    at=now,
+                    expect=item["seq"],
+                    note="overdue: the limit passed",
+                )
+            except (VersionConflict, IllegalTransition):
+                continue  # someone acted on it meanwhile
+            done.append(item["id"])
+        return done
+
+    def _last(self, conn: Connection, incident_id: int, action: str) -> dict[str, Any] | None:
+        row = (
+            conn.execute(
+                sa.select(*(incident_event.c[c] for c in EVENT_COLUMNS))
+                .where(incident_event.c.incident_id == incident_id, incident_event.c.action == action)
+                .order_by(incident_event.c.seq.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        return dict(row) if row is not None else None
+
+
+def _log(
+    conn: Connection,
+    incident_id: int,
+    seq: int,
+    action: str,
+    before: str | None,
+    after: str,
+    actor: str,
+    at: dt.datetime,
+    note: str | None,
+    attachments: Sequence[str],
+    detail: dict[str, Any],
+) -> None:
+    """Append one line to the incident's log (the database refuses to change or delete it later)."""
+    conn.execute(
+        sa.insert(incident_event).values(
+            incident_id=incident_id,
+            seq=seq,
+            action=action,
+            from_state=before,
+            to_state=after,
+            actor=actor,
+            at=at,
+            note=note,
+            attachments=list(attachments),
+            detail=detail,
+        )
+    )
+
+
+def _set_id(conn: Connection, set_name: str) -> int:
+    found = conn.execute(sa.select(boundary_set.c.id).where(boundary_set.c.name == set_name)).scalar()
+    if found is None:
+        raise NotFound(f"no boundary set named {set_name[:100]!r}", set=set_name[:100])
+    return int(found)
+
+
+def _under(units: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Incidents in any of ``units`` (codes of streets, communities, grids or micro-grids)."""
+    codes = list(units)
+    return sa.or_(
+        incident.c.street.in_(codes),
+        incident.c.community.in_(codes),
+        incident.c.grid.in_(codes),
+        incident.c.microgrid.in_(codes),
+    )
+
+
+def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for c in ("reported_at", "received_at", "deadline", "updated_at"):
+        out[c] = _utc(out[c])
+    return out

@@ -1,0 +1,134 @@
+"""What did a channel report, and where? A report as received, checked, and placed on the day it was made.
+
+Every channel (the JSON API, Open311, a hotline export) turns what it received into a :class:`Report`
+and calls :func:`locate` with the indexes of the boundary versions by date: the report's coordinates (any
+CRS the lookup takes) and address text are placed with the index of the version in force on the day it
+was reported (in the calendar's time zone), so a backdated report gets the grids of its date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from geogrid.addresses.matcher import Match, Matcher
+from geogrid.crs import WGS84, earth_point, normalize_crs
+from geogrid.errors import GeoGridError, InvalidAddress, InvalidCoordinates, InvalidIncident
+from geogrid.incidents.placement import Placement, place
+from geogrid.index import GridIndex
+
+CHANNELS = ("api", "app", "wechat", "hotline", "worker", "open311", "import")
+MAX_MEDIA = 20
+FUTURE_SLACK = dt.timedelta(minutes=5)  # clocks differ: a report this far ahead of ours is still taken
+
+
+@dataclass(frozen=True)
+class Report:
+    """An incident as a channel received it (coordinates as given; where it lies is a Placement)."""
+
+    category: str
+    description: str
+    reported_at: dt.datetime
+    channel: str = "api"
+    crs: str | None = None
+    x: float | None = None
+    y: float | None = None
+    address: str | None = None
+    media: tuple[str, ...] = ()
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    key: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reported_at.tzinfo is None:
+            raise InvalidIncident(
+                "reported_at needs a time zone (2026-12-03T09:30:00+08:00)", field="reported_at"
+            )
+        if self.channel not in CHANNELS:
+            raise InvalidIncident(
+                f"channel {self.channel[:20]!r} is not one of {', '.join(CHANNELS)}", field="channel"
+            )
+        if not self.description.strip():
+            raise InvalidIncident("description is empty", field="description")
+        if (self.x is None) != (self.y is None):
+            raise InvalidCoordinates("give both coordinates or neither", field="x" if self.x is None else "y")
+        if self.x is not None and not (math.isfinite(self.x) and math.isfinite(self.y or 0.0)):
+            raise InvalidCoordinates("coordinates must be finite numbers", field="coordinates")
+        if len(self.media) > MAX_MEDIA:
+            raise InvalidIncident(f"{len(self.media)} media URLs; at most {MAX_MEDIA}", field="media")
+        for i, url in enumerate(self.media):
+            if not url.startswith(("http://", "https://")) or len(url) > 2000 or not url.isprintable():
+                raise InvalidIncident(f"media[{i}] is not an http(s) URL", field=f"media[{i}]")
+
+    def fingerprint(self) -> str:
+        """A hash of what the report says (not its key): a reused key must come with the same report."""
+        data = {k: v for k, v in asdict(self).items() if k != "key"}
+        data["reported_at"] = self.reported_at.astimezone(dt.UTC).isoformat()
+        return hashlib.sha256(
+            orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        ).hexdigest()
+
+
+def wgs84_point(x: float, y: float, crs: str | None) -> tuple[float, float]:
+    """(x, y) in ``crs`` (default WGS-84) as a WGS-84 (lon, lat); InvalidCoordinates if it is no point."""
+    name = normalize_crs(crs or WGS84)
+    if name in (WGS84, "gcj02", "bd09", "cgcs2000") and not (abs(x) <= 180 and abs(y) <= 90):
+        raise InvalidCoordinates(f"({x}, {y}) is not a longitude, latitude in {name}", field="coordinates")
+    point = (x, y) if name == WGS84 else earth_point(x, y, name)
+    if point is None:
+        raise InvalidCoordinates(f"({x}, {y}) is not a point in {name}", field="coordinates")
+    return point
+
+
+def locate(
+    report: Report,
+    index_on: Callable[[dt.date], GridIndex],
+    matcher: Matcher | None,
+    *,
+    tz: str = "Asia/Shanghai",
+    now: dt.datetime | None = None,
+    disagree_m: float = 200.0,
+    near_m: float = 20.0,
+    outside: str = "refuse",
+) -> Placement:
+    """Where ``report`` lies, with the index of the version in force on its day (``index_on(date)``)."""
+    now = now or dt.datetime.now(dt.UTC)
+    if report.reported_at > now + FUTURE_SLACK:
+        raise InvalidIncident(
+            f"reported_at {report.reported_at.isoformat()} is in the future", field="reported_at"
+        )
+    point = (
+        wgs84_point(report.x, report.y, report.crs) if report.x is not None and report.y is not None else None
+    )
+    match: Match | None = None
+    if report.address:
+        if matcher is None:
+            raise InvalidIncident(
+                "this set has no address registry to place an address with", field="address"
+            )
+        try:
+            match = matcher.match(report.address)
+        except InvalidAddress as exc:
+            if point is None:  # nothing else to place it by
+                raise InvalidAddress(exc.detail, field="address") from exc
+    if point is None and not report.address:
+        raise InvalidIncident("give coordinates (x, y, crs) or an address", field="coordinates")
+    day = report.reported_at.astimezone(ZoneInfo(tz)).date()
+    try:
+        index = index_on(day)
+    except GeoGridError as exc:
+        if exc.status == 404:
+            raise InvalidIncident(
+                f"no boundary version was in force on {day.isoformat()}, the day it was reported",
+                field="reported_at",
+            ) from exc
+        raise
+    return place(index, point, match, disagree_m=disagree_m, near_m=near_m, outside=outside)

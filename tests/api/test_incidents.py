@@ -1,0 +1,324 @@
+"""Incidents on both databases: intake placed by the version in force on the day reported (WGS-84, GCJ-02,
+an address), idempotency (a retry, a reused key, a hundred at once), the loop (every step, 409 naming the
+allowed ones, ETags, the log kept forever), scope and masking of reporters, and escalation of overdue
+incidents on a working calendar with a holiday and a 调休 Saturday, with a frozen clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geogrid.access import Role
+from geogrid.addresses.registry import read_addresses
+from geogrid.crs import wgs84_to_gcj02
+from geogrid.db.addresses import AddressStore
+from geogrid.db.incidents import IncidentStore
+from geogrid.db.keys import Keys
+from geogrid.errors import IllegalTransition
+from geogrid.incidents.calendar import WorkingCalendar
+from geogrid.incidents.catalogue import catalogue
+from geogrid.incidents.intake import Report
+from geogrid.incidents.placement import Placement
+from geogrid.settings import Settings
+from tests.api.test_geocode import HOME, OTHER, ROWS, STREET, csv_bytes, microgrid_of
+from tests.conftest import BACKENDS, empty_store, migrated_engine, problem
+
+CST = ZoneInfo("Asia/Shanghai")
+CHANGE = dt.date(2026, 6, 1)  # version 2 swaps two micro-grids' areas from this day
+PHONE = "13812341234"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request, tmp_path_factory):
+    with migrated_engine(request.param, tmp_path_factory) as engine:
+        yield engine
+
+
+def inner_point(frame, code):
+    """A point well inside the unit ``code`` of ``frame``."""
+    geom = frame.loc[frame["code"] == code].geometry.iloc[0]
+    p = (
+        geom.buffer(-0.0003).representative_point()
+        if not geom.buffer(-0.0003).is_empty
+        else geom.representative_point()
+    )
+    return p.x, p.y
+
+
+@pytest.fixture(scope="module")
+def county(db, demo_layers):
+    """One street as set 's': version 1 from 2026-01-01; version 2 from 2026-06-01 with micro-grids A and B
+    swapped (A's area is B from then on); its addresses; a key per role and a community commander."""
+    store = empty_store(db)
+    layers = {}
+    for name, level in (("communities", "community"), ("grids", "grid"), ("microgrids", "microgrid")):
+        frame = demo_layers[name]
+        layers[level] = frame[frame["code"].str.startswith(STREET)].copy()
+        store.import_units("s", layers[level], level, commit=True)
+    store.publish("s", dt.date(2026, 1, 1))
+    micro = layers["microgrid"]
+    same_grid = micro[micro["code"].str.startswith(HOME)]
+    a, b = sorted(same_grid["code"])[:2]  # two micro-grids of one grid: the swap keeps the hierarchy
+    swapped = micro.copy()
+    ia, ib = swapped.index[swapped["code"] == a][0], swapped.index[swapped["code"] == b][0]
+    ga, gb = swapped.at[ia, "geometry"], swapped.at[ib, "geometry"]
+    swapped.at[ia, "geometry"], swapped.at[ib, "geometry"] = gb, ga
+    store.import_units("s", swapped, "microgrid", commit=True)
+    store.publish("s", CHANGE)
+    report = AddressStore(db, "test").import_addresses(
+        "s", read_addresses(csv_bytes(ROWS), "a.csv"), commit=True
+    )
+    assert not report.errors
+    keys = {role.value: Keys(db).create(f"{role.value} key", role)[1] for role in Role}
+    keys["commander@home"] = Keys(db).create("home commander", Role.commander, scope=HOME)[1]
+    keys["worker@other"] = Keys(db).create("other worker", Role.worker, scope=OTHER)[1]
+    return {"keys": keys, "a": a, "b": b, "point_a": inner_point(micro, a), "micro": micro}
+
+
+@pytest.fixture
+def client(db, county, tmp_path):
+    settings = Settings(
+        database_url=db.url.render_as_string(hide_password=False),
+        cache_dir=str(tmp_path / "cache"),
+        default_set="s",
+        environment="test",
+        admin_key="test-admin-key-0123456789abcdef",
+        rate_limit_per_minute=0,
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def auth(county, who, **headers):
+    return headers | {"Authorization": f"Bearer {county['keys'][who]}"}
+
+
+def body(point=None, *, crs="wgs84", at="2026-07-01T09:30:00+08:00", **more):
+    out = {"category": "E0102", "description": "垃圾堆在路边", "reported_at": at, "channel": "app"}
+    if point is not None:
+        out["coordinates"] = {"x": point[0], "y": point[1], "crs": crs}
+    return out | more
+
+
+def post(client, county, data, who="reporter", **headers):
+    return client.post("/v1/incidents", json=data, headers=auth(county, who, **headers))
+
+
+# ---- placement by the version in force on the day reported ------------------------------------------
+def test_a_report_is_placed_in_the_grid_of_its_day(client, county):
+    before = post(client, county, body(county["point_a"], at="2026-05-31T23:59:00+08:00"))
+    after = post(client, county, body(county["point_a"], at="2026-06-01T00:01:00+08:00"))
+    assert before.status_code == 201 and after.status_code == 201, (before.text, after.text)
+    assert (before.json()["microgrid"], before.json()["version_number"]) == (county["a"], 1)
+    assert (after.json()["microgrid"], after.json()["version_number"]) == (county["b"], 2)
+    # read again after the change: the first keeps the grid it was placed in
+    again = client.get(before.headers["Location"], headers=auth(county, "commander"))
+    assert again.json()["microgrid"] == county["a"]
+    assert after.json()["grid"] == county["b"][:15] and after.json()["community"] == HOME
+
+
+def test_gcj02_and_an_address_land_where_wgs84_does(client, county):
+    lon, lat = county["point_a"]
+    gx, gy = wgs84_to_gcj02(lon, lat)
+    got = post(client, county, body((float(gx), float(gy)), crs="gcj02"))
+    assert got.status_code == 201, got.text
+    assert got.json()["microgrid"] == county["b"] and got.json()["placed_by"] == "coordinates"
+    row = next(r for r in ROWS if r["小区"] and r["楼栋"] and r["地址编码"][1:].startswith(HOME))
+    text = f"{row['小区']}{row['楼栋']}号楼"
+    by_address = post(client, county, body(None, address=text))
+    assert by_address.status_code == 201, by_address.text
+    assert by_address.json()["placed_by"] == "address"
+    assert by_address.json()["microgrid"].startswith(microgrid_of(row)[:12])
+
+
+def test_a_point_and_an_address_far_apart_are_flagged(client, county):
+    row = next(r for r in ROWS if r["小区"] and r["楼栋"] and r["地址编码"][1:].startswith(OTHER))
+    got = post(client, county, body(county["point_a"], address=f"{row['小区']}{row['楼栋']}号楼"))
+    assert got.status_code == 201, got.text
+    assert "address_disagrees" in got.json()["flags"] and got.json()["microgrid"] == county["b"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (body(None), "coordinates"),
+        (body((0.0, 0.0)), "coordinates"),  # outside the county: refused by default
+        (body((200.0, 40.0)), "coordinates"),
+        (body((111.2, 39.9), category="nope"), "category"),
+        (body((111.2, 39.9), at="2026-07-01T09:30:00"), "reported_at"),  # no time zone
+        (body((111.2, 39.9), at="2099-01-01T00:00:00+08:00"), "reported_at"),
+        (body((111.2, 39.9), at="2020-01-01T00:00:00+08:00"), "reported_at"),  # before any version
+        (body((111.2, 39.9), media=["javascript:alert(1)"]), "media[0]"),
+    ],
+)
+def test_a_bad_report_is_a_4xx_naming_its_field(client, county, data, field):
+    got = post(client, county, data)
+    assert 400 <= got.status_code < 500, got.text
+    assert field in got.text
+
+
+# ---- idempotency -----------------------------------------------------------------------------------
+def test_a_retry_with_its_key_returns_the_same_incident(client, county):
+    data = body(county["point_a"])
+    first = post(client, county, data, **{"Idempotency-Key": "retry-1"})
+    again = post(client, county, data, **{"Idempotency-Key": "retry-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    other = post(client, county, data | {"description": "另一件事"}, **{"Idempotency-Key": "retry-1"})
+    problem(other, 422, "idempotency key")
+
+
+def test_a_hundred_concurrent_retries_make_one_incident(db, county):
+    store = IncidentStore(db, catalogue(), WorkingCalendar(frozenset(), frozenset()))
+    report = Report("E0102", "同一件事", dt.datetime(2026, 7, 1, 9, tzinfo=CST), key="storm-1")
+    placement = Placement("coordinates", *county["point_a"], 2, county["b"])
+    barrier = threading.Barrier(100)
+    results: list = []
+
+    def one():
+        barrier.wait()
+        try:
+            results.append(store.create("s", report, placement, actor="storm"))
+        except Exception as exc:  # collected: the assertion below shows it
+            results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [r for r in results if isinstance(r, Exception)], [
+        r for r in results if isinstance(r, Exception)
+    ][:3]
+    assert len({item["id"] for item, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    with db.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM incident WHERE idem_key = 'storm-1'")).scalar()
+        logged = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM incident_event e JOIN incident i ON i.id = e.incident_id WHERE i.idem_key = 'storm-1'"
+            )
+        ).scalar()
+    assert (n, logged) == (1, 1)
+
+
+# ---- the loop --------------------------------------------------------------------------------------
+def act(client, county, incident_id, action, who="commander", **more):
+    return client.post(
+        f"/v1/incidents/{incident_id}/actions", json={"action": action, **more}, headers=auth(county, who)
+    )
+
+
+def test_the_loop_from_report_to_closed_and_its_log(client, county):
+    new = post(client, county, body(county["point_a"]))
+    assert new.status_code == 201
+    iid = new.json()["id"]
+    steps = [("accept", "commander"), ("dispatch", "commander"), ("start", "worker"), ("resolve", "worker"),
+             ("verify", "commander")]  # fmt: skip
+    for action, who in steps:
+        got = act(client, county, iid, action, who, note=f"{action} 回电 {PHONE}")
+        assert got.status_code == 200, got.text
+    closed = act(client, county, iid, "close", satisfaction=5)
+    assert closed.json()["state"] == "closed" and closed.json()["satisfaction"] == 5
+    assert closed.headers["ETag"] == '"7"'
+    log = client.get(f"/v1/incidents/{iid}/log", headers=auth(county, "commander")).json()["log"]
+    assert [line["action"] for line in log] == [
+        "report",
+        "accept",
+        "dispatch",
+        "start",
+        "resolve",
+        "verify",
+        "close",
+    ]
+    assert [line["seq"] for line in log] == list(range(1, 8))
+    masked = client.get(f"/v1/incidents/{iid}/log", headers=auth(county, "viewer")).json()["log"]
+    assert PHONE not in str(masked) and PHONE in str(log)
+
+
+def test_an_illegal_step_is_409_naming_the_allowed_ones(client, county):
+    iid = post(client, county, body(county["point_a"])).json()["id"]
+    got = act(client, county, iid, "close")
+    body_ = problem(got, 409, "accept", "void")
+    assert body_["allowed"] == ["accept", "escalate", "void"]
+    assert act(client, county, iid, "accept", who="worker").status_code == 403  # workers do not accept
+    problem(act(client, county, iid, "fly"), 422, "action")
+
+
+def test_a_stale_etag_is_409(client, county):
+    iid = post(client, county, body(county["point_a"])).json()["id"]
+    url = f"/v1/incidents/{iid}/actions"
+    ok = client.post(url, json={"action": "accept"}, headers=auth(county, "commander", **{"If-Match": '"1"'}))
+    assert ok.status_code == 200 and ok.headers["ETag"] == '"2"'
+    stale = client.post(
+        url, json={"action": "dispatch"}, headers=auth(county, "commander", **{"If-Match": '"1"'})
+    )
+    problem(stale, 409, "changed")
+
+
+def test_the_log_is_kept_forever(db, client, county):
+    post(client, county, body(county["point_a"]))
+    for statement in ("UPDATE incident_event SET note = 'x'", "DELETE FROM incident_event"):
+        with pytest.raises(sa.exc.DBAPIError), db.begin() as conn:
+            conn.execute(sa.text(statement))
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM incident_event")).scalar() > 0
+
+
+# ---- scope and privacy -----------------------------------------------------------------------------
+def test_scoped_keys_see_and_move_only_their_incidents(client, county):
+    home = post(client, county, body(county["point_a"])).json()["id"]
+    listed = client.get("/v1/incidents", headers=auth(county, "worker@other")).json()["incidents"]
+    assert home not in {i["id"] for i in listed}
+    assert client.get(f"/v1/incidents/{home}", headers=auth(county, "worker@other")).status_code == 404
+    assert act(client, county, home, "accept", who="commander@home").status_code == 200
+    mine = client.get("/v1/incidents", headers=auth(county, "commander@home")).json()["incidents"]
+    assert mine and all(i["community"] == HOME for i in mine)
+
+
+def test_reporters_are_masked_for_roles_that_may_not_contact_them(client, county):
+    data = body(county["point_a"], reporter={"name": "张伟", "phone": PHONE}, description=f"请回电 {PHONE}")
+    iid = post(client, county, data).json()["id"]
+    seen = client.get(f"/v1/incidents/{iid}", headers=auth(county, "viewer")).json()
+    assert (seen["reporter_name"], seen["reporter_phone"]) == ("张*", "138****1234")
+    assert PHONE not in str(seen)
+    listed = client.get("/v1/incidents", headers=auth(county, "viewer")).json()
+    assert PHONE not in str(listed) and "张伟" not in str(listed)
+    full = client.get(f"/v1/incidents/{iid}", headers=auth(county, "commander")).json()
+    assert (full["reporter_name"], full["reporter_phone"]) == ("张伟", PHONE)
+
+
+# ---- limits on the working calendar, escalation with a frozen clock --------------------------------
+def test_overdue_incidents_escalate_exactly_when_the_limit_passes(db, county):
+    # Thursday 2026-10-01 is a holiday; Saturday 2026-10-10 a 调休 working day
+    calendar = WorkingCalendar(frozenset({dt.date(2026, 10, 1)}), frozenset({dt.date(2026, 10, 10)}))
+    store = IncidentStore(db, catalogue(), calendar)
+    placement = Placement("coordinates", *county["point_a"], 2, county["b"], {"grid": county["b"][:15]})
+    # E0102 has 2 working hours: reported Wednesday 16:30 → 1 h that day, the holiday and no hours on it,
+    # → due Friday 09:30
+    wed = dt.datetime(2026, 9, 30, 16, 30, tzinfo=CST)
+    item, _ = store.create("s", Report("E0102", "暴露垃圾", wed), placement)
+    due = dt.datetime(2026, 10, 2, 9, 30, tzinfo=CST)
+    assert item["deadline"] == due
+    assert item["id"] not in store.escalate_overdue("s", now=due - dt.timedelta(seconds=1))
+    assert item["id"] in store.escalate_overdue("s", now=due)
+    after = store.get("s", item["id"])
+    assert (after["state"], after["level"]) == ("escalated", "community")
+    line = store.log("s", item["id"])[-1]
+    assert (line["action"], line["actor"], line["detail"]) == (
+        "escalate",
+        "system",
+        {"from_level": "grid", "to_level": "community"},
+    )
+    # reported Friday 17:00 with 2 hours: half an hour then, the rest on the 调休 Saturday → 10:00
+    fri = dt.datetime(2026, 10, 9, 17, 0, tzinfo=CST)
+    late, _ = store.create("s", Report("E0102", "暴露垃圾", fri), placement)
+    assert late["deadline"] == dt.datetime(2026, 10, 10, 10, 0, tzinfo=CST)
+    with pytest.raises(IllegalTransition):
+        store.act("s", late["id"], "close")
