@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, text
 
 LOCATE_FUNCTION = """
@@ -56,6 +57,10 @@ class PostGIS:
     def drop_locate_function(self, conn: Connection) -> None:
         """Remove ``geogrid_locate``."""
         conn.execute(text("DROP FUNCTION IF EXISTS geogrid_locate(text, float8, float8, date, text)"))
+
+    def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
+        """The median of ``column`` as an aggregate (None where the engine has none)."""
+        return sa.func.percentile_cont(0.5).within_group(column)
 
     def make_append_only(self, conn: Connection, table: str) -> None:
         """Refuse every UPDATE, DELETE and TRUNCATE of ``table``: its rows are kept forever."""
@@ -124,6 +129,10 @@ class SpatiaLite:
 
     def drop_locate_function(self, conn: Connection) -> None:
         """Nothing to drop on SpatiaLite."""
+
+    def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
+        """SQLite has no median aggregate: the caller computes it from the values."""
+        return None
 
     def make_append_only(self, conn: Connection, table: str) -> None:
         """Refuse every UPDATE and DELETE of ``table``: its rows are kept forever."""

@@ -20,10 +20,11 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from geogrid.db.dialects import dialect_of
 from geogrid.db.schema import boundary_set, incident, incident_event
 from geogrid.db.store import _now, _utc
 from geogrid.errors import IllegalTransition, InvalidIncident, NotFound, VersionConflict
-from geogrid.incidents import states
+from geogrid.incidents import kpis, states
 from geogrid.incidents.calendar import WorkingCalendar
 from geogrid.incidents.catalogue import Catalogue, Service
 from geogrid.incidents.intake import Report
@@ -82,7 +83,8 @@ class IncidentStore:
     ) -> dict[str, Any]:
         now = _now()
         reported = report.reported_at.astimezone(dt.UTC)
-        row = {
+        deadline = self.calendar.deadline(reported, service.limit, service.unit).astimezone(dt.UTC)
+        row: dict[str, Any] = {
             "set_id": set_id,
             "idem_key": report.key,
             "request_hash": digest,
@@ -112,13 +114,19 @@ class IncidentStore:
             "reporter_phone": report.reporter_phone,
             "state": "reported",
             "level": service.route()[0],
-            "deadline": self.calendar.deadline(reported, service.limit, service.unit).astimezone(dt.UTC),
+            "deadline": deadline,
             "seq": 1,
             "created_by": actor,
             "updated_at": now,
         }
         new_id = int(conn.execute(sa.insert(incident).values(**row).returning(incident.c.id)).scalar_one())
-        detail = {"channel": report.channel, "placement": placement.to_dict()}
+        detail = {
+            "channel": report.channel,
+            "reported_at": reported.isoformat(),
+            "deadline": deadline.isoformat(),
+            "level": row["level"],
+            "placement": placement.to_dict(),
+        }
         _log(conn, new_id, 1, "report", None, "reported", actor, now, None, (), detail)
         return self._get(conn, set_id, new_id)
 
@@ -188,6 +196,33 @@ class IncidentStore:
                 query = query.where(incident_event.c.incident_id == incident_id)
             rows = conn.execute(query.order_by(incident_event.c.id)).mappings()
             return [{**r, "at": _utc(r["at"])} for r in rows]
+
+    def export_log(
+        self,
+        set_name: str,
+        *,
+        units: Sequence[str] | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The raw transition log for recounting, oldest first: each line with what never changes about
+        its incident (reported_at, category, kind and the units it was placed in); ``after_id`` pages."""
+        static = ("reported_at", "category", "kind", "microgrid", "grid", "community", "street")
+        with self.engine.connect() as conn:
+            query = (
+                sa.select(*(incident_event.c[c] for c in EVENT_COLUMNS), *(incident.c[c] for c in static))
+                .join(incident, incident.c.id == incident_event.c.incident_id)
+                .where(incident.c.set_id == _set_id(conn, set_name), incident_event.c.id > after_id)
+                .order_by(incident_event.c.id)
+            )
+            if units is not None:
+                query = query.where(_under(units))
+            if limit is not None:
+                query = query.limit(limit)
+            return [
+                {**r, "at": _utc(r["at"]), "reported_at": _utc(r["reported_at"])}
+                for r in conn.execute(query).mappings()
+            ]
 
     # ---- the loop ---------------------------------------------------------------------------------
     def act(
@@ -261,6 +296,8 @@ class IncidentStore:
                 detail = {"duplicate_of": duplicate_of}
             if "deadline" in change:
                 change["deadline"] = change["deadline"].astimezone(dt.UTC)
+                detail["deadline"] = change["deadline"].isoformat()
+            change |= self._tallies(was, action, now)
             seq = was["seq"] + 1
             updated = conn.execute(
                 sa.update(incident)
@@ -285,6 +322,93 @@ class IncidentStore:
                 detail,
             )
             return self._get(conn, set_id, incident_id)
+
+    def kpis(
+        self,
+        set_name: str,
+        by: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        units: Sequence[str] | None = None,
+        now: dt.datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The figures of :mod:`geogrid.incidents.kpis` per unit ``by`` for incidents reported in
+        [``start``, ``end``), one aggregate query; ``units`` limits them to incidents under these codes."""
+        if by not in kpis.BY:
+            raise InvalidIncident(f"by {by[:20]!r}: one of {', '.join(kpis.BY)}", field="by")
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidIncident("a period's start and end need a time zone", field="start")
+        start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)  # SQLite compares them as text
+        now = (now or _now()).astimezone(dt.UTC)
+        key: sa.ColumnElement[Any]
+        if by == "county":
+            key = sa.literal("county")
+        elif by == "department":
+            key = incident.c.level
+        else:
+            key = incident.c[by]
+        c = incident.c
+
+        def count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+            return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+        running = c.state.in_(sorted(states.RUNNING))
+        columns: list[sa.ColumnElement[Any]] = [
+            key.label("unit"),
+            sa.func.count().label("received"),
+            count_if(c.state == "void").label("void"),
+            sa.func.count(c.accepted_at).label("accepted"),
+            sa.func.count(c.resolved_at).label("resolved"),
+            count_if(c.on_time.is_(True)).label("on_time"),
+            sa.func.count(c.closed_at).label("closed"),
+            sa.func.coalesce(sa.func.sum(c.escalations), 0).label("escalations"),
+            sa.func.count(c.satisfaction).label("rated"),
+            sa.func.avg(c.satisfaction).label("satisfaction"),
+            sa.func.avg(c.hours_to_close).label("hours_to_close_mean"),
+            count_if(c.state.in_(sorted(states.OPEN))).label("open"),
+            count_if(sa.and_(running, c.deadline <= now)).label("overdue"),
+        ]
+        with self.engine.connect() as conn:
+            median = dialect_of(conn).median(c.hours_to_close)
+            if median is not None:
+                columns.append(median.label("hours_to_close_median"))
+            where = [c.set_id == _set_id(conn, set_name), c.reported_at >= start, c.reported_at < end]
+            if by == "department":
+                where.append(c.level.like("department:%"))
+            elif by != "county":  # an incident not placed at this level (queued) is in no unit of it
+                where.append(key.is_not(None))
+            if units is not None:
+                where.append(_under(units))
+            rows = [dict(r) for r in conn.execute(sa.select(*columns).where(*where).group_by(key)).mappings()]
+            if median is None:  # the engine has no median: from the values, one unit at a time
+                values: dict[Any, list[float]] = {}
+                query = sa.select(key, c.hours_to_close).where(*where, c.hours_to_close.is_not(None))
+                for unit, hours in conn.execute(query):
+                    values.setdefault(unit, []).append(float(hours))
+                for row in rows:
+                    found = sorted(values.get(row["unit"], []))
+                    row["hours_to_close_median"] = _median(found)
+        for row in rows:
+            for name in kpis.COUNTS:
+                row[name] = int(row[name] or 0)
+        return sorted((kpis.rates(r) for r in rows), key=lambda r: str(r["unit"]))
+
+    def _tallies(self, was: dict[str, Any], action: str, now: dt.datetime) -> dict[str, Any]:
+        """The columns the KPIs are counted from, as this step changes them (each also follows from the log)."""
+        out: dict[str, Any] = {}
+        if action == "accept" and was["accepted_at"] is None:
+            out["accepted_at"] = now
+        elif action == "resolve" and was["resolved_at"] is None:
+            out["resolved_at"] = now
+            # on time: by the deadline then in force, never escalated (an escalation is a limit missed)
+            out["on_time"] = was["escalations"] == 0 and (was["deadline"] is None or now <= was["deadline"])
+        elif action == "close":
+            out["closed_at"] = now
+            out["hours_to_close"] = self.calendar.working_hours_between(was["reported_at"], now)
+        elif action == "escalate":
+            out["escalations"] = was["escalations"] + 1
+        return out
 
     def overdue(self, set_name: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Open incidents whose limit has passed and whose clock is running, oldest deadline first."""
@@ -390,6 +514,23 @@ def _under(units: Sequence[str]) -> sa.ColumnElement[bool]:
 
 def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = dict(row)
-    for c in ("reported_at", "received_at", "deadline", "updated_at"):
+    for c in (
+        "reported_at",
+        "received_at",
+        "deadline",
+        "updated_at",
+        "accepted_at",
+        "resolved_at",
+        "closed_at",
+    ):
         out[c] = _utc(out[c])
     return out
+
+
+def _median(values: Sequence[float]) -> float | None:
+    """The median of sorted ``values`` (None for none), as percentile_cont(0.5) gives it."""
+    n = len(values)
+    if not n:
+        return None
+    mid = n // 2
+    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2

@@ -279,6 +279,12 @@ incident = sa.Table(
     sa.Column("deadline", sa.DateTime(timezone=True)),
     sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("incident.id")),
     sa.Column("satisfaction", sa.Integer),
+    sa.Column("accepted_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),  # first 办结
+    sa.Column("on_time", sa.Boolean),  # that first 办结 came by the deadline then in force
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("hours_to_close", sa.Float),  # working hours from the report to 结案
+    sa.Column("escalations", sa.Integer, nullable=False, server_default="0"),
     sa.Column("seq", sa.Integer, nullable=False),  # transitions so far: the incident's ETag
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

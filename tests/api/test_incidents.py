@@ -314,8 +314,8 @@ def test_overdue_incidents_escalate_exactly_when_the_limit_passes(db, county):
     assert (line["action"], line["actor"], line["detail"]) == (
         "escalate",
         "system",
-        {"from_level": "grid", "to_level": "community"},
-    )
+        {"from_level": "grid", "to_level": "community", "deadline": "2026-10-02T03:30:00+00:00"},
+    )  # the next level gets a fresh limit from the escalation: 09:30 + 2 h (11:30 in Beijing, in UTC)
     # reported Friday 17:00 with 2 hours: half an hour then, the rest on the 调休 Saturday → 10:00
     fri = dt.datetime(2026, 10, 9, 17, 0, tzinfo=CST)
     late, _ = store.create("s", Report("E0102", "暴露垃圾", fri), placement)
