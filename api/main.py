@@ -24,6 +24,7 @@ from api import (
     lookup,
     memory,
     ogc,
+    open311,
     pages,
     people,
 )
@@ -91,7 +92,19 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         settings.failed_keys_per_minute, "unknown or revoked API keys a minute"
     )
     errors.install(app)
-    for module in (lookup, geocode, incidents, boundaries, drafts, ogc, people, coverage, keys, pages):
+    for module in (
+        lookup,
+        geocode,
+        incidents,
+        open311,
+        boundaries,
+        drafts,
+        ogc,
+        people,
+        coverage,
+        keys,
+        pages,
+    ):
         app.include_router(module.router)
     # In front of FastAPI: operations around everything, then the hot path; it answers in microseconds
     # without awaiting, so only what reaches FastAPI needs a deadline.

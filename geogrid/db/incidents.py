@@ -182,6 +182,55 @@ class IncidentStore:
             query = query.order_by(incident.c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
             return [_record(r) for r in conn.execute(query).mappings()]
 
+    def search(
+        self,
+        set_name: str,
+        *,
+        ids: Sequence[int] | None = None,
+        categories: Sequence[str] | None = None,
+        states_in: Sequence[str] | None = None,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        units: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Incidents by ids, categories, states and reported in [start, end], under ``units``; newest first."""
+        c = incident.c
+        with self.engine.connect() as conn:
+            query = sa.select(*(c[name] for name in INCIDENT_COLUMNS)).where(
+                c.set_id == _set_id(conn, set_name)
+            )
+            if ids is not None:
+                query = query.where(c.id.in_(list(ids)))
+            if categories is not None:
+                query = query.where(c.category.in_(list(categories)))
+            if states_in is not None:
+                query = query.where(c.state.in_(list(states_in)))
+            if start is not None:
+                query = query.where(c.reported_at >= start.astimezone(dt.UTC))  # SQLite compares text
+            if end is not None:
+                query = query.where(c.reported_at <= end.astimezone(dt.UTC))
+            if units is not None:
+                query = query.where(_under(units))
+            query = query.order_by(c.reported_at.desc(), c.id.desc()).limit(max(limit, 0))
+            return [_record(r) for r in conn.execute(query).mappings()]
+
+    def last_notes(self, ids: Sequence[int]) -> dict[int, str]:
+        """The last note in the log of each of ``ids`` that has one."""
+        notes: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                lines = conn.execute(
+                    sa.select(incident_event.c.incident_id, incident_event.c.note)
+                    .where(
+                        incident_event.c.incident_id.in_(list(ids[i : i + 500])),
+                        incident_event.c.note.is_not(None),
+                    )
+                    .order_by(incident_event.c.incident_id, incident_event.c.seq)
+                )
+                notes |= {int(r[0]): str(r[1]) for r in lines}  # the last one per incident stays
+        return notes
+
     def log(self, set_name: str, incident_id: int | None = None) -> list[dict[str, Any]]:
         """The transition log (every incident's, or one's), oldest first: the raw data KPIs are counted from."""
         with self.engine.connect() as conn:
