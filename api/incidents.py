@@ -12,9 +12,13 @@ only incidents under it). Reporter names and phones are shown only to roles that
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
@@ -25,7 +29,7 @@ from api.lookup import SET_HELP
 from api.state import ServiceState
 from geogrid.access import Action, Principal
 from geogrid.errors import Forbidden, InvalidIncident, NotFound
-from geogrid.incidents import states
+from geogrid.incidents import kpis, states
 from geogrid.incidents.intake import CHANNELS, Report, locate
 from geogrid.people import mask_phone, phones_masked
 
@@ -36,6 +40,10 @@ Handler = Annotated[Principal, Depends(require(Action.handle))]
 IdPath = Path(ge=1, le=MAX_INT, description="The incident's id.")
 SetQuery = Query(max_length=100, description=SET_HELP)
 PERSONAL = ("reporter_name", "reporter_phone")
+FormatQuery = Query(pattern="^(json|csv)$", description="json or csv.")
+ByQuery = Query(description="microgrid, grid, community, street, department or county.")
+EndQuery = Query(description="The day after the period (exclusive); default: tomorrow.")
+StartQuery = Query(description="First day of the period (reported on or after), in the calendar's zone.")
 
 
 class Coordinates(BaseModel):
@@ -180,7 +188,12 @@ def report(
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/incidents/{item['id']}" + (f"?set={set}" if set else "")
     response.headers["ETag"] = f'"{item["seq"]}"'
-    return shown_incident(item, principal)
+    out = shown_incident(item, principal)
+    if item["lon"] is not None and item["lat"] is not None and item["state"] == "reported":
+        out["duplicate_candidates"] = state.incidents.nearby(
+            set_name, item["category"], item["lon"], item["lat"], settings.duplicate_m, exclude=item["id"]
+        )
+    return out
 
 
 @router.get("/v1/incidents", summary="Incidents, newest first")
@@ -190,15 +203,133 @@ def list_incidents(
     status: Annotated[str | None, Query(max_length=20, description="Only incidents in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    format: Annotated[str, FormatQuery] = "json",
     set: Annotated[str | None, SetQuery] = None,
-) -> dict[str, Any]:
-    """The incidents the caller may see (under their scope), newest first; reporters masked as for reads."""
+) -> Any:
+    """The incidents the caller may see (under their scope), newest first, as JSON or CSV; reporters masked
+    as for reads."""
     if status is not None and status not in states.STATES:
         raise InvalidIncident(f"no state {status[:20]!r}: {', '.join(states.STATES)}", field="status")
     set_name = set or state.settings.default_set
     scope = [principal.scope] if principal is not None and principal.scope else None
     items = state.incidents.incidents(set_name, state=status, units=scope, limit=limit, offset=offset)
-    return {"incidents": [shown_incident(i, principal) for i in items], "limit": limit, "offset": offset}
+    shown = [shown_incident(i, principal) for i in items]
+    if format == "csv":
+        flat = [
+            {k: orjson.dumps(v).decode() if isinstance(v, list | dict) else v for k, v in i.items()}
+            for i in shown
+        ]
+        return _csv(flat, f"incidents-{set_name}")
+    return {"incidents": shown, "limit": limit, "offset": offset}
+
+
+def _period(
+    state: ServiceState, start: dt.date | None, end: dt.date | None
+) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) as instants in the calendar's zone; default the 30 days up to today."""
+    zone = ZoneInfo(state.incidents.calendar.tz)
+    end = end or dt.datetime.now(zone).date() + dt.timedelta(days=1)
+    start = start or end - dt.timedelta(days=30)
+    if start >= end:
+        raise InvalidIncident(f"start {start} is not before end {end}", field="start")
+    return dt.datetime.combine(start, dt.time(), zone), dt.datetime.combine(end, dt.time(), zone)
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> Response:
+    """Rows as a UTF-8 CSV download (with a BOM, so spreadsheet programs read the Chinese)."""
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/v1/incidents/kpis", summary="Incident figures per unit for a period (JSON or CSV)")
+def incident_kpis(
+    state: StateDep,
+    principal: Reader,
+    by: Annotated[str, ByQuery] = "grid",
+    start: Annotated[dt.date | None, StartQuery] = None,
+    end: Annotated[dt.date | None, EndQuery] = None,
+    format: Annotated[str, FormatQuery] = "json",
+    set: Annotated[str | None, SetQuery] = None,
+) -> Any:
+    """Received, accepted, resolved, on time, closed, escalations, time to close, satisfaction, open and
+    overdue per unit, with the resolution and on-time rates; a scoped key counts only its incidents."""
+    set_name = set or state.settings.default_set
+    first, stop = _period(state, start, end)
+    scope = [principal.scope] if principal is not None and principal.scope else None
+    rows = state.incidents.kpis(set_name, by, first, stop, units=scope)
+    if format == "csv":
+        return _csv(rows, f"kpis-{by}-{first.date()}-{stop.date()}")
+    return {"by": by, "start": first.isoformat(), "end": stop.isoformat(), "units": rows}
+
+
+@router.get("/v1/incidents/ranking", summary="The red/black ranking (红黑榜) of units for a period")
+def incident_ranking(
+    state: StateDep,
+    principal: Reader,
+    by: Annotated[str, ByQuery] = "grid",
+    start: Annotated[dt.date | None, StartQuery] = None,
+    end: Annotated[dt.date | None, EndQuery] = None,
+    top: Annotated[int, Query(ge=1, le=100)] = 10,
+    min_received: Annotated[int, Query(ge=1, le=MAX_INT, description="Units with fewer are not judged.")] = 5,
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """The best ``top`` units (red) and the worst (black) by resolution, on-time rate and satisfaction."""
+    set_name = set or state.settings.default_set
+    first, stop = _period(state, start, end)
+    scope = [principal.scope] if principal is not None and principal.scope else None
+    rows = state.incidents.kpis(set_name, by, first, stop, units=scope)
+    return {
+        "by": by,
+        "start": first.isoformat(),
+        "end": stop.isoformat(),
+        **kpis.ranking(rows, top=top, min_received=min_received),
+    }
+
+
+@router.get("/v1/incidents/log.csv", summary="The raw transition log as CSV (for recounting every figure)")
+def export_log(
+    state: StateDep,
+    principal: Reader,
+    after_id: Annotated[int, Query(ge=0, le=MAX_INT, description="Lines after this log id (paging).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+    set: Annotated[str | None, SetQuery] = None,
+) -> Response:
+    """Every transition with its incident's day, category and units, oldest first; notes masked for
+    roles that may not contact people."""
+    set_name = set or state.settings.default_set
+    scope = [principal.scope] if principal is not None and principal.scope else None
+    contact = principal is not None and principal.may(Action.contact)
+    rows = []
+    for line in state.incidents.export_log(set_name, units=scope, after_id=after_id, limit=limit):
+        line["detail"] = orjson.dumps(line["detail"]).decode()
+        line["attachments"] = orjson.dumps(line["attachments"]).decode()
+        if not contact and line.get("note"):
+            line["note"] = phones_masked(line["note"])
+        rows.append({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in line.items()})
+    return _csv(rows, f"incident-log-{set_name}")
+
+
+@router.get(
+    "/v1/incidents/{incident_id}/reporters", summary="Whom to answer: the reporter and merged duplicates'"
+)
+def incident_reporters(
+    state: StateDep,
+    principal: Annotated[Principal, Depends(require(Action.contact))],
+    incident_id: Annotated[int, IdPath],
+    set: Annotated[str | None, SetQuery] = None,
+) -> dict[str, Any]:
+    """The reporter of the incident and of every report merged into it as a duplicate (结果回复)."""
+    set_name = set or state.settings.default_set
+    _visible(state, set_name, incident_id, principal)
+    return {"incident_id": incident_id, "reporters": state.incidents.reporters(set_name, incident_id)}
 
 
 @router.get("/v1/incidents/{incident_id}", summary="One incident")

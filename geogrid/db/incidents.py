@@ -12,6 +12,7 @@ report; escalation gives the next level a fresh limit; parking stops the clock.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from geogrid.incidents.calendar import WorkingCalendar
 from geogrid.incidents.catalogue import Catalogue, Service
 from geogrid.incidents.intake import Report
 from geogrid.incidents.placement import Placement
+from geogrid.incidents.placement import metres as metres_between
 
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
@@ -340,7 +342,12 @@ class IncidentStore:
             elif action == "void" and duplicate_of is not None:
                 if duplicate_of == incident_id:
                     raise InvalidIncident("an incident is not its own duplicate", field="duplicate_of")
-                self._get(conn, set_id, duplicate_of)
+                kept = self._get(conn, set_id, duplicate_of, lock=True)
+                if kept["state"] == "void":
+                    raise InvalidIncident(
+                        f"incident {duplicate_of} is void itself; merge into the one it repeats",
+                        field="duplicate_of",
+                    )
                 change["duplicate_of"] = duplicate_of
                 detail = {"duplicate_of": duplicate_of}
             if "deadline" in change:
@@ -370,7 +377,62 @@ class IncidentStore:
                 attachments,
                 detail,
             )
+            if action == "void" and duplicate_of is not None:  # the kept one's log says what joined it
+                kept = self._get(conn, set_id, duplicate_of)
+                conn.execute(
+                    sa.update(incident)
+                    .where(incident.c.id == duplicate_of)
+                    .values(seq=kept["seq"] + 1, updated_at=now)
+                )
+                _log(
+                    conn, duplicate_of, kept["seq"] + 1, "merge", kept["state"], kept["state"], actor, now,
+                    note, (), {"duplicate": incident_id},
+                )  # fmt: skip
             return self._get(conn, set_id, incident_id)
+
+    def nearby(
+        self,
+        set_name: str,
+        category: str,
+        lon: float,
+        lat: float,
+        metres: float,
+        *,
+        exclude: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Open incidents of ``category`` within ``metres`` of a point, nearest first: likely duplicates."""
+        dlat = metres / 111_195.0
+        dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
+        c = incident.c
+        found = []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.id, c.lon, c.lat, c.state).where(
+                    c.set_id == _set_id(conn, set_name),
+                    c.category == category,
+                    c.state.in_(sorted(states.OPEN)),
+                    c.lon.between(lon - dlon, lon + dlon),
+                    c.lat.between(lat - dlat, lat + dlat),
+                )
+            ).mappings()
+            for r in rows:
+                apart = metres_between((lon, lat), (r["lon"], r["lat"]))
+                if r["id"] != exclude and apart <= metres:
+                    found.append({"id": r["id"], "distance_m": round(apart, 1), "state": r["state"]})
+        return sorted(found, key=lambda f: (f["distance_m"], f["id"]))
+
+    def reporters(self, set_name: str, incident_id: int) -> list[dict[str, Any]]:
+        """Whom to answer (结果回复) about an incident: its reporter and those of the duplicates merged into it."""
+        c = incident.c
+        with self.engine.connect() as conn:
+            set_id = _set_id(conn, set_name)
+            self._get(conn, set_id, incident_id)
+            rows = conn.execute(
+                sa.select(c.id, c.channel, c.reporter_name, c.reporter_phone)
+                .where(c.set_id == set_id, sa.or_(c.id == incident_id, c.duplicate_of == incident_id))
+                .order_by(c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
 
     def kpis(
         self,

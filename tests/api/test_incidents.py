@@ -322,3 +322,77 @@ def test_overdue_incidents_escalate_exactly_when_the_limit_passes(db, county):
     assert late["deadline"] == dt.datetime(2026, 10, 10, 10, 0, tzinfo=CST)
     with pytest.raises(IllegalTransition):
         store.act("s", late["id"], "close")
+
+
+# ---- duplicates, exports, figures ------------------------------------------------------------------
+def test_a_report_near_an_open_one_of_its_category_is_offered_as_its_duplicate_and_merged(client, county):
+    lon, lat = county["point_a"]
+    first = post(client, county, body((lon, lat), reporter={"name": "李娜", "phone": "13900001111"})).json()
+    near = post(client, county, body((lon + 0.0002, lat), reporter={"name": "王强", "phone": PHONE})).json()
+    assert first["id"] in {c["id"] for c in near["duplicate_candidates"]}
+    offered = next(c for c in near["duplicate_candidates"] if c["id"] == first["id"])
+    assert 10 < offered["distance_m"] < 25
+    other_kind = post(client, county, body((lon + 0.0002, lat), category="E0503")).json()
+    assert first["id"] not in {c["id"] for c in other_kind["duplicate_candidates"]}
+    far = post(client, county, body((lon + 0.002, lat))).json()  # ~170 m: not the same thing
+    assert first["id"] not in {c["id"] for c in far["duplicate_candidates"]}
+    merged = act(client, county, near["id"], "void", duplicate_of=first["id"], note="同一处")
+    assert merged.status_code == 200 and merged.json()["duplicate_of"] == first["id"]
+    kept_log = client.get(f"/v1/incidents/{first['id']}/log", headers=auth(county, "commander")).json()["log"]
+    assert kept_log[-1]["action"] == "merge" and kept_log[-1]["detail"] == {"duplicate": near["id"]}
+    told = client.get(f"/v1/incidents/{first['id']}/reporters", headers=auth(county, "commander")).json()
+    assert [(r["id"], r["reporter_phone"]) for r in told["reporters"]] == [
+        (first["id"], "13900001111"),
+        (near["id"], PHONE),
+    ]
+    assert (
+        client.get(f"/v1/incidents/{first['id']}/reporters", headers=auth(county, "viewer")).status_code
+        == 403
+    )
+    problem(
+        act(client, county, far["id"], "void", duplicate_of=near["id"]), 422, "void"
+    )  # not into a void one
+
+
+def test_exports_mask_reporters_for_roles_that_may_not_contact_them(client, county):
+    post(
+        client,
+        county,
+        body(county["point_a"], reporter={"name": "赵敏", "phone": PHONE}, description=f"电话{PHONE}"),
+    )
+    listed = client.get("/v1/incidents", params={"format": "csv"}, headers=auth(county, "viewer"))
+    assert listed.status_code == 200 and listed.headers["content-type"].startswith("text/csv")
+    assert PHONE not in listed.text and "赵敏" not in listed.text and "赵*" in listed.text
+    full = client.get("/v1/incidents", params={"format": "csv"}, headers=auth(county, "commander"))
+    assert PHONE in full.text and "赵敏" in full.text
+    iid = post(client, county, body(county["point_a"])).json()["id"]
+    act(client, county, iid, "void", note=f"无效，报告人 {PHONE}")
+    log = client.get("/v1/incidents/log.csv", headers=auth(county, "viewer"))
+    assert log.status_code == 200 and "无效，报告人 138****1234" in log.text and PHONE not in log.text
+    assert PHONE in client.get("/v1/incidents/log.csv", headers=auth(county, "commander")).text
+
+
+def test_figures_and_ranking_over_http(client, county):
+    for _ in range(3):
+        iid = post(client, county, body(county["point_a"], at="2026-08-03T09:00:00+08:00")).json()["id"]
+        for action in ("accept", "dispatch"):
+            act(client, county, iid, action)
+        act(client, county, iid, "start", "worker")
+        act(client, county, iid, "resolve", "worker")
+        act(client, county, iid, "verify")
+        act(client, county, iid, "close", satisfaction=4)
+    params = {"by": "microgrid", "start": "2026-08-03", "end": "2026-08-04"}
+    got = client.get("/v1/incidents/kpis", params=params, headers=auth(county, "viewer")).json()
+    row = next(u for u in got["units"] if u["unit"] == county["b"])
+    assert (row["received"], row["closed"], row["resolution_rate"], row["satisfaction"]) == (3, 3, 1.0, 4.0)
+    as_csv = client.get(
+        "/v1/incidents/kpis", params=params | {"format": "csv"}, headers=auth(county, "viewer")
+    )
+    assert as_csv.text.lstrip("\ufeff").startswith("unit,received,") and county["b"] in as_csv.text
+    ranked = client.get(
+        "/v1/incidents/ranking", params=params | {"min_received": 1}, headers=auth(county, "viewer")
+    )
+    assert ranked.json()["red"][0]["unit"] == county["b"]
+    problem(
+        client.get("/v1/incidents/kpis", params={"by": "planet"}, headers=auth(county, "viewer")), 422, "by"
+    )
