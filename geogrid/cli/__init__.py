@@ -6,7 +6,19 @@ import sys
 
 import typer
 
-from geogrid.cli import addresses, assign, boundaries, common, coverage, keys, people, schema, serve, topology
+from geogrid.cli import (
+    addresses,
+    assign,
+    boundaries,
+    common,
+    coverage,
+    incidents,
+    keys,
+    people,
+    schema,
+    serve,
+    topology,
+)
 from geogrid.cli.boundaries import _describe_change as _describe_change  # tests import it from here
 from geogrid.cli.boundaries import _total as _total
 from geogrid.cli.common import State, err
@@ -26,6 +38,7 @@ app.add_typer(people.people_app, name="people")
 app.add_typer(people.layers_app, name="layers")
 app.add_typer(addresses.addresses_app, name="addresses")
 app.add_typer(addresses.queue_app, name="queue")
+app.add_typer(incidents.incidents_app, name="incidents")
 
 # Registered here, in one place, because the order of registration is the order of `geogrid --help`.
 app.callback()(common.main_options)

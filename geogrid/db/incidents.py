@@ -11,6 +11,7 @@ report; escalation gives the next level a fresh limit; parking stops the clock.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from geogrid.incidents.placement import metres as metres_between
 
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
+CHUNK = 2000  # rows a statement carries (SQLite binds at most 32,766 parameters)
 
 
 class IncidentStore:
@@ -83,7 +85,22 @@ class IncidentStore:
         digest: str,
         actor: str,
     ) -> dict[str, Any]:
-        now = _now()
+        row, detail = self._new_row(set_id, report, placement, service, digest, actor, _now())
+        new_id = int(conn.execute(sa.insert(incident).values(**row).returning(incident.c.id)).scalar_one())
+        _log(conn, new_id, 1, "report", None, "reported", actor, row["received_at"], None, (), detail)
+        return self._get(conn, set_id, new_id)
+
+    def _new_row(
+        self,
+        set_id: int,
+        report: Report,
+        placement: Placement,
+        service: Service,
+        digest: str,
+        actor: str,
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The incident row of a new report, and the detail of its first log line."""
         reported = report.reported_at.astimezone(dt.UTC)
         deadline = self.calendar.deadline(reported, service.limit, service.unit).astimezone(dt.UTC)
         row: dict[str, Any] = {
@@ -117,11 +134,11 @@ class IncidentStore:
             "state": "reported",
             "level": service.route()[0],
             "deadline": deadline,
+            "escalations": 0,
             "seq": 1,
             "created_by": actor,
             "updated_at": now,
         }
-        new_id = int(conn.execute(sa.insert(incident).values(**row).returning(incident.c.id)).scalar_one())
         detail = {
             "channel": report.channel,
             "reported_at": reported.isoformat(),
@@ -129,8 +146,87 @@ class IncidentStore:
             "level": row["level"],
             "placement": placement.to_dict(),
         }
-        _log(conn, new_id, 1, "report", None, "reported", actor, now, None, (), detail)
-        return self._get(conn, set_id, new_id)
+        return row, detail
+
+    def create_many(
+        self,
+        set_name: str,
+        items: Sequence[tuple[Report, Placement]],
+        actor: str | None = None,
+        *,
+        conn: Connection | None = None,
+    ) -> tuple[list[int | None], list[int]]:
+        """Store many reports in one transaction (all or none; the caller's with ``conn``): each one's
+        incident id (an earlier one's for a key seen before), None where its key was used for another
+        report; and the ids made now."""
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self.engine.begin())
+            return self._create_many(conn, set_name, items, actor or self.actor)
+
+    def _create_many(
+        self, conn: Connection, set_name: str, items: Sequence[tuple[Report, Placement]], actor: str
+    ) -> tuple[list[int | None], list[int]]:
+        now = _now()
+        set_id = _set_id(conn, set_name)
+        keys = sorted({r.key for r, _ in items if r.key is not None})
+        before: dict[str, tuple[int, str]] = {}
+        for i in range(0, len(keys), CHUNK):
+            found = conn.execute(
+                sa.select(incident.c.idem_key, incident.c.id, incident.c.request_hash).where(
+                    incident.c.set_id == set_id, incident.c.idem_key.in_(keys[i : i + CHUNK])
+                )
+            )
+            before.update({str(k): (int(v), str(h)) for k, v, h in found})
+        ids: list[int | None] = [None] * len(items)
+        fresh: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (position, row, first log detail)
+        first_of: dict[str, int] = {}  # key → position of its first new row in this batch
+        again: list[tuple[int, int]] = []  # (position, position of the same key earlier in the batch)
+        for pos, (report, placement) in enumerate(items):
+            digest = report.fingerprint()
+            if report.key is not None and report.key in before:
+                known_id, known_hash = before[report.key]
+                ids[pos] = known_id if known_hash == digest else None
+                continue
+            if report.key is not None and report.key in first_of:
+                again.append((pos, first_of[report.key]))
+                continue
+            if report.key is not None:
+                first_of[report.key] = pos
+            service = self.catalogue.get(report.category)
+            fresh.append((pos, *self._new_row(set_id, report, placement, service, digest, actor, now)))
+        made: list[int] = []
+        for i in range(0, len(fresh), CHUNK):
+            part = fresh[i : i + CHUNK]
+            returned = conn.execute(
+                sa.insert(incident).returning(incident.c.id, sort_by_parameter_order=True),
+                [row for _, row, _ in part],
+            )
+            new_ids = [int(r[0]) for r in returned]
+            conn.execute(
+                sa.insert(incident_event),
+                [
+                    {
+                        "incident_id": new_id,
+                        "seq": 1,
+                        "action": "report",
+                        "from_state": None,
+                        "to_state": "reported",
+                        "actor": actor,
+                        "at": now,
+                        "note": None,
+                        "attachments": [],
+                        "detail": detail,
+                    }
+                    for new_id, (_, _, detail) in zip(new_ids, part, strict=True)
+                ],
+            )
+            for new_id, (pos, _, _) in zip(new_ids, part, strict=True):
+                ids[pos] = new_id
+            made += new_ids
+        for pos, first in again:
+            ids[pos] = ids[first] if items[pos][0].fingerprint() == items[first][0].fingerprint() else None
+        return ids, made
 
     def _by_key(self, conn: Connection, set_id: int, key: str, digest: str) -> dict[str, Any] | None:
         row = conn.execute(

@@ -98,8 +98,10 @@ def locate(
     disagree_m: float = 200.0,
     near_m: float = 20.0,
     outside: str = "refuse",
+    matched: Mapping[str, Match | InvalidAddress] | None = None,
 ) -> Placement:
-    """Where ``report`` lies, with the index of the version in force on its day (``index_on(date)``)."""
+    """Where ``report`` lies, with the index of the version in force on its day (``index_on(date)``);
+    ``matched``: address texts already matched (a batch matches its texts at once)."""
     now = now or dt.datetime.now(dt.UTC)
     if report.reported_at > now + FUTURE_SLACK:
         raise InvalidIncident(
@@ -114,8 +116,11 @@ def locate(
             raise InvalidIncident(
                 "this set has no address registry to place an address with", field="address"
             )
+        found = matched.get(report.address) if matched is not None else None
         try:
-            match = matcher.match(report.address)
+            if isinstance(found, InvalidAddress):
+                raise found
+            match = found if found is not None else matcher.match(report.address)
         except InvalidAddress as exc:
             if point is None:  # nothing else to place it by
                 raise InvalidAddress(exc.detail, field="address") from exc

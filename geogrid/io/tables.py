@@ -13,7 +13,7 @@ import io
 import itertools
 import re
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,17 @@ def read_table(
 
 
 def stream_table(
-    path: str | Path, *, chunk_rows: int = 5_000, header_names: Sequence[str] = ()
+    path: str | Path,
+    *,
+    chunk_rows: int = 5_000,
+    header_names: Sequence[str] = (),
+    on_header: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[list[str], list[list[str]]]]:
     """Yield ``(header, rows)`` chunks of a CSV or ``.xlsx`` file of any length, never the whole file.
 
     The header is the first non-blank row, or the first row holding one of ``header_names`` within the
-    first rows (offices put titles above it). Every row is padded or cut to the header's width.
+    first rows (offices put titles above it); ``on_header`` is told its row number in the file (from 1).
+    Every row is padded or cut to the header's width.
     """
     name = str(path)
     with open(path, "rb") as handle:
@@ -82,6 +87,8 @@ def stream_table(
         if at is None:
             raise MissingColumn(f"{name} has no header row", file=name)
         header = [str(cell(c)) for c in head[at]]
+        if on_header is not None:
+            on_header(at + 1)
         width = len(header)
         pending = [_fit(r, width) for r in head[at + 1 :]]
         for row in rows:

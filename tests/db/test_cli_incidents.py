@@ -1,0 +1,159 @@
+"""geogrid incidents import on both databases: a hotline export as UTF-8 CSV, GBK CSV and .xlsx; a dry run
+writes nothing; good rows kept beside bad ones (each named by row and column, phones never repeated);
+importing the same file again creates nothing; a changed work order is a row error; kpis and escalate."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import Workbook
+from typer.testing import CliRunner
+
+from geogrid.addresses.registry import read_addresses
+from geogrid.cli import app
+from geogrid.db.addresses import AddressStore
+from tests.api.test_geocode import HOME, ROWS, STREET, csv_bytes
+from tests.conftest import BACKENDS, empty_store, migrated_engine
+
+runner = CliRunner()
+HEADER = [
+    "工单编号",
+    "受理时间",
+    "事件类型",
+    "诉求内容",
+    "事发地址",
+    "经度",
+    "纬度",
+    "坐标系",
+    "来电人",
+    "联系电话",
+]
+PHONE = "13812341234"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def url(request, tmp_path_factory, demo_layers):
+    """A database of its own (incidents are kept forever: no other module may empty it) with one street."""
+    with migrated_engine(request.param, tmp_path_factory) as db:
+        store = empty_store(db)
+        for name, level in (("communities", "community"), ("grids", "grid"), ("microgrids", "microgrid")):
+            frame = demo_layers[name]
+            store.import_units("s", frame[frame["code"].str.startswith(STREET)], level, commit=True)
+        store.publish("s", dt.date(2026, 1, 1))
+        AddressStore(db, "t").import_addresses("s", read_addresses(csv_bytes(ROWS), "a.csv"), commit=True)
+        micro = demo_layers["microgrids"]
+        point = micro[micro["code"].str.startswith(HOME)].geometry.iloc[0].representative_point()
+        yield db.url.render_as_string(hide_password=False), db, (point.x, point.y)
+
+
+def geogrid(url, *args):
+    return runner.invoke(app, ["--database-url", url, "--actor", "clerk-zhang", *args])
+
+
+def rows(point, prefix):
+    """Five good rows (coordinates in two CRSs, an address, no work order number) and three bad ones."""
+    lon, lat = point
+    compound = next(r for r in ROWS if r["小区"] and r["楼栋"] and r["地址编码"][1:].startswith(HOME))
+    return [
+        [f"{prefix}-1", "2026-11-03 09:30:00", "E0102", "路边垃圾", "", lon, lat, "wgs84", "张伟", PHONE],
+        [f"{prefix}-2", "2026/11/03 10:00", "暴露垃圾", "垃圾", "", lon, lat, "", "", ""],
+        [f"{prefix}-3", "2026-11-03T11:00:00+08:00", "E0601", "邻里纠纷", f"{compound['小区']}{compound['楼栋']}号楼", "", "", "", "李娜", ""],
+        [f"{prefix}-4", "2026-11-04 08:00", "C0104", "路灯不亮", "", lon, lat, "cgcs2000", "", ""],
+        ["", "2026-11-04 09:00", "E0503", f"乱停车 {prefix}", "", lon, lat, "wgs84", "", ""],
+        [f"{prefix}-bad-1", "昨天", "E0102", "时间不对", "", lon, lat, "", "", PHONE],
+        [f"{prefix}-bad-2", "2026-11-04 09:00", "飞碟", "类别不对", "", lon, lat, "", "", ""],
+        [f"{prefix}-bad-3", "2026-11-04 09:00", "E0102", "不在县里", "", 0.5, 0.5, "", "", ""],
+    ]  # fmt: skip
+
+
+def write(path, data, encoding="utf-8"):
+    if path.suffix == ".xlsx":
+        book = Workbook()
+        sheet = book.active
+        sheet.append(["12345 热线工单导出"])  # a title above the header, as offices do
+        sheet.append(HEADER)
+        for row in data:
+            sheet.append(row)
+        book.save(path)
+        return path
+    with open(path, "w", encoding=encoding, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        writer.writerows(data)
+    return path
+
+
+def count(db, where="1=1"):
+    with db.connect() as conn:
+        return conn.execute(sa.text(f"SELECT count(*) FROM incident WHERE {where}")).scalar()
+
+
+@pytest.mark.parametrize(("suffix", "encoding"), [(".csv", "utf-8"), (".csv", "gbk"), (".xlsx", None)])
+def test_a_hotline_export_imports_once_keeping_good_rows(url, tmp_path, suffix, encoding):
+    database_url, db, point = url
+    prefix = f"{suffix[1:]}{encoding or ''}"
+    path = write(tmp_path / f"工单{suffix}", rows(point, prefix), encoding or "utf-8")
+    before = count(db)
+    dry = geogrid(database_url, "incidents", "import", str(path), "--set", "s")
+    assert dry.exit_code == 1 and "Dry run" in dry.output and count(db) == before
+    errors = tmp_path / "errors.csv"
+    done = geogrid(
+        database_url, "incidents", "import", str(path), "--set", "s", "--commit", "--errors", str(errors)
+    )
+    assert done.exit_code == 1, done.output  # bad rows refused, good ones written
+    assert count(db) == before + 5
+    assert count(db, f"idem_key = 'hotline:{prefix}-3' AND placed_by = 'address'") == 1
+    assert count(db, f"idem_key = 'hotline:{prefix}-4' AND crs = 'cgcs2000' AND microgrid IS NOT NULL") == 1
+    with open(errors, encoding="utf-8-sig") as f:
+        refused = {int(r["行号"]): r for r in csv.DictReader(f)}
+    first = 3 if suffix == ".xlsx" else 2  # the title row above the header
+    assert set(refused) == {first + 5, first + 6, first + 7}, refused
+    assert refused[first + 5]["列"] == "受理时间" and refused[first + 6]["列"] == "事件类型"
+    assert PHONE not in done.output and PHONE not in errors.read_text(encoding="utf-8-sig")
+    again = geogrid(database_url, "incidents", "import", str(path), "--set", "s", "--commit")
+    assert count(db) == before + 5, again.output  # nothing twice
+    assert "5" in again.output  # seen before
+    changed = rows(point, prefix)
+    changed[0][3] = "内容被改过"
+    refused_again = geogrid(
+        database_url,
+        "incidents",
+        "import",
+        str(write(tmp_path / f"改{suffix}", changed, encoding or "utf-8")),
+        "--set",
+        "s",
+        "--commit",
+    )
+    assert "imported before with other content" in refused_again.output and count(db) == before + 5
+
+
+def test_figures_and_escalation_from_the_command_line(url, tmp_path):
+    database_url, db, point = url
+    write(tmp_path / "k.csv", rows(point, "kpi"))
+    geogrid(database_url, "incidents", "import", str(tmp_path / "k.csv"), "--set", "s", "--commit")
+    out = tmp_path / "kpis.csv"
+    got = geogrid(
+        database_url,
+        "incidents",
+        "kpis",
+        "--set",
+        "s",
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-12-01",
+        "--by",
+        "community",
+        "--out",
+        str(out),
+    )
+    assert got.exit_code == 0, got.output
+    with open(out, encoding="utf-8-sig") as f:
+        figures = {r["unit"]: r for r in csv.DictReader(f)}
+    assert int(figures[HOME]["received"]) >= 5
+    escalated = geogrid(database_url, "incidents", "escalate", "--set", "s")
+    assert escalated.exit_code == 0 and "Escalated" in escalated.output
+    assert count(db, "state = 'escalated'") > 0  # November's limits passed long ago
