@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -34,7 +35,8 @@ from geogrid.incidents.intake import CHANNELS, Report, locate
 from geogrid.people import mask_phone, phones_masked
 
 router = APIRouter(tags=["incidents"])
-Reader = Annotated[Principal | None, Depends(reader)]
+Reader = Annotated[Principal, Depends(require(Action.read))]  # incidents are no public data: a key reads them
+Anyone = Annotated[Principal | None, Depends(reader)]  # the catalogue is public where reads are
 Reporter = Annotated[Principal, Depends(require(Action.report))]
 Handler = Annotated[Principal, Depends(require(Action.handle))]
 IdPath = Path(ge=1, le=MAX_INT, description="The incident's id.")
@@ -182,7 +184,8 @@ def report(
             scope=principal.scope,
             code=placement.microgrid,
         )
-    item, created = state.incidents.create(set_name, got, placement, actor=principal.name)
+    sent = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    item, created = state.incidents.create(set_name, got, placement, actor=principal.name, request_hash=sent)
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -405,7 +408,7 @@ async def act(
 
 
 @router.get("/v1/services", summary="The incident categories: events and components, limits, owners")
-def services(state: StateDep, principal: Reader) -> dict[str, Any]:
+def services(state: StateDep, principal: Anyone) -> dict[str, Any]:
     """The service catalogue: each category's code, name, kind, group, limit and route."""
     if principal is not None:
         principal.require(Action.read)

@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         # What start-up made lives as long as the process: keep it out of the garbage collector's full
         # sweeps, which otherwise stall a request for tens of milliseconds now and then.
         gc.freeze()
+        service.start_escalation()  # the periodic job that escalates overdue incidents one level up
         yield
         service.close()
 

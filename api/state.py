@@ -97,6 +97,8 @@ class ServiceState:
         self.keys = Keys(engine)
         calendar = WorkingCalendar.load(settings.calendar) if settings.calendar else default_calendar()
         self.incidents = IncidentStore(engine, catalogue(settings.catalogue), calendar, actor=settings.actor)
+        self._stopping = threading.Event()
+        self._escalator: threading.Thread | None = None
         self._indexes: dict[tuple[str, int], GridIndex] = {}
         self._versions: dict[str, tuple[float, list[VersionInfo]]] = {}  # set -> (read at, versions)
         self._today: dict[str | None, tuple[float, GridIndex]] = {}  # set -> (until, index in force today)
@@ -122,11 +124,35 @@ class ServiceState:
         self._reader: threading.Thread | None = None
 
     def close(self) -> None:
-        """Stop the background reader and release the database connections."""
+        """Stop the background reader and the escalation job, and release the database connections."""
         if self._reader is not None:
             self._queue.put(None)
             self._reader.join(timeout=5)
+        self._stopping.set()
+        if self._escalator is not None:
+            self._escalator.join(timeout=5)
         self.store.engine.dispose()
+
+    def start_escalation(self) -> None:
+        """Every ``escalate_every_s`` seconds, escalate each set's overdue incidents (0: never, e.g. when
+        another process or cron runs ``geogrid incidents escalate``)."""
+        every = self.settings.escalate_every_s
+        if every <= 0 or self._escalator is not None:
+            return
+
+        def run() -> None:
+            while not self._stopping.wait(every):
+                for name in self.store.sets():
+                    try:
+                        done = self.incidents.escalate_overdue(name)
+                    except Exception:  # the database is down or busy: the next round tries again
+                        log.warning("escalating overdue incidents of %r failed", name, exc_info=True)
+                        continue
+                    if done:
+                        log.info("escalated %d overdue incidents of %r", len(done), name)
+
+        self._escalator = threading.Thread(target=run, name="geogrid-escalation", daemon=True)
+        self._escalator.start()
 
     # ---- versions and indexes -----------------------------------------------------------------------
     def versions(self, set_name: str) -> list[VersionInfo]:

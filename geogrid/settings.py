@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         default="refuse",
         description="A report whose point lies outside every micro-grid: refused (422) or queued for a person.",
     )
+    escalate_every_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the service escalates overdue incidents one level up (seconds; 0: never — "
+        "run `geogrid incidents escalate` from cron instead).",
+    )
     duplicate_m: float = Field(
         default=50.0,
         gt=0,

@@ -105,6 +105,22 @@ ANSWERS: dict[str, list[str | re.Pattern[str]]] = {
         "True 蓝天街道复兴街19号东嘉城新村1号楼 {'alias': 'exact'}",
         '"unchanged":9243',
     ],
+    "Idempotency-Key: app-0001": [
+        "31 E0102 暴露垃圾 2.0 hours ['grid', 'community', 'street', 'county']",
+        "1 150622006004010002 1 reported 上报 grid",  # GCJ-02 placed as the lookup places it, in v1
+        re.compile(r"^200$", re.MULTILINE),  # the retry: the same incident
+        "closed 结案 5 False",
+        "409 'accept' is not allowed on an incident that is closed (结案); it is final",
+        "['report', 'accept', 'dispatch', 'start', 'resolve', 'verify', 'close']",
+        "张* 138****1234 路边垃圾堆了三天，电话 138****1234",  # the viewer's view
+    ],
+    "geogrid incidents import 工单.csv --set demo --commit": [
+        "<service_code>E0101</service_code>",
+        '"service_request_id":"2"',
+        re.compile(r"│\s+3 │\s+2 │\s+0 │\s+0 │\s+1 │"),  # 2 new, 1 row refused
+        re.compile(r"│\s+3 │\s+0 │\s+2 │\s+0 │\s+1 │"),  # again: both seen before
+        "row 4, 受理时间",
+    ],
     "leader=true": [
         "'role_label': '网格长', 'phone': '187****4092'",  # a masked phone for an anonymous caller
         "A1,111.2,39.85,150622009001011006,false,,奇乌兰",

@@ -51,12 +51,22 @@ class IncidentStore:
 
     # ---- intake -----------------------------------------------------------------------------------
     def create(
-        self, set_name: str, report: Report, placement: Placement, actor: str | None = None
+        self,
+        set_name: str,
+        report: Report,
+        placement: Placement,
+        actor: str | None = None,
+        *,
+        request_hash: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Store a new incident (or find the one its key made before): the incident and whether it is new."""
+        """Store a new incident (or find the one its key made before): the incident and whether it is new.
+
+        ``request_hash`` identifies the request as sent (default: the report's fingerprint); a channel that
+        fills in defaults (the time of receipt) gives the hash of what the client sent, so a retry matches.
+        """
         service = self.catalogue.get(report.category)
         actor = actor or self.actor
-        digest = report.fingerprint()
+        digest = request_hash or report.fingerprint()
         with self.engine.connect() as conn:
             set_id = _set_id(conn, set_name)
             if report.key is not None:

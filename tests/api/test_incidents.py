@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -172,6 +173,10 @@ def test_a_retry_with_its_key_returns_the_same_incident(client, county):
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
     other = post(client, county, data | {"description": "另一件事"}, **{"Idempotency-Key": "retry-1"})
     problem(other, 422, "idempotency key")
+    now = {k: v for k, v in data.items() if k != "reported_at"}  # the time of receipt filled in
+    first = post(client, county, now, **{"Idempotency-Key": "retry-2"})
+    again = post(client, county, now, **{"Idempotency-Key": "retry-2"})
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["id"] == first.json()["id"]
 
 
 def test_a_hundred_concurrent_retries_make_one_incident(db, county):
@@ -396,3 +401,31 @@ def test_figures_and_ranking_over_http(client, county):
     problem(
         client.get("/v1/incidents/kpis", params={"by": "planet"}, headers=auth(county, "viewer")), 422, "by"
     )
+
+
+def test_the_service_escalates_overdue_incidents_by_itself(db, county, tmp_path):
+    settings = Settings(
+        database_url=db.url.render_as_string(hide_password=False),
+        cache_dir=str(tmp_path / "cache"),
+        default_set="s",
+        environment="test",
+        admin_key="test-admin-key-0123456789abcdef",
+        rate_limit_per_minute=0,
+        escalate_every_s=0.05,
+    )
+    with TestClient(create_app(settings)) as c:
+        old = post(c, county, body(county["point_a"], at="2026-07-01T09:00:00+08:00")).json()
+        deadline = time.monotonic() + 60  # a bound, not a wait: the loop ends once the job has run
+        while (
+            c.get(f"/v1/incidents/{old['id']}", headers=auth(county, "commander")).json()["state"]
+            != "escalated"
+        ):
+            assert time.monotonic() < deadline, "not escalated within a minute"
+            time.sleep(0.05)
+        log = c.get(f"/v1/incidents/{old['id']}/log", headers=auth(county, "commander")).json()["log"]
+        assert log[-1]["action"] == "escalate" and log[-1]["actor"] == "system"
+
+
+def test_incidents_need_a_key_the_catalogue_does_not(client):
+    assert client.get("/v1/incidents").status_code == 401
+    assert client.get("/v1/services").json()["services"][0]["route"]
