@@ -358,6 +358,27 @@ class GridIndex:
                 snapped[missing[ok]] = True
         return AssignResult(ranks, on, snapped, self._codes_or_empty)
 
+    def distances_to_boundary(
+        self, rank: NDArray[np.integer[Any]], lon: NDArray[np.float64], lat: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Metres from each WGS-84 point to the boundary of its unit ``rank`` (NaN where rank < 0)."""
+        out = np.full(len(rank), np.nan)
+        inside = np.flatnonzero(rank >= 0)
+        if len(inside):
+            m = self._metric_space()
+            mx, my = m.to_metric.transform(lon[inside], lat[inside])
+            for i, x, y, r in zip(inside.tolist(), mx.tolist(), my.tolist(), rank[inside].tolist(), strict=True):
+                out[i] = m.distance(x, y, m.segments, m.offsets[r], m.offsets[r + 1])
+        return out
+
+    def ancestors(self, rank: NDArray[np.integer[Any]]) -> dict[str, NDArray[np.object_]]:
+        """The code of each unit's ancestor at every level ('' where rank < 0 or none)."""
+        out: dict[str, NDArray[np.object_]] = {}
+        for level, (codes, _names) in self.parents.items():
+            padded = np.append(np.asarray(codes, dtype=object), "")
+            out[level] = padded[rank]  # rank -1 picks the trailing ''
+        return out
+
     def lookup(
         self, lon: float, lat: float, crs: Any = "wgs84", at: dt.date | None = None, *, snap_m: float = 0.0
     ) -> LookupResult:

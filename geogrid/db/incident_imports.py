@@ -22,7 +22,7 @@ from geogrid.db.incidents import IncidentStore
 from geogrid.db.store import Store, in_force
 from geogrid.errors import GeoGridError, InvalidAddress, MissingColumn
 from geogrid.incidents import hotline
-from geogrid.incidents.intake import Report, locate
+from geogrid.incidents.intake import Report, locate_many
 from geogrid.incidents.placement import Placement
 from geogrid.index import GridIndex
 from geogrid.io.tables import stream_table
@@ -145,16 +145,19 @@ def _place(
     matched: dict[str, Match | InvalidAddress] = {}
     if matcher is not None and texts:
         matched = dict(zip(texts, matcher.match_many(texts), strict=True))
+    placed = locate_many(
+        [got for _, got in good], index_on, matcher, now=now, outside=outside, matched=matched
+    )
     out = []
-    for row, got in good:
-        try:
-            placement = locate(got, index_on, matcher, now=now, outside=outside, matched=matched)
-        except GeoGridError as exc:
-            field = str(exc.where.get("field", ""))
-            name = hotline.COLUMNS.get(field, (field,))[0] if field in hotline.COLUMNS else field
-            if isinstance(exc, InvalidAddress):
+    for (row, got), placement in zip(good, placed, strict=True):
+        if isinstance(placement, GeoGridError):
+            field = str(placement.where.get("field", ""))
+            name = hotline.COLUMNS[field][0] if field in hotline.COLUMNS else field
+            if isinstance(placement, InvalidAddress) or field == "address":
                 name = "事发地址"
-            errors.append(RowError(row, name, shown(exc.detail)))
+            elif field == "coordinates":
+                name = "经度"
+            errors.append(RowError(row, name, shown(placement.detail)))
             continue
         out.append((row, got, placement))
     return out

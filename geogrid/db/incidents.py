@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
@@ -208,13 +209,26 @@ class IncidentStore:
         made: list[int] = []
         for i in range(0, len(fresh), CHUNK):
             part = fresh[i : i + CHUNK]
-            returned = conn.execute(
-                sa.insert(incident).returning(incident.c.id, sort_by_parameter_order=True),
-                [row for _, row, _ in part],
-            )
-            new_ids = [int(r[0]) for r in returned]
-            conn.execute(
-                sa.insert(incident_event),
+            rows = [row for _, row, _ in part]
+            keys_here = [row["idem_key"] for row in rows]
+            if all(k is not None for k in keys_here):  # found again by key: a plain executemany (SQLite
+                _insert_rows(conn, incident, rows)  # would otherwise insert row by row to return ids)
+                by_key = dict(
+                    conn.execute(
+                        sa.select(incident.c.idem_key, incident.c.id).where(
+                            incident.c.set_id == set_id, incident.c.idem_key.in_(keys_here)
+                        )
+                    ).all()
+                )
+                new_ids = [int(by_key[k]) for k in keys_here]
+            else:
+                returned = conn.execute(
+                    sa.insert(incident).returning(incident.c.id, sort_by_parameter_order=True), rows
+                )
+                new_ids = [int(r[0]) for r in returned]
+            _insert_rows(
+                conn,
+                incident_event,
                 [
                     {
                         "incident_id": new_id,
@@ -751,3 +765,29 @@ def _median(values: Sequence[float]) -> float | None:
         return None
     mid = n // 2
     return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) with one DB-API executemany: the column types' own
+    bind processors, without the per-row work of a Core insert (an import writes 10⁴–10⁶ rows)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    dialect = conn.dialect
+    processors = [  # JSON by orjson (a tenth of the json module's time), the rest as the type binds it
+        _json_text
+        if isinstance(table.c[c].type, sa.JSON)
+        else table.c[c].type._cached_bind_processor(dialect)
+        for c in columns
+    ]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    data = [
+        tuple(r[c] if f is None else f(r[c]) for c, f in zip(columns, processors, strict=True)) for r in rows
+    ]
+    conn.exec_driver_sql(sql, data)
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON column's value as its text."""
+    return None if value is None else orjson.dumps(value).decode()

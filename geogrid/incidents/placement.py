@@ -11,8 +11,11 @@ a phone's GPS beats a caller's memory); a point within ``near_m`` of a micro-gri
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from geogrid.addresses.matcher import Match
 from geogrid.errors import InvalidCoordinates
@@ -39,10 +42,13 @@ class Placement:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, the units flattened (street, community, grid)."""
-        out = {k: getattr(self, k) for k in ("placed_by", "lon", "lat", "version_number", "microgrid")}
-        out |= {level: self.units.get(level) for level in LEVELS}
-        out |= {"address_id": self.address_id, "address_confidence": self.address_confidence}
-        return out | {"flags": list(self.flags), "reason": self.reason}
+        units = self.units
+        return {
+            "placed_by": self.placed_by, "lon": self.lon, "lat": self.lat, "version_number": self.version_number,
+            "microgrid": self.microgrid, "street": units.get("street"), "community": units.get("community"),
+            "grid": units.get("grid"), "address_id": self.address_id, "address_confidence": self.address_confidence,
+            "flags": list(self.flags), "reason": self.reason,
+        }  # fmt: skip
 
 
 def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -137,3 +143,86 @@ def place(
         flags=tuple(flags),
         reason=reason,
     )
+
+
+def place_many(
+    index: GridIndex,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    matches: Sequence[Match | None],
+    *,
+    disagree_m: float = 200.0,
+    near_m: float = 20.0,
+    outside: str = "refuse",
+) -> list[Placement | InvalidCoordinates]:
+    """:func:`place` for many incidents of one version at once (WGS-84 arrays, NaN where no point): the
+    same answers, the points located together; a point outside the county is its InvalidCoordinates."""
+    n = len(lon)
+    matched = [m if m is not None and m.placed and m.best is not None else None for m in matches]
+    has_point = ~np.isnan(lon)
+    # where an address alone places the incident, its building's point is located instead
+    px, py = lon.copy(), lat.copy()
+    by_address = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(~has_point).tolist():
+        best = matched[i].best if matched[i] is not None else None  # type: ignore[union-attr]
+        if best is not None:
+            px[i], py[i], by_address[i] = best.lon, best.lat, True
+    located = has_point | by_address
+    rank = np.full(n, -1, dtype=np.int64)
+    on = np.zeros(n, dtype=bool)
+    if located.any():
+        found = index.assign(px[located], py[located])
+        rank[located], on[located] = found.rank, found.on_boundary
+    codes = np.append(np.asarray(index.codes, dtype=object), "")[rank]
+    up = index.ancestors(rank)
+    near = index.distances_to_boundary(rank, px, py)
+    version = index.meta.get("version")
+    out: list[Placement | InvalidCoordinates] = []
+    for i in range(n):
+        flags: list[str] = []
+        if matches[i] is not None and matched[i] is None:
+            flags.append("address_unsure")
+        units = {k: str(v[i]) for k, v in up.items() if k in LEVELS and v[i]}
+        point = (float(lon[i]), float(lat[i])) if has_point[i] else None
+        m = matched[i]
+        if point is not None and rank[i] >= 0:
+            if on[i] or near[i] < near_m:
+                flags.append("near_boundary")
+            extra: dict[str, Any] = {}
+            if m is not None and m.best is not None:
+                if metres(point, (m.best.lon, m.best.lat)) > disagree_m:
+                    flags.append("address_disagrees")
+                extra = {"address_id": m.best.address_id or None, "address_confidence": m.confidence}
+            out.append(
+                Placement("coordinates", *point, version, str(codes[i]), units, flags=tuple(flags), **extra)
+            )
+            continue
+        if point is not None:
+            if outside == "refuse":
+                out.append(
+                    InvalidCoordinates(
+                        f"({point[0]:.6f}, {point[1]:.6f}) is outside every micro-grid of the county",
+                        field="coordinates",
+                    )
+                )
+                continue
+            flags.append("outside")
+        elif m is not None and m.best is not None:
+            if rank[i] >= 0:
+                if near[i] < near_m:
+                    flags.append("near_boundary")
+                best = m.best
+                out.append(Placement("address", best.lon, best.lat, version, str(codes[i]), units,
+                                     best.address_id or None, m.confidence, tuple(flags)))  # fmt: skip
+                continue
+            flags.append("outside")
+        reason = (
+            "the point is outside the county"
+            if "outside" in flags
+            else "the address is not sure enough"
+            if "address_unsure" in flags
+            else "no coordinates and no address"
+        )
+        out.append(Placement("queue", point[0] if point else None, point[1] if point else None, version,
+                             flags=tuple(flags), reason=reason))  # fmt: skip
+    return out

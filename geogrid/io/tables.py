@@ -101,7 +101,7 @@ def stream_table(
 
 
 def _fit(row: Sequence[Any], width: int) -> list[str]:
-    cells = [str(cell(c)) for c in row[:width]]
+    cells = [c.strip()[:MAX_CELL] if type(c) is str else str(cell(c)) for c in row[:width]]  # CSV: all text
     return cells + [""] * (width - len(cells))
 
 

@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 from geogrid.addresses.registry import read_addresses
 from geogrid.cli import app
 from geogrid.db.addresses import AddressStore
+from geogrid.db.incidents import IncidentStore
+from geogrid.incidents.calendar import default_calendar
+from geogrid.incidents.catalogue import catalogue
 from tests.api.test_geocode import HOME, ROWS, STREET, csv_bytes
 from tests.conftest import BACKENDS, empty_store, migrated_engine
 
@@ -107,6 +110,15 @@ def test_a_hotline_export_imports_once_keeping_good_rows(url, tmp_path, suffix, 
     assert count(db) == before + 5
     assert count(db, f"idem_key = 'hotline:{prefix}-3' AND placed_by = 'address'") == 1
     assert count(db, f"idem_key = 'hotline:{prefix}-4' AND crs = 'cgcs2000' AND microgrid IS NOT NULL") == 1
+    incidents = IncidentStore(db, catalogue(), default_calendar())
+    with db.connect() as conn:
+        one = conn.execute(
+            sa.text(f"SELECT id FROM incident WHERE idem_key = 'hotline:{prefix}-1'")
+        ).scalar_one()
+    item, line = incidents.get("s", one), incidents.log("s", one)[0]
+    assert item["flags"] == [] and item["media"] == [] and item["reporter_phone"] == PHONE
+    assert line["action"] == "report" and line["detail"]["placement"]["microgrid"] == item["microgrid"]
+    assert item["reported_at"] == dt.datetime(2026, 11, 3, 1, 30, tzinfo=dt.UTC)  # 09:30 in Beijing
     with open(errors, encoding="utf-8-sig") as f:
         refused = {int(r["行号"]): r for r in csv.DictReader(f)}
     first = 3 if suffix == ".xlsx" else 2  # the title row above the header
