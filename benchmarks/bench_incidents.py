@@ -218,7 +218,17 @@ def hotline_file(path: Path, registry_texts: list[str], points: list[tuple[float
                     x, y = (float(v) for v in wgs84_to_bd09(x, y))
                 row = [f"{x:.6f}", f"{y:.6f}", crs, ""]
             writer.writerow(
-                [f"GD{i:08d}{path.stem}", when, rng.choice(codes), "市民来电反映", row[3], row[0], row[1], row[2], phone]
+                [
+                    f"GD{i:08d}{path.stem}",
+                    when,
+                    rng.choice(codes),
+                    "市民来电反映",
+                    row[3],
+                    row[0],
+                    row[1],
+                    row[2],
+                    phone,
+                ]
             )
     return path
 

@@ -367,7 +367,9 @@ class GridIndex:
         if len(inside):
             m = self._metric_space()
             mx, my = m.to_metric.transform(lon[inside], lat[inside])
-            for i, x, y, r in zip(inside.tolist(), mx.tolist(), my.tolist(), rank[inside].tolist(), strict=True):
+            for i, x, y, r in zip(
+                inside.tolist(), mx.tolist(), my.tolist(), rank[inside].tolist(), strict=True
+            ):
                 out[i] = m.distance(x, y, m.segments, m.offsets[r], m.offsets[r + 1])
         return out
 
