@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, text
@@ -61,6 +63,15 @@ class PostGIS:
     def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
         """The median of ``column`` as an aggregate (None where the engine has none)."""
         return sa.func.percentile_cont(0.5).within_group(column)
+
+    def insert_many(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows (values as the driver takes them) in the connection's transaction: COPY."""
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def make_append_only(self, conn: Connection, table: str) -> None:
         """Refuse every UPDATE, DELETE and TRUNCATE of ``table``: its rows are kept forever."""
@@ -133,6 +144,13 @@ class SpatiaLite:
     def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
         """SQLite has no median aggregate: the caller computes it from the values."""
         return None
+
+    def insert_many(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows (values as the driver takes them) in the connection's transaction: executemany."""
+        marks = ", ".join("?" * len(columns))
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows))
 
     def make_append_only(self, conn: Connection, table: str) -> None:
         """Refuse every UPDATE and DELETE of ``table``: its rows are kept forever."""

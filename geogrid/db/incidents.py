@@ -768,8 +768,9 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) with one DB-API executemany: the column types' own
-    bind processors, without the per-row work of a Core insert (an import writes 10⁴–10⁶ rows)."""
+    """Insert ``rows`` (dicts with the same keys) at once (COPY on PostGIS, executemany on SpatiaLite): the
+    column types' own bind processors, without the per-row work of a Core insert (an import writes 10⁴–10⁶
+    rows)."""
     if not rows:
         return
     columns = list(rows[0])
@@ -780,12 +781,10 @@ def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
         else table.c[c].type._cached_bind_processor(dialect)
         for c in columns
     ]
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     data = [
         tuple(r[c] if f is None else f(r[c]) for c, f in zip(columns, processors, strict=True)) for r in rows
     ]
-    conn.exec_driver_sql(sql, data)
+    dialect_of(conn).insert_many(conn, table.name, columns, data)
 
 
 def _json_text(value: Any) -> str | None:
