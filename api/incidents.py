@@ -185,18 +185,15 @@ def report(
             code=placement.microgrid,
         )
     sent = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
-    item, created = state.incidents.create(set_name, got, placement, actor=principal.name, request_hash=sent)
+    item, created = state.incidents.create(
+        set_name, got, placement, actor=principal.name, request_hash=sent, duplicates_m=settings.duplicate_m
+    )
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/incidents/{item['id']}" + (f"?set={set}" if set else "")
     response.headers["ETag"] = f'"{item["seq"]}"'
-    out = shown_incident(item, principal)
-    if item["lon"] is not None and item["lat"] is not None and item["state"] == "reported":
-        out["duplicate_candidates"] = state.incidents.nearby(
-            set_name, item["category"], item["lon"], item["lat"], settings.duplicate_m, exclude=item["id"]
-        )
-    return out
+    return shown_incident(item, principal)
 
 
 @router.get("/v1/incidents", summary="Incidents, newest first")

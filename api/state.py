@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import logging
 import queue
 import threading
@@ -309,6 +310,9 @@ class ServiceState:
             with self._addresses_lock:
                 if generation == self._addresses_generation:  # no write meanwhile: what was read is current
                     self._addresses[name] = fresh
+            # a matcher is millions of objects that live until the next build: out of the collector's
+            # full sweeps (each would walk them all, a second's stall of every request), as start-up's are
+            gc.freeze()
             return fresh
 
     def warm_addresses(self) -> None:

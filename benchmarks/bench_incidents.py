@@ -75,7 +75,8 @@ def intake_script(path: Path, key: str, points: list[tuple[float, float]], run: 
         "  local p = points[n % #points + 1]\n"
         f'  wrk.headers["Idempotency-Key"] = "{run}-" .. n\n'
         '  local body = string.format(\'{"category":"E0102","description":"bench %d","channel":"app",'
-        '"coordinates":{"x":%.6f,"y":%.6f,"crs":"wgs84"}}\', n, p[1], p[2])\n'
+        '"coordinates":{"x":%.6f,"y":%.6f,"crs":"wgs84"}}\', n, p[1] + (math.random() - 0.5) * 0.0004,'
+        " p[2] + (math.random() - 0.5) * 0.0004)\n"  # within ~20 m of a micro-grid's point
         "  return wrk.format(nil, nil, nil, body)\n"
         "end\n",
         encoding="utf-8",
@@ -83,14 +84,16 @@ def intake_script(path: Path, key: str, points: list[tuple[float, float]], run: 
     return path
 
 
-def wrk_post(port: int, path: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+def wrk_post(
+    port: int, path: str, script: Path, seconds: int, connections: int, *, strict: bool = True
+) -> dict[str, float]:
     """Requests/s, p50/p99 (ms) and the requests completed (all 2xx, or an error) from one wrk run."""
     out = subprocess.run(
         pinned(0, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
                    f"http://127.0.0.1:{port}{path}"]),
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    if "Non-2xx" in out or "Socket errors" in out:
+    if strict and ("Non-2xx" in out or "Socket errors" in out):
         raise RuntimeError(f"wrk saw errors:\n{out}")
 
     def ms(label: str) -> float:
@@ -109,12 +112,10 @@ def serve(
     import os
     import urllib.request
 
+    # not pinned: a committed insert needs PostgreSQL's CPU too, so the servers and the database share
+    # both cores (wrk, on CPU 0, takes little)
     process = subprocess.Popen(
-        pinned(1, command),
-        env={**os.environ, **env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
+        command, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -158,8 +159,9 @@ def intake(engine: sa.Engine, store: Store, tmp: Path, args: argparse.Namespace)
     try:
         for label, (_, _, path, _) in servers.items():  # warm-up: indexes, pools, JIT
             wrk_post(
-                ports[label], path, intake_script(tmp / "w.lua", key, points, f"warm-{label[:3]}"), 2, 16
-            )
+                ports[label], path, intake_script(tmp / "w.lua", key, points, f"warm-{label[:3]}"), 15, 16,
+                strict=False,  # start-up work (the address matcher is built beside the first requests)
+            )  # fmt: skip
         for r in range(args.rounds):
             order = list(servers) if r % 2 == 0 else list(reversed(servers))
             for label in order:

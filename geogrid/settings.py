@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         default=f"sqlite:///{DEFAULT_DB}",
         description="SQLAlchemy URL: sqlite:///path.sqlite (SpatiaLite) or postgresql+psycopg://...",
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="PostgreSQL connections each process keeps open (as many again may open for bursts).",
+    )
     spatialite_library: str = Field(
         default="mod_spatialite",
         description="Name or path of the SpatiaLite extension library.",

@@ -43,6 +43,10 @@ def create_engine(settings: Settings, **kwargs: Any) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite":
+        # as many connections kept as requests may run at once: one opened and closed per request beyond
+        # the pool would cost a PostgreSQL backend start each time
+        kwargs.setdefault("pool_size", settings.database_pool_size)
+        kwargs.setdefault("max_overflow", settings.database_pool_size)
         return watch_commits(sa.create_engine(url, pool_pre_ping=True, **kwargs))
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

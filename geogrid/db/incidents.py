@@ -36,6 +36,9 @@ from geogrid.incidents.placement import metres as metres_between
 
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
+# built once: a statement made with .values(**row) per request costs a millisecond of bind parameters
+INSERT_INCIDENT = sa.insert(incident).returning(*(incident.c[c] for c in INCIDENT_COLUMNS))
+INSERT_EVENT = sa.insert(incident_event)
 CHUNK = 2000  # rows a statement carries (SQLite binds at most 32,766 parameters)
 
 
@@ -49,6 +52,7 @@ class IncidentStore:
         self.catalogue = catalogue
         self.calendar = calendar
         self.actor = actor
+        self._set_ids: dict[str, int] = {}
 
     # ---- intake -----------------------------------------------------------------------------------
     def create(
@@ -59,24 +63,27 @@ class IncidentStore:
         actor: str | None = None,
         *,
         request_hash: str | None = None,
+        duplicates_m: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a new incident (or find the one its key made before): the incident and whether it is new.
 
         ``request_hash`` identifies the request as sent (default: the report's fingerprint); a channel that
         fills in defaults (the time of receipt) gives the hash of what the client sent, so a retry matches.
+        With ``duplicates_m`` a new incident comes with ``duplicate_candidates`` (see :meth:`nearby`), found
+        in the same transaction.
         """
         service = self.catalogue.get(report.category)
         actor = actor or self.actor
         digest = request_hash or report.fingerprint()
-        with self.engine.connect() as conn:
-            set_id = _set_id(conn, set_name)
-            if report.key is not None:
-                before = self._by_key(conn, set_id, report.key, digest)
-                if before is not None:
-                    return before, False
-        try:
+        set_id = self._set_of(set_name)
+        try:  # a retry is rare: the key's unique index finds it, not a look before every insert
             with self.engine.begin() as conn:
-                return self._insert(conn, set_id, report, placement, service, digest, actor), True
+                made = self._insert(conn, set_id, report, placement, service, digest, actor)
+                if duplicates_m is not None and made["lon"] is not None and made["lat"] is not None:
+                    made["duplicate_candidates"] = self._nearby(
+                        conn, set_id, made["category"], made["lon"], made["lat"], duplicates_m, made["id"]
+                    )
+                return made, True
         except IntegrityError:
             if report.key is None:
                 raise
@@ -97,9 +104,9 @@ class IncidentStore:
         actor: str,
     ) -> dict[str, Any]:
         row, detail = self._new_row(set_id, report, placement, service, digest, actor, _now())
-        new_id = int(conn.execute(sa.insert(incident).values(**row).returning(incident.c.id)).scalar_one())
-        _log(conn, new_id, 1, "report", None, "reported", actor, row["received_at"], None, (), detail)
-        return self._get(conn, set_id, new_id)
+        made = conn.execute(INSERT_INCIDENT, row).mappings().one()  # one cached statement, values bound
+        _log(conn, made["id"], 1, "report", None, "reported", actor, row["received_at"], None, (), detail)
+        return _record(made)
 
     def _new_row(
         self,
@@ -251,6 +258,14 @@ class IncidentStore:
         for pos, first in again:
             ids[pos] = ids[first] if items[pos][0].fingerprint() == items[first][0].fingerprint() else None
         return ids, made
+
+    def _set_of(self, set_name: str) -> int:
+        """The id of a set (remembered: a set with incidents is never deleted or renumbered)."""
+        found = self._set_ids.get(set_name)
+        if found is None:
+            with self.engine.connect() as conn:
+                found = self._set_ids[set_name] = _set_id(conn, set_name)
+        return found
 
     def _by_key(self, conn: Connection, set_id: int, key: str, digest: str) -> dict[str, Any] | None:
         row = conn.execute(
@@ -519,26 +534,46 @@ class IncidentStore:
         metres: float,
         *,
         exclude: int | None = None,
+        limit: int = 5,
     ) -> list[dict[str, Any]]:
-        """Open incidents of ``category`` within ``metres`` of a point, nearest first: likely duplicates."""
+        """The ``limit`` open incidents of ``category`` nearest a point within ``metres``: likely duplicates
+        (a place reported a hundred times offers the nearest few, not all of them)."""
+        with self.engine.connect() as conn:
+            return self._nearby(conn, self._set_of(set_name), category, lon, lat, metres, exclude, limit)
+
+    def _nearby(
+        self,
+        conn: Connection,
+        set_id: int,
+        category: str,
+        lon: float,
+        lat: float,
+        metres: float,
+        exclude: int | None = None,
+        limit: int = 5,
+    ) -> list[dict[str, Any]]:
         dlat = metres / 111_195.0
         dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
+        k = math.cos(math.radians(lat)) ** 2  # degrees of longitude are shorter: the planar order of metres
         c = incident.c
+        rows = conn.execute(
+            sa.select(c.id, c.lon, c.lat, c.state)
+            .where(
+                c.set_id == set_id,
+                c.category == category,
+                c.lat.between(lat - dlat, lat + dlat),
+                c.lon.between(lon - dlon, lon + dlon),
+                c.state.in_(sorted(states.OPEN)),
+                c.id != (exclude or 0),
+            )
+            .order_by((c.lat - lat) * (c.lat - lat) + k * (c.lon - lon) * (c.lon - lon), c.id)
+            .limit(limit)
+        ).mappings()
         found = []
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(c.id, c.lon, c.lat, c.state).where(
-                    c.set_id == _set_id(conn, set_name),
-                    c.category == category,
-                    c.state.in_(sorted(states.OPEN)),
-                    c.lon.between(lon - dlon, lon + dlon),
-                    c.lat.between(lat - dlat, lat + dlat),
-                )
-            ).mappings()
-            for r in rows:
-                apart = metres_between((lon, lat), (r["lon"], r["lat"]))
-                if r["id"] != exclude and apart <= metres:
-                    found.append({"id": r["id"], "distance_m": round(apart, 1), "state": r["state"]})
+        for r in rows:
+            apart = metres_between((lon, lat), (r["lon"], r["lat"]))
+            if apart <= metres:
+                found.append({"id": r["id"], "distance_m": round(apart, 1), "state": r["state"]})
         return sorted(found, key=lambda f: (f["distance_m"], f["id"]))
 
     def reporters(self, set_name: str, incident_id: int) -> list[dict[str, Any]]:
@@ -710,18 +745,19 @@ def _log(
 ) -> None:
     """Append one line to the incident's log (the database refuses to change or delete it later)."""
     conn.execute(
-        sa.insert(incident_event).values(
-            incident_id=incident_id,
-            seq=seq,
-            action=action,
-            from_state=before,
-            to_state=after,
-            actor=actor,
-            at=at,
-            note=note,
-            attachments=list(attachments),
-            detail=detail,
-        )
+        INSERT_EVENT,
+        {
+            "incident_id": incident_id,
+            "seq": seq,
+            "action": action,
+            "from_state": before,
+            "to_state": after,
+            "actor": actor,
+            "at": at,
+            "note": note,
+            "attachments": list(attachments),
+            "detail": detail,
+        },
     )
 
 

@@ -292,6 +292,7 @@ incident = sa.Table(
     sa.Index("ix_incident_set_state", "set_id", "state"),
     sa.Index("ix_incident_set_microgrid", "set_id", "microgrid"),
     sa.Index("ix_incident_set_reported", "set_id", "reported_at"),
+    sa.Index("ix_incident_nearby", "set_id", "category", "lat"),  # duplicates: same category, nearby
 )
 
 # Every transition of every incident, kept forever (UPDATE and DELETE refused by triggers).

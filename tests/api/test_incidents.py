@@ -331,7 +331,8 @@ def test_overdue_incidents_escalate_exactly_when_the_limit_passes(db, county):
 
 # ---- duplicates, exports, figures ------------------------------------------------------------------
 def test_a_report_near_an_open_one_of_its_category_is_offered_as_its_duplicate_and_merged(client, county):
-    lon, lat = county["point_a"]
+    micro = county["micro"]
+    lon, lat = inner_point(micro, sorted(micro["code"][micro["code"].str.startswith(HOME)])[5])  # no one's
     first = post(client, county, body((lon, lat), reporter={"name": "李娜", "phone": "13900001111"})).json()
     near = post(client, county, body((lon + 0.0002, lat), reporter={"name": "王强", "phone": PHONE})).json()
     assert first["id"] in {c["id"] for c in near["duplicate_candidates"]}

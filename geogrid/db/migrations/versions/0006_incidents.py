@@ -72,6 +72,7 @@ def upgrade() -> None:
     op.create_index("ix_incident_set_state", "incident", ["set_id", "state"])
     op.create_index("ix_incident_set_microgrid", "incident", ["set_id", "microgrid"])
     op.create_index("ix_incident_set_reported", "incident", ["set_id", "reported_at"])
+    op.create_index("ix_incident_nearby", "incident", ["set_id", "category", "lat"])
     op.create_table(
         "incident_event",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -93,6 +94,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     dialect_of(op.get_bind()).drop_append_only(op.get_bind(), "incident_event")
     op.drop_table("incident_event")
+    op.drop_index("ix_incident_nearby", "incident")
     op.drop_index("ix_incident_set_reported", "incident")
     op.drop_index("ix_incident_set_microgrid", "incident")
     op.drop_index("ix_incident_set_state", "incident")
