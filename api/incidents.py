@@ -29,7 +29,7 @@ from api.dependencies import MAX_INT, StateDep
 from api.lookup import SET_HELP
 from api.state import ServiceState
 from geogrid.access import Action, Principal
-from geogrid.errors import Forbidden, InvalidIncident, NotFound
+from geogrid.errors import Forbidden, InvalidIncident, NotFound, PreconditionRequired
 from geogrid.incidents import kpis, states
 from geogrid.incidents.intake import CHANNELS, Report, locate
 from geogrid.people import mask_phone, phones_masked
@@ -241,7 +241,7 @@ def _csv(rows: list[dict[str, Any]], name: str) -> Response:
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return Response(
         "\ufeff" + out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -299,7 +299,9 @@ def export_log(
     state: StateDep,
     principal: Reader,
     after_id: Annotated[int, Query(ge=0, le=MAX_INT, description="Lines after this log id (paging).")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+    limit: Annotated[
+        int, Query(ge=1, le=50_000, description="Lines per page (page on with after_id).")
+    ] = 50_000,
     set: Annotated[str | None, SetQuery] = None,
 ) -> Response:
     """Every transition with its incident's day, category and units, oldest first; notes masked for
@@ -383,9 +385,17 @@ async def act(
         raise InvalidIncident(f"no action {body.action[:20]!r}: {', '.join(states.STEPS)}", field="action")
     principal.require(step.permission)
     expect = _seq(if_match)
+    if body.action == "escalate" and expect is None:  # a second click (or the job) must not skip a level
+        raise PreconditionRequired(
+            "escalate needs If-Match with the incident's ETag: each escalation climbs one level from the "
+            "level the caller saw",
+            field="If-Match",
+        )
 
     def run() -> dict[str, Any]:
         _visible(state, set_name, incident_id, principal)
+        if body.duplicate_of is not None:  # merged into an incident the caller may see, or none
+            _visible(state, set_name, body.duplicate_of, principal)
         return state.incidents.act(
             set_name,
             incident_id,
@@ -436,3 +446,8 @@ def _seq(if_match: str | None) -> int | None:
             f'If-Match {if_match[:20]!r} is not an incident ETag such as "3"', field="If-Match"
         )
     return int(text)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ gets a leading quote."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value

@@ -170,6 +170,19 @@ def reader(
 Reader = Annotated[Principal | None, Depends(reader)]
 
 
+def request_reader(state: StateDep, principal: Reader) -> Principal | None:
+    """The caller of a read of requests: incidents are no public data (descriptions, places), so a key,
+    unless GEOGRID_OPEN311_PUBLIC_REQUESTS opens them to any Open311 app."""
+    if principal is None and not state.settings.open311_public_requests:
+        raise NotAuthenticated(
+            "reading service requests needs an api_key (or GEOGRID_OPEN311_PUBLIC_REQUESTS)"
+        )
+    return principal
+
+
+RequestReader = Annotated[Principal | None, Depends(request_reader)]
+
+
 def _set_name(state: ServiceState, jurisdiction_id: str | None) -> str:
     """The set a jurisdiction_id names: the default set (also when absent or empty); 404 for any other."""
     default = state.settings.default_set
@@ -306,10 +319,13 @@ async def _fields(request: Request) -> dict[str, Any]:
 
 
 def _reporter(first: str | None, last: str | None) -> str | None:
-    """One name: 伟 + 张 → 张伟 (family name first, as GeoGrid masks it: 张*); john + smith → john smith."""
+    """One name: 伟 + 张 → 张伟 (family name first, as GeoGrid masks it: 张*); john + smith → john smith; at
+    most the 100 characters the column holds."""
     if all(c.isascii() for c in (first or "") + (last or "")):
-        return " ".join(p for p in (first, last) if p) or None
-    return (last or "") + (first or "")
+        name = " ".join(p for p in (first, last) if p)
+    else:
+        name = (last or "") + (first or "")
+    return name[:100] or None
 
 
 @router.post("/open311/v2/requests.{format}", status_code=201, summary="Open311: create a service request")
@@ -447,7 +463,7 @@ def _listed(text: str | None) -> list[str] | None:
 @router.get("/open311/v2/requests.{format}", summary="Open311 service requests")
 def list_requests(
     state: StateDep,
-    principal: Reader,
+    principal: RequestReader,
     format: Format,
     jurisdiction_id: Jurisdiction = None,
     service_request_id: Listed = None,
@@ -503,7 +519,7 @@ def _visible(
 @router.get("/open311/v2/requests/{service_request_id}.{format}", summary="Open311: one service request")
 def get_request(
     state: StateDep,
-    principal: Reader,
+    principal: RequestReader,
     service_request_id: Annotated[str, Path(max_length=40)],
     format: Format,
     jurisdiction_id: Jurisdiction = None,
@@ -515,7 +531,7 @@ def get_request(
 @router.get("/open311/v2/tokens/{token}.{format}", summary="Open311: the request id of a token")
 def token(
     state: StateDep,
-    principal: Reader,
+    principal: RequestReader,
     token: Annotated[str, Path(max_length=40)],
     format: Format,
     jurisdiction_id: Jurisdiction = None,

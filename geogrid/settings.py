@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         description="How often the service escalates overdue incidents one level up (seconds; 0: never — "
         "run `geogrid incidents escalate` from cron instead).",
     )
+    open311_public_requests: bool = Field(
+        default=False,
+        description="Open311 apps read service requests without an api_key (as the GeoReport spec has it; "
+        "reporters are never shown, phones in texts masked). Off: reading requests needs a key.",
+    )
     duplicate_m: float = Field(
         default=50.0,
         gt=0,

@@ -36,6 +36,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "channel": ("渠道", "来源", "channel"),
 }
 REQUIRED = ("reported_at", "category", "description")
+WIDTHS = {"order_id": 180, "description": 4000, "address": 200, "name": 100, "phone": 40, "crs": 20}
 TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -95,6 +96,9 @@ def _report(get: Mapping[str, str], catalogue: Catalogue, zone: ZoneInfo, source
     for field in REQUIRED:
         if not get.get(field):
             raise InvalidIncident(f"{COLUMNS[field][0]} is empty", field=field)
+    for field, most in WIDTHS.items():  # as wide as the columns they are stored in
+        if len(get.get(field, "")) > most:
+            raise InvalidIncident(f"{COLUMNS[field][0]} is longer than {most} characters", field=field)
     when = _time(get["reported_at"], zone)
     category = catalogue.get(get["category"]).code
     x = y = None
@@ -128,7 +132,7 @@ def _report(get: Mapping[str, str], catalogue: Catalogue, zone: ZoneInfo, source
         reporter_name=get.get("name") or None,
         reporter_phone=get.get("phone") or None,
         key=idem,
-        extra={"order_id": order, "source": source} if order or source else {},
+        extra={"order_id": order} if order else {},  # not the file's name: a renamed copy is the same export
     )
 
 

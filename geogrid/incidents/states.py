@@ -66,7 +66,11 @@ STEPS: dict[str, Step] = {
         Step("close", frozenset({"verified"}), "closed", Action.dispatch, "结案"),
         Step("escalate", _HANDLING | {"reported"}, "escalated", Action.dispatch, "升级"),
         Step(
-            "void", frozenset({"reported", "accepted", "returned", "parked"}), "void", Action.dispatch, "作废"
+            "void",
+            frozenset({"reported", "accepted", "returned", "parked", "escalated"}),
+            "void",
+            Action.dispatch,
+            "作废",
         ),
     )
 }

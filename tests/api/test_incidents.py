@@ -430,3 +430,37 @@ def test_the_service_escalates_overdue_incidents_by_itself(db, county, tmp_path)
 def test_incidents_need_a_key_the_catalogue_does_not(client):
     assert client.get("/v1/incidents").status_code == 401
     assert client.get("/v1/services").json()["services"][0]["route"]
+
+
+def test_merging_reaches_only_incidents_in_scope_and_escalating_needs_the_etag(client, county):
+    micro = county["micro"]
+    other_point = inner_point(micro, sorted(micro["code"][micro["code"].str.startswith(OTHER)])[0])
+    theirs = post(client, county, body(other_point)).json()["id"]
+    mine = post(client, county, body(county["point_a"])).json()["id"]
+    refused = act(client, county, mine, "void", who="commander@home", duplicate_of=theirs)
+    problem(refused, 404, str(theirs))
+    assert (
+        client.get(f"/v1/incidents/{theirs}/log", headers=auth(county, "commander")).json()["log"][-1][
+            "action"
+        ]
+        == "report"
+    )  # nothing written into the other community's incident
+    problem(act(client, county, mine, "escalate"), 428, "If-Match")
+    once = client.post(
+        f"/v1/incidents/{mine}/actions",
+        json={"action": "escalate"},
+        headers=auth(county, "commander", **{"If-Match": '"1"'}),
+    )
+    assert once.status_code == 200 and once.json()["level"] == "community"
+    twice = client.post(
+        f"/v1/incidents/{mine}/actions",
+        json={"action": "escalate"},
+        headers=auth(county, "commander", **{"If-Match": '"1"'}),
+    )
+    problem(twice, 409, "changed")  # the second click saw the level before: no skip to the street
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(client, county):
+    post(client, county, body(county["point_a"], description='=HYPERLINK("http://x","点我")'))
+    listed = client.get("/v1/incidents", params={"format": "csv"}, headers=auth(county, "commander")).text
+    assert "'=HYPERLINK" in listed and ",=HYPERLINK" not in listed

@@ -28,8 +28,9 @@ SPEC_URL = "http://farm3.static.flickr.com/2002/2212426634_5ed477a060.jpg"
 PUBLIC = ("reporter_name", "reporter_phone", "first_name", "last_name", "phone", "email")
 
 
-def settings_for(db, folder) -> Settings:
+def settings_for(db, folder, **more) -> Settings:
     return Settings(
+        **more,
         database_url=db.url.render_as_string(hide_password=False),
         cache_dir=str(folder),
         default_set="s",
@@ -47,6 +48,11 @@ def client(db, county, tmp_path_factory):
 
 def key(county, who="reporter"):
     return county["keys"][who]
+
+
+def viewer(county):
+    """Headers of a read-only key: reading requests needs one."""
+    return {"X-API-Key": key(county, "viewer")}
 
 
 def spec_example(county, **more):
@@ -191,7 +197,7 @@ def test_requests_by_service_code_status_dates_and_ids(client, county):
     assert client.post(f"/v1/incidents/{voided}/actions", json=note, headers=commander).status_code == 200
 
     def ids(fmt="json", **params):
-        got = client.get(f"/open311/v2/requests.{fmt}", params=params)
+        got = client.get(f"/open311/v2/requests.{fmt}", params=params, headers=viewer(county))
         assert got.status_code == 200, got.text
         if fmt == "xml":
             return [e.findtext("service_request_id") for e in xml_of(got)]
@@ -218,7 +224,10 @@ def test_requests_by_service_code_status_dates_and_ids(client, county):
     assert ids(service_request_id=f"{first},{voided}", service_code="E0103", status="open") == [voided, first]
     assert ids(service_request_id="999999") == []
     # public: no reporter, phones masked, the last log note as status_notes, GeoGrid's fields as extensions
-    rows = {r["service_request_id"]: r for r in client.get("/open311/v2/requests.json").json()}
+    rows = {
+        r["service_request_id"]: r
+        for r in client.get("/open311/v2/requests.json", headers=viewer(county)).json()
+    }
     assert PHONE not in str(rows) and not set(PUBLIC) & set(rows[first])
     assert rows[voided]["status"] == "closed" and rows[voided]["geogrid_state"] == "void"
     assert rows[voided]["status_notes"].startswith("重复上报") and "1234" in rows[voided]["status_notes"]
@@ -227,7 +236,9 @@ def test_requests_by_service_code_status_dates_and_ids(client, county):
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_one_request_in_both_formats(client, county, fmt):
     rid = new_request(client, county, description=f"井盖松动 回电 {PHONE}")
-    got = client.get(f"/open311/v2/requests/{rid}.{fmt}", params={"jurisdiction_id": "s"})
+    got = client.get(
+        f"/open311/v2/requests/{rid}.{fmt}", params={"jurisdiction_id": "s"}, headers=viewer(county)
+    )
     assert got.status_code == 200, got.text
     if fmt == "json":
         [row] = got.json()
@@ -252,10 +263,14 @@ def test_one_request_in_both_formats(client, county, fmt):
 
 def test_a_token_is_the_request_id(client, county):
     rid = new_request(client, county)
-    assert client.get(f"/open311/v2/tokens/{rid}.json").json() == [{"service_request_id": rid, "token": rid}]
-    root = xml_of(client.get(f"/open311/v2/tokens/{rid}.xml"))
+    got = client.get(f"/open311/v2/tokens/{rid}.json", headers=viewer(county))
+    assert got.json() == [{"service_request_id": rid, "token": rid}]
+    root = xml_of(client.get(f"/open311/v2/tokens/{rid}.xml", headers=viewer(county)))
     assert (root.findtext("request/service_request_id"), root.findtext("request/token")) == (rid, rid)
-    spec_error(client.get("/open311/v2/tokens/999999.xml"), 404, "999999", fmt="xml")
+    spec_error(client.get("/open311/v2/tokens/999999.xml", headers=viewer(county)), 404, "999999", fmt="xml")
+    # incidents are no public data: reading requests needs a key (services and discovery do not)
+    spec_error(client.get(f"/open311/v2/requests/{rid}.json"), 403, "api_key")
+    spec_error(client.get("/open311/v2/requests.xml"), 403, "api_key", fmt="xml")
 
 
 def test_scope_and_role_limit_who_reads_and_reports(client, county):
@@ -312,12 +327,13 @@ def test_a_bad_post_is_an_error_in_the_spec_shape(client, county, fmt, change, s
         ("/open311/v2/nothing.json", {}, 404, ("nothing",), "json"),
     ],
 )
-def test_a_bad_get_is_an_error_in_the_spec_shape(client, path, params, status, words, fmt):
-    spec_error(client.get(path, params=params), status, *words, fmt=fmt)
+def test_a_bad_get_is_an_error_in_the_spec_shape(client, county, path, params, status, words, fmt):
+    headers = {} if "api_key" in params else viewer(county)
+    spec_error(client.get(path, params=params, headers=headers), status, *words, fmt=fmt)
 
 
-def test_other_routes_keep_problem_json(client):
-    got = client.get("/v1/incidents/999999")
+def test_other_routes_keep_problem_json(client, county):
+    got = client.get("/v1/incidents/999999", headers=viewer(county))
     assert got.status_code == 404 and got.headers["content-type"].startswith("application/problem+json")
 
 
@@ -327,7 +343,7 @@ def server(db, county, tmp_path_factory):
     """The app under uvicorn on a free loopback port, in a thread; its Open311 endpoint's URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings_for(db, tmp_path_factory.mktemp("served"))),
+        create_app(settings_for(db, tmp_path_factory.mktemp("served"), open311_public_requests=True)),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -357,7 +373,7 @@ def test_the_georeport_client_reads_services_and_requests(server, county, fmt):
         if fmt == "json"
         else xml_of(made).findtext("request/service_request_id")
     )
-    client = GeoReport(server, jurisdiction="s", output_format=fmt)
+    client = GeoReport(server, jurisdiction="s", output_format=fmt)  # as the spec has it: reads need no key
     services = client.get_service_list()
     assert [s["service_code"] for s in services] == [s.code for s in catalogue()]
     definition = client.get_service_definition("E0102")

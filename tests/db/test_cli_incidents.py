@@ -142,6 +142,38 @@ def test_a_hotline_export_imports_once_keeping_good_rows(url, tmp_path, suffix, 
     assert "imported before with other content" in refused_again.output and count(db) == before + 5
 
 
+def test_a_renamed_copy_imports_as_the_same_and_an_overlong_cell_is_a_row_error(url, tmp_path):
+    database_url, db, point = url
+    data = rows(point, "copy")[:2]
+    write(tmp_path / "工单.csv", data)
+    first = geogrid(database_url, "incidents", "import", str(tmp_path / "工单.csv"), "--set", "s", "--commit")
+    assert first.exit_code == 0, first.output
+    before = count(db)
+    write(tmp_path / "工单(1).csv", data)  # downloaded again
+    again = geogrid(
+        database_url, "incidents", "import", str(tmp_path / "工单(1).csv"), "--set", "s", "--commit"
+    )
+    assert again.exit_code == 0 and count(db) == before, again.output
+    long_phone = [
+        [
+            "copy-9",
+            "2026-11-04 09:00",
+            "E0102",
+            "两个电话",
+            "",
+            point[0],
+            point[1],
+            "",
+            "",
+            f"{PHONE}（本人）13900002222（家属）13700003333（邻居）",
+        ]
+    ]
+    write(tmp_path / "long.csv", long_phone + rows(point, "copy2")[:1])
+    mixed = geogrid(database_url, "incidents", "import", str(tmp_path / "long.csv"), "--set", "s", "--commit")
+    assert mixed.exit_code == 1 and "联系电话 is longer than 40" in mixed.output and PHONE not in mixed.output
+    assert count(db) == before + 1  # the good row beside it kept, on both databases
+
+
 def test_figures_and_escalation_from_the_command_line(url, tmp_path):
     database_url, db, point = url
     write(tmp_path / "k.csv", rows(point, "kpi"))
