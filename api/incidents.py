@@ -32,6 +32,7 @@ from geogrid.access import Action, Principal
 from geogrid.errors import Forbidden, InvalidIncident, NotFound, PreconditionRequired
 from geogrid.incidents import kpis, states
 from geogrid.incidents.intake import CHANNELS, Report, locate
+from geogrid.incidents.placement import Placement
 from geogrid.people import mask_phone, phones_masked
 
 router = APIRouter(tags=["incidents"])
@@ -136,6 +137,24 @@ def _visible(
     return item
 
 
+def placed(state: ServiceState, set_name: str, report: Report, principal: Principal) -> Placement:
+    """Where a report lies (the version of its day, the service's settings); 403 outside the caller's scope."""
+    settings = state.settings
+    placement = locate(
+        report,
+        lambda day: state.index(set_name, day),
+        state.matcher(set_name) if report.address else None,
+        tz=state.incidents.calendar.tz,
+        disagree_m=settings.incident_disagree_m,
+        near_m=settings.incident_near_m,
+        outside=settings.incident_outside,
+    )
+    scope, where = principal.scope, placement.microgrid
+    if scope is not None and where and not where.startswith(scope):
+        raise Forbidden(f"the incident lies in {where}, outside {scope}", scope=scope, code=where)
+    return placement
+
+
 @router.post("/v1/incidents", status_code=201, summary="Report an incident (idempotent with Idempotency-Key)")
 def report(
     body: IncidentIn,
@@ -165,25 +184,7 @@ def report(
     )
     state.incidents.catalogue.get(got.category)  # an unknown category is 422 before any placing
     settings = state.settings
-    placement = locate(
-        got,
-        lambda day: state.index(set_name, day),
-        state.matcher(set_name) if got.address else None,
-        tz=state.incidents.calendar.tz,
-        disagree_m=settings.incident_disagree_m,
-        near_m=settings.incident_near_m,
-        outside=settings.incident_outside,
-    )
-    if (
-        principal.scope is not None
-        and placement.microgrid
-        and not placement.microgrid.startswith(principal.scope)
-    ):
-        raise Forbidden(
-            f"the incident lies in {placement.microgrid}, outside {principal.scope}",
-            scope=principal.scope,
-            code=placement.microgrid,
-        )
+    placement = placed(state, set_name, got, principal)
     sent = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
     item, created = state.incidents.create(
         set_name, got, placement, actor=principal.name, request_hash=sent, duplicates_m=settings.duplicate_m

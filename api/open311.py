@@ -37,11 +37,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import identify, key_of, read_access
 from api.dependencies import MAX_INT, StateDep
+from api.incidents import placed
 from api.state import ServiceState
 from geogrid.access import Action, Principal
 from geogrid.errors import (
     DatabaseUnavailable,
-    Forbidden,
     GeoGridError,
     InvalidParameter,
     NotAuthenticated,
@@ -49,7 +49,7 @@ from geogrid.errors import (
 )
 from geogrid.incidents import states
 from geogrid.incidents.catalogue import SHIPPED, Service
-from geogrid.incidents.intake import Report, locate
+from geogrid.incidents.intake import Report
 from geogrid.people import phones_masked
 
 log = logging.getLogger("geogrid.api")
@@ -365,19 +365,7 @@ async def create_request(request: Request, state: StateDep, format: Format) -> R
     )
 
     def run() -> dict[str, Any]:
-        settings = state.settings
-        placement = locate(
-            report,
-            lambda day: state.index(set_name, day),
-            state.matcher(set_name) if report.address else None,
-            tz=state.incidents.calendar.tz,
-            disagree_m=settings.incident_disagree_m,
-            near_m=settings.incident_near_m,
-            outside=settings.incident_outside,
-        )
-        scope, where = principal.scope, placement.microgrid
-        if scope is not None and where and not where.startswith(scope):
-            raise Forbidden(f"the request lies in {where}, outside {scope}", scope=scope, code=where)
+        placement = placed(state, set_name, report, principal)
         return state.incidents.create(set_name, report, placement, actor=principal.name)[0]
 
     item = await run_in_threadpool(run)

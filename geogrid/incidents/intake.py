@@ -22,7 +22,7 @@ import orjson
 from geogrid.addresses.matcher import Match, Matcher
 from geogrid.crs import WGS84, earth_point, normalize_crs, transform
 from geogrid.errors import GeoGridError, InvalidAddress, InvalidCoordinates, InvalidIncident
-from geogrid.incidents.placement import Placement, place, place_many
+from geogrid.incidents.placement import Placement, place_many
 from geogrid.index import GridIndex
 
 CHANNELS = ("api", "app", "wechat", "hotline", "worker", "open311", "import")
@@ -106,41 +106,13 @@ def locate(
 ) -> Placement:
     """Where ``report`` lies, with the index of the version in force on its day (``index_on(date)``);
     ``matched``: address texts already matched (a batch matches its texts at once)."""
-    now = now or dt.datetime.now(dt.UTC)
-    if report.reported_at > now + FUTURE_SLACK:
-        raise InvalidIncident(
-            f"reported_at {report.reported_at.isoformat()} is in the future", field="reported_at"
-        )
-    point = (
-        wgs84_point(report.x, report.y, report.crs) if report.x is not None and report.y is not None else None
-    )
-    match: Match | None = None
-    if report.address:
-        if matcher is None:
-            raise InvalidIncident(
-                "this set has no address registry to place an address with", field="address"
-            )
-        found = matched.get(report.address) if matched is not None else None
-        try:
-            if isinstance(found, InvalidAddress):
-                raise found
-            match = found if found is not None else matcher.match(report.address)
-        except InvalidAddress as exc:
-            if point is None:  # nothing else to place it by
-                raise InvalidAddress(exc.detail, field="address") from exc
-    if point is None and not report.address:
-        raise InvalidIncident("give coordinates (x, y, crs) or an address", field="coordinates")
-    day = report.reported_at.astimezone(ZoneInfo(tz)).date()
-    try:
-        index = index_on(day)
-    except GeoGridError as exc:
-        if exc.status == 404:
-            raise InvalidIncident(
-                f"no boundary version was in force on {day.isoformat()}, the day it was reported",
-                field="reported_at",
-            ) from exc
-        raise
-    return place(index, point, match, disagree_m=disagree_m, near_m=near_m, outside=outside)
+    found = locate_many(
+        [report], index_on, matcher, tz=tz, now=now, disagree_m=disagree_m, near_m=near_m, outside=outside,
+        matched=matched,
+    )[0]  # fmt: skip
+    if isinstance(found, GeoGridError):
+        raise found
+    return found
 
 
 def locate_many(

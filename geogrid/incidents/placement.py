@@ -58,93 +58,6 @@ def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
 
 
-def place(
-    index: GridIndex,
-    point: tuple[float, float] | None,
-    match: Match | None,
-    *,
-    disagree_m: float = 200.0,
-    near_m: float = 20.0,
-    outside: str = "refuse",
-) -> Placement:
-    """Place an incident with ``index`` (the version in force at its report) from a WGS-84 point and/or
-    an address match; ``outside`` (refuse | queue) says what a point outside every micro-grid gets."""
-    flags: list[str] = []
-    version = index.meta.get("version")
-    matched = match if match is not None and match.placed and match.best is not None else None
-    if match is not None and matched is None:
-        flags.append("address_unsure")
-    if point is not None:
-        found = index.lookup(*point)
-        if found.unit is None:
-            if outside == "refuse":
-                raise InvalidCoordinates(
-                    f"({point[0]:.6f}, {point[1]:.6f}) is outside every micro-grid of the county"
-                    + (
-                        f" ({found.nearest_distance_m:,.0f} m from the nearest)"
-                        if found.nearest_distance_m
-                        else ""
-                    ),
-                    field="coordinates",
-                )
-            flags.append("outside")
-        else:
-            if found.on_boundary or (found.distance_to_boundary_m or 0.0) < near_m:
-                flags.append("near_boundary")
-            extra: dict[str, Any] = {}
-            if matched is not None and matched.best is not None:
-                apart = metres(point, (matched.best.lon, matched.best.lat))
-                if apart > disagree_m:
-                    flags.append("address_disagrees")
-                extra = {
-                    "address_id": matched.best.address_id or None,
-                    "address_confidence": matched.confidence,
-                }
-            return Placement(
-                "coordinates",
-                found.lon,
-                found.lat,
-                version,
-                found.code,
-                {k: u.code for k, u in found.parents.items() if k in LEVELS},
-                flags=tuple(flags),
-                **extra,
-            )
-    if matched is not None and matched.best is not None:
-        best = matched.best
-        found = index.lookup(best.lon, best.lat)
-        if found.unit is not None:
-            if (found.distance_to_boundary_m or 0.0) < near_m:
-                flags.append("near_boundary")
-            return Placement(
-                "address",
-                best.lon,
-                best.lat,
-                version,
-                found.code,
-                {k: u.code for k, u in found.parents.items() if k in LEVELS},
-                best.address_id or None,
-                matched.confidence,
-                tuple(flags),
-            )
-        flags.append("outside")
-    reason = (
-        "the point is outside the county"
-        if "outside" in flags
-        else "the address is not sure enough"
-        if "address_unsure" in flags
-        else "no coordinates and no address"
-    )
-    return Placement(
-        "queue",
-        point[0] if point else None,
-        point[1] if point else None,
-        version,
-        flags=tuple(flags),
-        reason=reason,
-    )
-
-
 def place_many(
     index: GridIndex,
     lon: np.ndarray,
@@ -155,8 +68,9 @@ def place_many(
     near_m: float = 20.0,
     outside: str = "refuse",
 ) -> list[Placement | InvalidCoordinates]:
-    """:func:`place` for many incidents of one version at once (WGS-84 arrays, NaN where no point): the
-    same answers, the points located together; a point outside the county is its InvalidCoordinates."""
+    """Place incidents of one version at once (WGS-84 arrays, NaN where no point) from their points and/or
+    address matches; ``outside`` (refuse | queue) says what a point outside every micro-grid gets (refused:
+    its InvalidCoordinates in its place)."""
     n = len(lon)
     matched = [m if m is not None and m.placed and m.best is not None else None for m in matches]
     has_point = ~np.isnan(lon)
@@ -216,13 +130,16 @@ def place_many(
                                      best.address_id or None, m.confidence, tuple(flags)))  # fmt: skip
                 continue
             flags.append("outside")
-        reason = (
-            "the point is outside the county"
-            if "outside" in flags
-            else "the address is not sure enough"
-            if "address_unsure" in flags
-            else "no coordinates and no address"
-        )
+        reason = _queue_reason(flags)
         out.append(Placement("queue", point[0] if point else None, point[1] if point else None, version,
                              flags=tuple(flags), reason=reason))  # fmt: skip
     return out
+
+
+def _queue_reason(flags: Sequence[str]) -> str:
+    """Why an incident went to the manual-placement queue."""
+    if "outside" in flags:
+        return "the point is outside the county"
+    if "address_unsure" in flags:
+        return "the address is not sure enough"
+    return "no coordinates and no address"
