@@ -461,14 +461,20 @@ class IncidentStore:
                     )
                 change["level"] = level
                 detail = {"from_level": was["level"], "to_level": level}
-            elif action == "park":
+            elif action in ("park", "resolve"):  # the clock stops: what was left of the limit is kept
                 left = self.calendar.working_hours_between(now, was["deadline"]) if was["deadline"] else None
                 detail = {"hours_left": left}
-            elif action == "resume":
-                parked = self._last(conn, incident_id, "park")
-                left = (parked or {}).get("detail", {}).get("hours_left")
+            elif action in ("resume", "reject"):  # and runs again from here with what was left
+                stopped = self._last(conn, incident_id, "park" if action == "resume" else "resolve") or {}
+                left = stopped.get("detail", {}).get("hours_left")
                 if left is not None:
                     change["deadline"] = self.calendar.add_working_hours(now, float(left))
+                if action == "resume" and stopped.get("from_state") in (
+                    "accepted",
+                    "dispatched",
+                    "in_progress",
+                ):
+                    change["state"] = stopped["from_state"]  # back where it was parked, not handled by nobody
             elif action == "close" and satisfaction is not None:
                 if not 1 <= satisfaction <= 5:
                     raise InvalidIncident(f"satisfaction {satisfaction} is not 1 to 5", field="satisfaction")
@@ -505,7 +511,7 @@ class IncidentStore:
                 seq,
                 action,
                 was["state"],
-                step.target,
+                change["state"],
                 actor,
                 now,
                 note,

@@ -29,7 +29,8 @@ STATES: dict[str, str] = {
 }
 FINAL = frozenset({"closed", "void"})
 OPEN = frozenset(STATES) - FINAL
-# states in which the limit runs (the clock stops while parked and once resolved)
+# states in which the limit runs (the clock stops while parked and once resolved; resume and reject start
+# it again with the working hours that were left, and resume returns to the state the incident was parked in)
 RUNNING = frozenset({"reported", "accepted", "dispatched", "in_progress", "returned", "escalated"})
 
 

@@ -464,3 +464,23 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(client, county):
     post(client, county, body(county["point_a"], description='=HYPERLINK("http://x","点我")'))
     listed = client.get("/v1/incidents", params={"format": "csv"}, headers=auth(county, "commander")).text
     assert "'=HYPERLINK" in listed and ",=HYPERLINK" not in listed
+
+
+def test_the_clock_stops_at_park_and_resolve_and_runs_on_with_what_was_left(db, county):
+    store = IncidentStore(db, catalogue(), WorkingCalendar())  # weekends off, 08:30-12:00, 14:00-17:30
+    placement = Placement("coordinates", *county["point_a"], 2, county["b"], {"grid": county["b"][:15]})
+    mon = dt.datetime(2026, 11, 2, 9, 0, tzinfo=CST)  # a Monday; E0102 has 2 working hours: due 11:00
+    item, _ = store.create("s", Report("E0102", "暴露垃圾", mon), placement)
+    store.act("s", item["id"], "accept", at=mon + dt.timedelta(minutes=10))
+    parked = store.act("s", item["id"], "park", at=mon + dt.timedelta(minutes=30))  # 1.5 h left
+    resumed = store.act("s", item["id"], "resume", at=dt.datetime(2026, 11, 4, 14, 0, tzinfo=CST))
+    assert parked["state"] == "parked" and resumed["state"] == "accepted"  # back where it was parked
+    assert resumed["deadline"] == dt.datetime(2026, 11, 4, 15, 30, tzinfo=CST)
+    for action in ("dispatch", "start"):
+        store.act("s", item["id"], action, at=dt.datetime(2026, 11, 4, 14, 10, tzinfo=CST))
+    store.act("s", item["id"], "resolve", at=dt.datetime(2026, 11, 4, 15, 0, tzinfo=CST))  # 0.5 h left
+    # verified (and rejected) on Friday: the case is not overdue for the two days it waited
+    rejected = store.act("s", item["id"], "reject", at=dt.datetime(2026, 11, 6, 9, 0, tzinfo=CST))
+    assert rejected["state"] == "in_progress"
+    assert rejected["deadline"] == dt.datetime(2026, 11, 6, 9, 30, tzinfo=CST)
+    assert item["id"] not in store.escalate_overdue("s", now=dt.datetime(2026, 11, 6, 9, 29, tzinfo=CST))
