@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,8 +25,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from geogrid.db.dialects import dialect_of
-from geogrid.db.schema import boundary_set, incident, incident_event
-from geogrid.db.store import _now, _utc
+from geogrid.db.schema import incident, incident_event
+from geogrid.db.store import Store, _now, _utc
 from geogrid.errors import IllegalTransition, InvalidIncident, NotFound, VersionConflict
 from geogrid.incidents import kpis, states
 from geogrid.incidents.calendar import WorkingCalendar
@@ -53,6 +54,7 @@ class IncidentStore:
         self.calendar = calendar
         self.actor = actor
         self._set_ids: dict[str, int] = {}
+        self._store = Store(engine, actor)  # the set lookup every store shares
 
     # ---- intake -----------------------------------------------------------------------------------
     def create(
@@ -186,7 +188,7 @@ class IncidentStore:
         self, conn: Connection, set_name: str, items: Sequence[tuple[Report, Placement]], actor: str
     ) -> tuple[list[int | None], list[int]]:
         now = _now()
-        set_id = _set_id(conn, set_name)
+        set_id = self._store._set_id(conn, set_name)
         keys = sorted({r.key for r, _ in items if r.key is not None})
         before: dict[str, tuple[int, str]] = {}
         for i in range(0, len(keys), CHUNK):
@@ -264,7 +266,7 @@ class IncidentStore:
         found = self._set_ids.get(set_name)
         if found is None:
             with self.engine.connect() as conn:
-                found = self._set_ids[set_name] = _set_id(conn, set_name)
+                found = self._set_ids[set_name] = self._store._set_id(conn, set_name)
         return found
 
     def _by_key(self, conn: Connection, set_id: int, key: str, digest: str) -> dict[str, Any] | None:
@@ -287,7 +289,7 @@ class IncidentStore:
     def get(self, set_name: str, incident_id: int) -> dict[str, Any]:
         """One incident as a dict of :data:`INCIDENT_COLUMNS` (UTC timestamps)."""
         with self.engine.connect() as conn:
-            return self._get(conn, _set_id(conn, set_name), incident_id)
+            return self._get(conn, self._store._set_id(conn, set_name), incident_id)
 
     def _get(self, conn: Connection, set_id: int, incident_id: int, *, lock: bool = False) -> dict[str, Any]:
         query = sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS)).where(
@@ -310,7 +312,7 @@ class IncidentStore:
         """The set's incidents, newest first; ``units`` keeps those under any of these codes."""
         with self.engine.connect() as conn:
             query = sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS)).where(
-                incident.c.set_id == _set_id(conn, set_name)
+                incident.c.set_id == self._store._set_id(conn, set_name)
             )
             if state is not None:
                 query = query.where(incident.c.state == state)
@@ -335,7 +337,7 @@ class IncidentStore:
         c = incident.c
         with self.engine.connect() as conn:
             query = sa.select(*(c[name] for name in INCIDENT_COLUMNS)).where(
-                c.set_id == _set_id(conn, set_name)
+                c.set_id == self._store._set_id(conn, set_name)
             )
             if ids is not None:
                 query = query.where(c.id.in_(list(ids)))
@@ -371,7 +373,7 @@ class IncidentStore:
     def log(self, set_name: str, incident_id: int | None = None) -> list[dict[str, Any]]:
         """The transition log (every incident's, or one's), oldest first: the raw data KPIs are counted from."""
         with self.engine.connect() as conn:
-            set_id = _set_id(conn, set_name)
+            set_id = self._store._set_id(conn, set_name)
             query = (
                 sa.select(*(incident_event.c[c] for c in EVENT_COLUMNS))
                 .join(incident, incident.c.id == incident_event.c.incident_id)
@@ -398,7 +400,9 @@ class IncidentStore:
             query = (
                 sa.select(*(incident_event.c[c] for c in EVENT_COLUMNS), *(incident.c[c] for c in static))
                 .join(incident, incident.c.id == incident_event.c.incident_id)
-                .where(incident.c.set_id == _set_id(conn, set_name), incident_event.c.id > after_id)
+                .where(
+                    incident.c.set_id == self._store._set_id(conn, set_name), incident_event.c.id > after_id
+                )
                 .order_by(incident_event.c.id)
             )
             if units is not None:
@@ -430,7 +434,7 @@ class IncidentStore:
         actor = actor or self.actor
         now = (at or _now()).astimezone(dt.UTC)
         with self.engine.begin() as conn:
-            set_id = _set_id(conn, set_name)
+            set_id = self._store._set_id(conn, set_name)
             was = self._get(conn, set_id, incident_id, lock=True)
             if expect is not None and expect != was["seq"]:
                 raise VersionConflict(
@@ -586,7 +590,7 @@ class IncidentStore:
         """Whom to answer (结果回复) about an incident: its reporter and those of the duplicates merged into it."""
         c = incident.c
         with self.engine.connect() as conn:
-            set_id = _set_id(conn, set_name)
+            set_id = self._store._set_id(conn, set_name)
             self._get(conn, set_id, incident_id)
             rows = conn.execute(
                 sa.select(c.id, c.channel, c.reporter_name, c.reporter_phone)
@@ -645,7 +649,11 @@ class IncidentStore:
             median = dialect_of(conn).median(c.hours_to_close)
             if median is not None:
                 columns.append(median.label("hours_to_close_median"))
-            where = [c.set_id == _set_id(conn, set_name), c.reported_at >= start, c.reported_at < end]
+            where = [
+                c.set_id == self._store._set_id(conn, set_name),
+                c.reported_at >= start,
+                c.reported_at < end,
+            ]
             if by == "department":
                 where.append(c.level.like("department:%"))
             elif by != "county":  # an incident not placed at this level (queued) is in no unit of it
@@ -659,8 +667,8 @@ class IncidentStore:
                 for unit, hours in conn.execute(query):
                     values.setdefault(unit, []).append(float(hours))
                 for row in rows:
-                    found = sorted(values.get(row["unit"], []))
-                    row["hours_to_close_median"] = _median(found)
+                    found = values.get(row["unit"])
+                    row["hours_to_close_median"] = statistics.median(found) if found else None
         for row in rows:
             for name in kpis.COUNTS:
                 row[name] = int(row[name] or 0)
@@ -689,7 +697,7 @@ class IncidentStore:
             query = (
                 sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS))
                 .where(
-                    incident.c.set_id == _set_id(conn, set_name),
+                    incident.c.set_id == self._store._set_id(conn, set_name),
                     incident.c.state.in_(sorted(states.RUNNING)),
                     incident.c.deadline <= now,
                 )
@@ -767,13 +775,6 @@ def _log(
     )
 
 
-def _set_id(conn: Connection, set_name: str) -> int:
-    found = conn.execute(sa.select(boundary_set.c.id).where(boundary_set.c.name == set_name)).scalar()
-    if found is None:
-        raise NotFound(f"no boundary set named {set_name[:100]!r}", set=set_name[:100])
-    return int(found)
-
-
 def _under(units: Sequence[str]) -> sa.ColumnElement[bool]:
     """Incidents in any of ``units`` (codes of streets, communities, grids or micro-grids)."""
     codes = list(units)
@@ -798,15 +799,6 @@ def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
     ):
         out[c] = _utc(out[c])
     return out
-
-
-def _median(values: Sequence[float]) -> float | None:
-    """The median of sorted ``values`` (None for none), as percentile_cont(0.5) gives it."""
-    n = len(values)
-    if not n:
-        return None
-    mid = n // 2
-    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
