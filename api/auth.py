@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.dependencies import StateDep
@@ -142,11 +143,15 @@ def reader(request: Request, state: StateDep, key: str | None = Depends(_key)) -
     return read_access(state, limiter, key, _client(request), failed=request.app.state.failed_keys)
 
 
-def require(action: Action) -> Callable[..., Principal]:
+def require(action: Action) -> Callable[..., Awaitable[Principal]]:
     """Dependency of a write route: an API key whose role allows ``action`` (scope checked by the route)."""
 
-    def dependency(request: Request, state: StateDep, key: str | None = Depends(_key)) -> Principal:
-        principal = identify(state, request.app.state.failed_keys, key, _client(request))
+    async def dependency(request: Request, state: StateDep, key: str | None = Depends(_key)) -> Principal:
+        failed, client = request.app.state.failed_keys, _client(request)
+        try:  # async: a key in memory costs no thread hop; one to look up goes to the threadpool
+            principal = identify(state, failed, key, client, resolve=False)
+        except NotCached:
+            principal = await run_in_threadpool(identify, state, failed, key, client)
         if principal is None:
             raise NotAuthenticated(f"{action.replace('_', ' ')} needs an API key")
         principal.require(action)

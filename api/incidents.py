@@ -12,6 +12,7 @@ only incidents under it). Reporter names and phones are shown only to roles that
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import hashlib
@@ -27,7 +28,7 @@ from pydantic import BaseModel, Field
 from api.auth import reader, require
 from api.dependencies import MAX_INT, StateDep
 from api.lookup import SET_HELP
-from api.state import ServiceState
+from api.state import NotCached, ServiceState
 from geogrid.access import Action, Principal
 from geogrid.errors import Forbidden, InvalidIncident, NotFound, PreconditionRequired
 from geogrid.incidents import kpis, states
@@ -137,13 +138,18 @@ def _visible(
     return item
 
 
-def placed(state: ServiceState, set_name: str, report: Report, principal: Principal) -> Placement:
-    """Where a report lies (the version of its day, the service's settings); 403 outside the caller's scope."""
+def placed(
+    state: ServiceState, set_name: str, report: Report, principal: Principal, *, build: bool = True
+) -> Placement:
+    """Where a report lies (the version of its day, the service's settings); 403 outside the caller's scope.
+    With ``build=False`` only from memory: NotCached where an index or the matcher is not loaded yet."""
     settings = state.settings
     placement = locate(
         report,
-        lambda day: state.index(set_name, day),
-        state.matcher(set_name) if report.address else None,
+        (lambda day: state.index(set_name, day))
+        if build
+        else (lambda day: state.loaded_index(set_name, day)),
+        state.matcher(set_name, build=build) if report.address else None,
         tz=state.incidents.calendar.tz,
         disagree_m=settings.incident_disagree_m,
         near_m=settings.incident_near_m,
@@ -156,7 +162,7 @@ def placed(state: ServiceState, set_name: str, report: Report, principal: Princi
 
 
 @router.post("/v1/incidents", status_code=201, summary="Report an incident (idempotent with Idempotency-Key)")
-def report(
+async def report(  # async: placing is from memory and the write is the incident writer's (no thread hop)
     body: IncidentIn,
     response: Response,
     state: StateDep,
@@ -183,12 +189,15 @@ def report(
         key=idempotency_key,
     )
     state.incidents.catalogue.get(got.category)  # an unknown category is 422 before any placing
-    settings = state.settings
-    placement = placed(state, set_name, got, principal)
+    try:
+        placement = placed(state, set_name, got, principal, build=False)
+    except NotCached:  # the first report of a day or set: read and build off the event loop
+        placement = await run_in_threadpool(placed, state, set_name, got, principal)
     sent = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
-    item, created = state.incidents.create(
-        set_name, got, placement, actor=principal.name, request_hash=sent, duplicates_m=settings.duplicate_m
+    committed = state.incidents.submit(
+        set_name, got, placement, principal.name, request_hash=sent, duplicates_m=state.settings.duplicate_m
     )
+    item, created = await asyncio.wrap_future(committed)  # answered once the incident is committed
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -125,13 +125,15 @@ class ServiceState:
         self._reader: threading.Thread | None = None
 
     def close(self) -> None:
-        """Stop the background reader and the escalation job, and release the database connections."""
+        """Stop the background reader, the escalation job and the incident writer, and release the database
+        connections."""
         if self._reader is not None:
             self._queue.put(None)
             self._reader.join(timeout=5)
         self._stopping.set()
         if self._escalator is not None:
             self._escalator.join(timeout=5)
+        self.incidents.close()  # reports queued for the next commit are written first
         self.store.engine.dispose()
 
     def start_escalation(self) -> None:

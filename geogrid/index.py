@@ -22,6 +22,7 @@ to exactly one of them, the unit with the smallest code (plain string order). Ev
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -72,6 +73,8 @@ class VersionSource(Protocol):
     def units(self, set_name: str, *, version: int | None = None) -> gpd.GeoDataFrame: ...
 
 
+FEW = 256  # fewer points are located on the calling thread: OpenMP's threads spin for a while after each
+# parallel call, taking the other core from the database and the requests (1.3 s p99 tails at intake)
 MAX_EDGE_SCAN = 20_000  # coverage edges scanned one by one for a nearest unit; beyond, the STRtree
 
 
@@ -347,7 +350,8 @@ class GridIndex:
         y = np.ascontiguousarray(lat, dtype=np.float64).ravel()
         if x.shape != y.shape:
             raise InvalidCoordinates(f"{x.size} longitudes but {y.size} latitudes")
-        ranks, on = K.locate_many(x, y, self._F, self._I)
+        locate = K.locate_few if x.size < FEW else K.locate_many
+        ranks, on = locate(x, y, self._F, self._I)
         snapped = np.zeros(len(ranks), dtype=bool)
         if snap_m > 0:
             missing = np.flatnonzero((ranks < 0) & np.isfinite(x) & np.isfinite(y))
@@ -373,13 +377,21 @@ class GridIndex:
                 out[i] = m.distance(x, y, m.segments, m.offsets[r], m.offsets[r + 1])
         return out
 
+    def codes_of(self, rank: NDArray[np.integer[Any]]) -> NDArray[np.object_]:
+        """The code of each unit by rank ('' where rank < 0)."""
+        return self._codes_or_empty[rank]
+
     def ancestors(self, rank: NDArray[np.integer[Any]]) -> dict[str, NDArray[np.object_]]:
         """The code of each unit's ancestor at every level ('' where rank < 0 or none)."""
-        out: dict[str, NDArray[np.object_]] = {}
-        for level, (codes, _names) in self.parents.items():
-            padded = np.append(np.asarray(codes, dtype=object), "")
-            out[level] = padded[rank]  # rank -1 picks the trailing ''
-        return out
+        return {level: padded[rank] for level, padded in self._parents_or_empty.items()}  # -1 picks the ''
+
+    @functools.cached_property
+    def _parents_or_empty(self) -> dict[str, NDArray[np.object_]]:
+        """Each level's ancestor codes by rank, with a trailing '' (made once: a report places one point)."""
+        return {
+            level: np.append(np.asarray(codes, dtype=object), "")
+            for level, (codes, _) in self.parents.items()
+        }
 
     def lookup(
         self, lon: float, lat: float, crs: Any = "wgs84", at: dt.date | None = None, *, snap_m: float = 0.0

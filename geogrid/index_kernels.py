@@ -305,6 +305,23 @@ def locate_one(px: float, py: float, F: np.ndarray, I: np.ndarray) -> int:
     return _in_record(px, py, rx, ry, F, I, -v - 2)
 
 
+@njit(cache=True, nogil=True)
+def locate_few(xs: np.ndarray, ys: np.ndarray, F: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A few points, one by one on the calling thread, as :func:`locate_many` answers them (for a handful,
+    waking the parallel pool costs far more than the work, and its threads take the cores requests need)."""
+    n = xs.shape[0]
+    ranks = np.empty(n, dtype=np.int32)
+    on = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        r = locate_one(xs[i], ys[i], F, I)
+        if r < 0:
+            ranks[i] = NONE
+        else:
+            ranks[i] = r >> 1
+            on[i] = (r & 1) == 1
+    return ranks, on
+
+
 @njit(cache=True, parallel=True, nogil=True)  # batches: the GIL is free for requests meanwhile
 def locate_many(
     xs: np.ndarray, ys: np.ndarray, F: np.ndarray, I: np.ndarray

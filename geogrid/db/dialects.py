@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 LOCATE_FUNCTION = """
 CREATE OR REPLACE FUNCTION geogrid_locate(
@@ -63,6 +64,15 @@ class PostGIS:
     def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
         """The median of ``column`` as an aggregate (None where the engine has none)."""
         return sa.func.percentile_cont(0.5).within_group(column)
+
+    def insert_new(
+        self, table: sa.Table, unique: Sequence[str], returning: Iterable[sa.ColumnElement[Any]]
+    ) -> sa.Insert:
+        """INSERT that skips a row whose ``unique`` columns are taken (waiting for a writer holding them)
+        and returns ``returning`` of the rows it inserted."""
+        return (
+            postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(*returning)
+        )
 
     def insert_many(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -144,6 +154,13 @@ class SpatiaLite:
     def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
         """SQLite has no median aggregate: the caller computes it from the values."""
         return None
+
+    def insert_new(
+        self, table: sa.Table, unique: Sequence[str], returning: Iterable[sa.ColumnElement[Any]]
+    ) -> sa.Insert:
+        """INSERT that skips a row whose ``unique`` columns are taken and returns ``returning`` of the rows
+        it inserted."""
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(*returning)
 
     def insert_many(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -16,18 +16,22 @@ import datetime as dt
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
-from geogrid.db.dialects import dialect_of
+from geogrid.db.dialects import DIALECTS, dialect_of
+from geogrid.db.group_commit import GroupCommit
 from geogrid.db.schema import incident, incident_event
 from geogrid.db.store import Store, _now, _utc
-from geogrid.errors import IllegalTransition, InvalidIncident, NotFound, VersionConflict
+from geogrid.deadline import Deadline
+from geogrid.deadline import current as request_deadline
+from geogrid.errors import IllegalTransition, InvalidIncident, NotFound, RequestTimeout, VersionConflict
 from geogrid.incidents import kpis, states
 from geogrid.incidents.calendar import WorkingCalendar
 from geogrid.incidents.catalogue import Catalogue, Service
@@ -37,10 +41,32 @@ from geogrid.incidents.placement import metres as metres_between
 
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
-# built once: a statement made with .values(**row) per request costs a millisecond of bind parameters
-INSERT_INCIDENT = sa.insert(incident).returning(*(incident.c[c] for c in INCIDENT_COLUMNS))
 INSERT_EVENT = sa.insert(incident_event)
+INSERT_RETURNING = sa.insert(incident).returning(
+    *(incident.c[c] for c in INCIDENT_COLUMNS), sort_by_parameter_order=True
+)
 CHUNK = 2000  # rows a statement carries (SQLite binds at most 32,766 parameters)
+REUSED_KEY = (
+    "this idempotency key was used for another report; a retry must repeat its request exactly, a new "
+    "report needs a new key"
+)
+
+
+PENDING = RuntimeError("not written yet")  # a place held in a batch's answers
+
+
+@dataclass(frozen=True, slots=True)
+class _New:
+    """A report waiting for its batch's transaction."""
+
+    set_name: str
+    report: Report
+    placement: Placement
+    service: Service
+    digest: str
+    actor: str
+    duplicates_m: float | None
+    deadline: Deadline | None  # the request's: a report whose client was told it timed out is not written
 
 
 class IncidentStore:
@@ -55,6 +81,13 @@ class IncidentStore:
         self.actor = actor
         self._set_ids: dict[str, int] = {}
         self._store = Store(engine, actor)  # the set lookup every store shares
+        returned = (incident.c[c] for c in INCIDENT_COLUMNS)
+        self._insert_new = DIALECTS[engine.dialect.name].insert_new(
+            incident, ("set_id", "idem_key"), returned
+        )
+        self._writer: GroupCommit[_New, tuple[dict[str, Any], bool]] = GroupCommit(
+            self._write, "geogrid-incident-writer"
+        )
 
     # ---- intake -----------------------------------------------------------------------------------
     def create(
@@ -72,43 +105,152 @@ class IncidentStore:
         ``request_hash`` identifies the request as sent (default: the report's fingerprint); a channel that
         fills in defaults (the time of receipt) gives the hash of what the client sent, so a retry matches.
         With ``duplicates_m`` a new incident comes with ``duplicate_candidates`` (see :meth:`nearby`), found
-        in the same transaction.
+        in the same transaction. Reports arriving together are committed together (:meth:`submit`).
         """
-        service = self.catalogue.get(report.category)
-        actor = actor or self.actor
-        digest = request_hash or report.fingerprint()
-        set_id = self._set_of(set_name)
-        try:  # a retry is rare: the key's unique index finds it, not a look before every insert
-            with self.engine.begin() as conn:
-                made = self._insert(conn, set_id, report, placement, service, digest, actor)
-                if duplicates_m is not None and made["lon"] is not None and made["lat"] is not None:
-                    made["duplicate_candidates"] = self._nearby(
-                        conn, set_id, made["category"], made["lon"], made["lat"], duplicates_m, made["id"]
-                    )
-                return made, True
-        except IntegrityError:
-            if report.key is None:
-                raise
-            with self.engine.connect() as conn:  # another request with this key won the race
-                found = self._by_key(conn, set_id, report.key, digest)
-            if found is None:
-                raise
-            return found, False
+        return self.submit(
+            set_name, report, placement, actor, request_hash=request_hash, duplicates_m=duplicates_m
+        ).result()
 
-    def _insert(
+    def submit(
         self,
-        conn: Connection,
-        set_id: int,
+        set_name: str,
         report: Report,
         placement: Placement,
-        service: Service,
-        digest: str,
-        actor: str,
-    ) -> dict[str, Any]:
-        row, detail = self._new_row(set_id, report, placement, service, digest, actor, _now())
-        made = conn.execute(INSERT_INCIDENT, row).mappings().one()  # one cached statement, values bound
-        _log(conn, made["id"], 1, "report", None, "reported", actor, row["received_at"], None, (), detail)
-        return _record(made)
+        actor: str | None = None,
+        *,
+        request_hash: str | None = None,
+        duplicates_m: float | None = None,
+    ) -> Future[tuple[dict[str, Any], bool]]:
+        """:meth:`create` as a future that answers once the incident is committed (with the reports that
+        arrived with it, in one transaction) — or with the error that kept it out."""
+        new = _New(
+            set_name=set_name,
+            report=report,
+            placement=placement,
+            service=self.catalogue.get(report.category),
+            digest=request_hash or report.fingerprint(),
+            actor=actor or self.actor,
+            duplicates_m=duplicates_m,
+            deadline=request_deadline(),
+        )
+        return self._writer.submit(new)
+
+    def close(self) -> None:
+        """Commit the reports queued and stop the writer thread."""
+        self._writer.close()
+
+    def _write(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        """Commit a batch of new reports: those whose request has not timed out (from now on their clients
+        wait for this answer), in one transaction; if it fails, each one alone, so that only the report at
+        fault fails (and nothing of a failed one is written)."""
+        out: list[tuple[dict[str, Any], bool] | BaseException] = []
+        live: list[_New] = []
+        for new in batch:
+            try:
+                if new.deadline is not None:
+                    new.deadline.begin_commit()
+                live.append(new)
+                out.append(PENDING)
+            except RequestTimeout as error:  # the client was told 503: nothing of it may be written
+                out.append(error)
+        answers = iter(self._write_all(live) if live else [])
+        return [next(answers) if o is PENDING else o for o in out]
+
+    def _write_all(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        try:
+            with self.engine.begin() as conn:
+                return self._write_in(conn, batch)
+        except Exception as error:
+            if len(batch) == 1:
+                return [error]
+        out: list[tuple[dict[str, Any], bool] | BaseException] = []
+        for one in batch:
+            try:
+                with self.engine.begin() as conn:
+                    out += self._write_in(conn, [one])
+            except Exception as error:
+                out.append(error)
+        return out
+
+    def _write_in(
+        self, conn: Connection, batch: Sequence[_New]
+    ) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        """Insert the batch's reports in a few statements, whatever its size (a key twice in the batch is
+        answered from its first report); a lone report whose key was taken before gets the key's incident."""
+        now = _now()
+        out: list[tuple[dict[str, Any], bool] | BaseException | None] = [None] * len(batch)
+        set_ids = {name: self._set_id_in(conn, name) for name in {new.set_name for new in batch}}
+        first: dict[tuple[str, str], int] = {}  # (set, key) → position of its first report in the batch
+        for pos, new in enumerate(batch):
+            if new.report.key is not None:
+                first.setdefault((new.set_name, new.report.key), pos)
+        fresh: list[tuple[int, _New, dict[str, Any], dict[str, Any]]] = []  # (position, report, row, detail)
+        rows: list[dict[str, Any]] = []  # the incidents made, as fresh
+        for pos, new in enumerate(batch):
+            key = new.report.key
+            if key is not None and first[new.set_name, key] != pos:
+                continue  # answered below from its first report
+            row, detail = self._new_row(
+                set_ids[new.set_name], new.report, new.placement, new.service, new.digest, new.actor, now
+            )
+            fresh.append((pos, new, row, detail))
+        if len(fresh) == 1:  # alone (or retried alone): a key another writer holds is waited for, then found
+            pos, new, row, _ = fresh[0]
+            inserted = conn.execute(self._insert_new, row).mappings().first()
+            if inserted is None:
+                assert new.report.key is not None
+                try:
+                    before = self._by_key(conn, row["set_id"], new.report.key, new.digest)
+                    assert before is not None, f"key {new.report.key!r} conflicts but finds no incident"
+                    out[pos] = (before, False)
+                except InvalidIncident as error:
+                    out[pos] = error
+                fresh = []
+            else:
+                rows = [_record(inserted)]
+        elif fresh:  # a key taken before (a retry) fails the batch, and each report is written alone
+            returned = conn.execute(INSERT_RETURNING, [row for _, _, row, _ in fresh]).mappings().all()
+            rows = [_record(r) for r in returned]
+        if fresh:
+            conn.execute(
+                INSERT_EVENT,
+                [
+                    {
+                        "incident_id": item["id"], "seq": 1, "action": "report", "from_state": None,
+                        "to_state": "reported", "actor": new.actor, "at": now, "note": None, "attachments": [],
+                        "detail": detail,
+                    }
+                    for item, (_, new, _, detail) in zip(rows, fresh, strict=True)
+                ],
+            )  # fmt: skip
+            asked = [
+                (row["set_id"], item, new.duplicates_m)
+                for item, (_, new, row, _) in zip(rows, fresh, strict=True)
+                if new.duplicates_m is not None and item["lon"] is not None and item["lat"] is not None
+            ]
+            near = self._nearby_many(conn, asked) if asked else {}
+            for item, (pos, _, _, _) in zip(rows, fresh, strict=True):
+                if item["id"] in near:
+                    item["duplicate_candidates"] = near[item["id"]]
+                out[pos] = (item, True)
+        for pos, new in enumerate(batch):
+            if out[pos] is None:  # the same key earlier in the batch: a retry of that report, or a misuse
+                was = first[new.set_name, str(new.report.key)]
+                answer = out[was]
+                assert answer is not None
+                if isinstance(answer, BaseException):
+                    out[pos] = answer
+                elif new.digest != batch[was].digest:
+                    out[pos] = InvalidIncident(REUSED_KEY, field="idempotency_key")
+                else:
+                    out[pos] = (answer[0], False)
+        return [o for o in out if o is not None]
+
+    def _set_id_in(self, conn: Connection, set_name: str) -> int:
+        found = self._set_ids.get(set_name)
+        if found is None:
+            found = self._set_ids[set_name] = self._store._set_id(conn, set_name)
+        return found
 
     def _new_row(
         self,
@@ -278,11 +420,7 @@ class IncidentStore:
         if row is None:
             return None
         if row[1] != digest:
-            raise InvalidIncident(
-                "this idempotency key was used for another report; a retry must repeat its request "
-                "exactly, a new report needs a new key",
-                field="idempotency_key",
-            )
+            raise InvalidIncident(REUSED_KEY, field="idempotency_key")
         return self._get(conn, set_id, int(row[0]))
 
     # ---- reading ----------------------------------------------------------------------------------
@@ -585,6 +723,52 @@ class IncidentStore:
             if apart <= metres:
                 found.append({"id": r["id"], "distance_m": round(apart, 1), "state": r["state"]})
         return sorted(found, key=lambda f: (f["distance_m"], f["id"]))
+
+    def _nearby_many(
+        self, conn: Connection, asked: Sequence[tuple[int, Mapping[str, Any], float]], limit: int = 5
+    ) -> dict[int, list[dict[str, Any]]]:
+        """:meth:`_nearby` for many new incidents in one query: for each, the ``limit`` nearest open incidents
+        of its category within its metres that were reported before it (asked: set id, incident, metres)."""
+        boxes = []
+        for set_id, made, metres in asked:
+            dlat = metres / 111_195.0
+            dlon = dlat / max(math.cos(math.radians(made["lat"])), 0.01)
+            boxes.append(
+                sa.select(
+                    sa.literal(made["id"], sa.Integer).label("qid"),
+                    sa.literal(set_id, sa.Integer).label("set_id"),
+                    sa.literal(made["category"], sa.String).label("category"),
+                    sa.literal(made["lat"] - dlat, sa.Float).label("lat0"),
+                    sa.literal(made["lat"] + dlat, sa.Float).label("lat1"),
+                    sa.literal(made["lon"] - dlon, sa.Float).label("lon0"),
+                    sa.literal(made["lon"] + dlon, sa.Float).label("lon1"),
+                )
+            )
+        q = (boxes[0] if len(boxes) == 1 else sa.union_all(*boxes)).cte("q")
+        c = incident.c
+        rows = conn.execute(
+            sa.select(q.c.qid, c.id, c.lon, c.lat, c.state)
+            .select_from(q)
+            .join(
+                incident,
+                sa.and_(
+                    c.set_id == q.c.set_id,
+                    c.category == q.c.category,
+                    c.lat.between(q.c.lat0, q.c.lat1),
+                    c.lon.between(q.c.lon0, q.c.lon1),
+                    c.id < q.c.qid,
+                    c.state.in_(sorted(states.OPEN)),
+                ),
+            )
+        ).all()
+        where = {made["id"]: (made, metres) for _, made, metres in asked}
+        found: dict[int, list[dict[str, Any]]] = {made["id"]: [] for _, made, _ in asked}
+        for qid, other, lon, lat, state in rows:
+            made, metres = where[qid]
+            apart = metres_between((made["lon"], made["lat"]), (lon, lat))
+            if apart <= metres:
+                found[qid].append({"id": other, "distance_m": round(apart, 1), "state": state})
+        return {k: sorted(v, key=lambda f: (f["distance_m"], f["id"]))[:limit] for k, v in found.items()}
 
     def reporters(self, set_name: str, incident_id: int) -> list[dict[str, Any]]:
         """Whom to answer (结果回复) about an incident: its reporter and those of the duplicates merged into it."""

@@ -87,7 +87,7 @@ def place_many(
     if located.any():
         found = index.assign(px[located], py[located])
         rank[located], on[located] = found.rank, found.on_boundary
-    codes = np.append(np.asarray(index.codes, dtype=object), "")[rank]
+    codes = index.codes_of(rank)
     up = index.ancestors(rank)
     near = index.distances_to_boundary(rank, px, py)
     version = index.meta.get("version")

@@ -21,7 +21,8 @@ from geogrid.crs import wgs84_to_gcj02
 from geogrid.db.addresses import AddressStore
 from geogrid.db.incidents import IncidentStore
 from geogrid.db.keys import Keys
-from geogrid.errors import IllegalTransition
+from geogrid.deadline import running as request_deadline
+from geogrid.errors import IllegalTransition, InvalidIncident, RequestTimeout
 from geogrid.incidents.calendar import WorkingCalendar
 from geogrid.incidents.catalogue import catalogue
 from geogrid.incidents.intake import Report
@@ -180,20 +181,21 @@ def test_a_retry_with_its_key_returns_the_same_incident(client, county):
 
 
 def test_a_hundred_concurrent_retries_make_one_incident(db, county):
-    store = IncidentStore(db, catalogue(), WorkingCalendar(frozenset(), frozenset()))
+    calendar = WorkingCalendar(frozenset(), frozenset())
+    stores = [IncidentStore(db, catalogue(), calendar) for _ in range(2)]  # two server processes' writers
     report = Report("E0102", "同一件事", dt.datetime(2026, 7, 1, 9, tzinfo=CST), key="storm-1")
     placement = Placement("coordinates", *county["point_a"], 2, county["b"])
     barrier = threading.Barrier(100)
     results: list = []
 
-    def one():
+    def one(store):
         barrier.wait()
         try:
             results.append(store.create("s", report, placement, actor="storm"))
         except Exception as exc:  # collected: the assertion below shows it
             results.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(100)]
+    threads = [threading.Thread(target=one, args=(stores[i % 2],)) for i in range(100)]
     for t in threads:
         t.start()
     for t in threads:
@@ -211,6 +213,59 @@ def test_a_hundred_concurrent_retries_make_one_incident(db, county):
             )
         ).scalar()
     assert (n, logged) == (1, 1)
+
+
+def test_reports_committed_together_each_get_their_own_answer(db, county):
+    """One batch of the incident writer: new reports, a retry and a misuse of a key in the batch, a key
+    taken before, and a report whose request timed out — each answered as if it were alone."""
+    store = IncidentStore(db, catalogue(), WorkingCalendar(frozenset(), frozenset()))
+    at = dt.datetime(2026, 7, 1, 9, tzinfo=CST)
+    where = Placement("coordinates", *county["point_a"], 2, county["b"])
+    before, _ = store.create("s", Report("E0102", "早就报过", at, key="batch-0"), where)
+    gate, entered, sizes = threading.Event(), threading.Event(), []
+    write = store._writer._write
+
+    def gated(batch):
+        entered.set()
+        gate.wait(timeout=60)
+        sizes.append(len(batch))
+        return write(batch)
+
+    store._writer._write = gated
+    blocker = store.submit("s", Report("E0102", "先到", at), where)  # the writer waits on the gate with it
+    assert entered.wait(timeout=60)
+    a = Report("E0102", "甲", at, key="batch-1")
+    reports = [
+        a,
+        Report("E0102", "乙", at),
+        a,  # a retry of a, in the same batch
+        Report("E0102", "丙", at, key="batch-1"),  # the key of a with another report
+        Report("E0102", "早就报过", at, key="batch-0"),  # a retry of a report committed before
+    ]
+    futures = [store.submit("s", r, where) for r in reports]
+    with request_deadline(0.0):  # its client was told 503 before the writer got to it
+        timed_out = store.submit("s", Report("E0102", "超时", at, key="batch-late"), where)
+    gate.set()
+    assert blocker.result(timeout=60)[1] is True
+    answers = [f.exception(timeout=60) or f.result() for f in futures]
+    assert sizes == [1, 6]  # the five and the timed-out one came together
+    (made_a, new_a), (made_b, new_b), (again_a, new_again), reused, (found, new_found) = answers
+    assert (new_a, new_b, new_again, new_found) == (True, True, False, False)
+    assert again_a["id"] == made_a["id"] != made_b["id"]
+    assert isinstance(reused, InvalidIncident)
+    assert found["id"] == before["id"]
+    assert isinstance(timed_out.exception(timeout=60), RequestTimeout)
+    with db.connect() as conn:
+        keys = conn.execute(
+            sa.text("SELECT idem_key, count(*) FROM incident WHERE idem_key LIKE 'batch-%' GROUP BY idem_key")
+        ).all()
+        logged = conn.execute(
+            sa.text("SELECT count(*) FROM incident_event WHERE incident_id IN (:a, :b)"),
+            {"a": made_a["id"], "b": made_b["id"]},
+        ).scalar()
+    assert dict(keys) == {"batch-0": 1, "batch-1": 1}  # nothing of the timed-out report was written
+    assert logged == 2
+    store.close()
 
 
 # ---- the loop --------------------------------------------------------------------------------------
