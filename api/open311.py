@@ -5,7 +5,9 @@ the service list and one service's definition (no attributes beyond the standard
 false), POST a request (form-encoded as the spec says, or JSON; ``api_key`` as a field or in the usual
 headers), GET requests with the spec's filters, one request, and a token. A report is placed and stored at
 once (``type`` realtime), so POST answers the ``service_request_id`` (the incident's id), never a token; a
-client that asks ``tokens/{id}`` anyway gets that id back. The one jurisdiction is the default set.
+client that asks ``tokens/{id}`` anyway gets that id back. The one jurisdiction is the default set. An
+``Idempotency-Key`` header (a GeoGrid extension) makes a POST safe to retry: the same key and fields answer
+200 with the first request's id, the key with other fields is an error.
 
 Every route here answers errors in the spec's shape (``[{"code", "description"}]``, ``<errors><error>``),
 GeoGridError and validation errors alike (:class:`Open311Route`): 404 for what does not exist, 403 for a
@@ -16,8 +18,10 @@ The routes stay out of the OpenAPI document, whose contract (problem+json) is no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -38,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import identify, key_of, read_access
 from api.dependencies import MAX_INT, StateDep
 from api.incidents import placed
-from api.state import ServiceState
+from api.state import NotCached, ServiceState
 from geogrid.access import Action, Principal
 from geogrid.errors import (
     DatabaseUnavailable,
@@ -362,20 +366,36 @@ async def create_request(request: Request, state: StateDep, format: Format) -> R
         media=(body.media_url,) if body.media_url else (),
         reporter_name=_reporter(body.first_name, body.last_name),
         reporter_phone=body.phone,
+        key=_idempotency_key(request),
     )
 
-    def run() -> dict[str, Any]:
-        placement = placed(state, set_name, report, principal)
-        return state.incidents.create(set_name, report, placement, actor=principal.name)[0]
-
-    item = await run_in_threadpool(run)
+    try:
+        placement = placed(state, set_name, report, principal, build=False)
+    except NotCached:  # the first report of a day or set: read and build off the event loop
+        placement = await run_in_threadpool(placed, state, set_name, report, principal)
+    sent = hashlib.sha256(  # what the client sent (not the time received): a retry matches its first try
+        orjson.dumps(body.model_dump(mode="json", exclude={"api_key"}), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
+    committed = state.incidents.submit(set_name, report, placement, principal.name, request_hash=sent)
+    item, new = await asyncio.wrap_future(committed)  # answered once the incident is committed
     created = {
         "service_request_id": str(item["id"]),
         "service_notice": _notice(service, item["deadline"], state.incidents.calendar.tz),
         "account_id": body.account_id,
     }
-    location = {"Location": f"/open311/v2/requests/{item['id']}.{format}"}
-    return _answer(format, "service_requests", [created], 201, location)
+    headers = {"Location": f"/open311/v2/requests/{item['id']}.{format}"}
+    if not new:
+        headers["Idempotent-Replayed"] = "true"
+    return _answer(format, "service_requests", [created], 201 if new else 200, headers)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key header (a GeoGrid extension: a retry with it returns the first
+    request's service_request_id, 200 rather than 201); 400 if it is blank or not printable."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (key.strip() and key.isprintable() and len(key) <= 200):
+        raise InvalidParameter("Idempotency-Key must be 1–200 printable characters", field="Idempotency-Key")
+    return key
 
 
 # ---- reading requests --------------------------------------------------------------------------------

@@ -187,6 +187,21 @@ def test_a_json_body_and_a_header_key_are_taken_too(client, county):
     assert stored["description"] == "暴露垃圾"  # the spec's description is optional: the service's name
 
 
+def test_a_retry_with_an_idempotency_key_returns_the_first_request(client, county):
+    first = post(client, spec_example(county), "json", **{"Idempotency-Key": "open311-retry-1"})
+    again = post(client, spec_example(county), "json", **{"Idempotency-Key": "open311-retry-1"})
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()[0]["service_request_id"] == first.json()[0]["service_request_id"]
+    other = post(
+        client, spec_example(county, description="另一件事"), "xml", **{"Idempotency-Key": "open311-retry-1"}
+    )
+    assert other.status_code in (400, 422), other.text  # the key of another request: refused, spec-shaped
+    assert xml_of(other).tag == "errors"
+    without = [post(client, spec_example(county)) for _ in range(2)]  # no key: two requests, two incidents
+    assert len({w.json()[0]["service_request_id"] for w in without}) == 2
+
+
 # ---- GET requests ----------------------------------------------------------------------------------
 def test_requests_by_service_code_status_dates_and_ids(client, county):
     first = new_request(client, county, description=f"垃圾 回电 {PHONE}")
