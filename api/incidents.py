@@ -95,6 +95,9 @@ class ActionIn(BaseModel):
         None, ge=1, le=5, description="close: the reporter's rating (回访), 1–5."
     )
     duplicate_of: int | None = Field(None, ge=1, le=MAX_INT, description="void: the incident this repeats.")
+    coordinates: Coordinates | None = Field(
+        None, description="place: where the incident is (a point inside a micro-grid), in any CRS."
+    )
 
 
 def shown_incident(item: dict[str, Any], principal: Principal | None) -> dict[str, Any]:
@@ -211,6 +214,9 @@ def list_incidents(
     state: StateDep,
     principal: Reader,
     status: Annotated[str | None, Query(max_length=20, description="Only incidents in this state.")] = None,
+    queued: Annotated[
+        bool, Query(description="Only the manual-placement queue: open incidents in no micro-grid.")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     format: Annotated[str, FormatQuery] = "json",
@@ -222,7 +228,9 @@ def list_incidents(
         raise InvalidIncident(f"no state {status[:20]!r}: {', '.join(states.STATES)}", field="status")
     set_name = set or state.settings.default_set
     scope = [principal.scope] if principal is not None and principal.scope else None
-    items = state.incidents.incidents(set_name, state=status, units=scope, limit=limit, offset=offset)
+    items = state.incidents.incidents(
+        set_name, state=status, units=scope, queued=queued, limit=limit, offset=offset
+    )
     shown = [shown_incident(i, principal) for i in items]
     if format == "csv":
         flat = [
@@ -403,9 +411,12 @@ async def act(
         )
 
     def run() -> dict[str, Any]:
-        _visible(state, set_name, incident_id, principal)
+        item = _visible(state, set_name, incident_id, principal)
         if body.duplicate_of is not None:  # merged into an incident the caller may see, or none
             _visible(state, set_name, body.duplicate_of, principal)
+        where = None
+        if body.action == "place":  # on the boundaries of its day, within the caller's scope
+            where = _placed_by_hand(state, set_name, item, body.coordinates, principal)
         return state.incidents.act(
             set_name,
             incident_id,
@@ -417,11 +428,36 @@ async def act(
             level=body.level,
             satisfaction=body.satisfaction,
             duplicate_of=body.duplicate_of,
+            placement=where,
         )
 
     item = await run_in_threadpool(run)
     response.headers["ETag"] = f'"{item["seq"]}"'
     return shown_incident(item, principal)
+
+
+def _placed_by_hand(
+    state: ServiceState,
+    set_name: str,
+    item: dict[str, Any],
+    at: Coordinates | None,
+    principal: Principal,
+) -> Placement:
+    """Where a commander puts an incident: the micro-grid of the point on the boundaries of its day."""
+    if at is None:
+        raise InvalidIncident("place needs coordinates: where the incident is", field="coordinates")
+    where = Report(
+        category=item["category"],
+        description=item["description"],
+        reported_at=item["reported_at"],
+        crs=at.crs,
+        x=at.x,
+        y=at.y,
+    )
+    placement = placed(state, set_name, where, principal)
+    if placement.microgrid is None:
+        raise InvalidIncident(f"({at.x}, {at.y}) lies in no micro-grid of {set_name}", field="coordinates")
+    return placement
 
 
 @router.get("/v1/services", summary="The incident categories: events and components, limits, owners")

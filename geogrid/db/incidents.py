@@ -331,12 +331,14 @@ class IncidentStore:
     ) -> tuple[list[int | None], list[int]]:
         now = _now()
         set_id = self._store._set_id(conn, set_name)
+        c = incident.c
+        digests = [report.fingerprint() for report, _ in items]  # once each: a key seen again compares them
         keys = sorted({r.key for r, _ in items if r.key is not None})
         before: dict[str, tuple[int, str]] = {}
         for i in range(0, len(keys), CHUNK):
             found = conn.execute(
-                sa.select(incident.c.idem_key, incident.c.id, incident.c.request_hash).where(
-                    incident.c.set_id == set_id, incident.c.idem_key.in_(keys[i : i + CHUNK])
+                sa.select(c.idem_key, c.id, c.request_hash).where(
+                    c.set_id == set_id, c.idem_key.in_(keys[i : i + CHUNK])
                 )
             )
             before.update({str(k): (int(v), str(h)) for k, v, h in found})
@@ -344,37 +346,50 @@ class IncidentStore:
         fresh: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (position, row, first log detail)
         first_of: dict[str, int] = {}  # key → position of its first new row in this batch
         again: list[tuple[int, int]] = []  # (position, position of the same key earlier in the batch)
-        for pos, (report, placement) in enumerate(items):
-            digest = report.fingerprint()
-            if report.key is not None and report.key in before:
-                known_id, known_hash = before[report.key]
-                ids[pos] = known_id if known_hash == digest else None
-                continue
-            if report.key is not None and report.key in first_of:
-                again.append((pos, first_of[report.key]))
-                continue
-            if report.key is not None:
-                first_of[report.key] = pos
-            service = self.catalogue.get(report.category)
+        services: dict[str, Service] = {}
+        for pos, ((report, placement), digest) in enumerate(zip(items, digests, strict=True)):
+            key = report.key
+            if key is not None:
+                known = before.get(key)
+                if known is not None:
+                    ids[pos] = known[0] if known[1] == digest else None
+                    continue
+                if key in first_of:
+                    again.append((pos, first_of[key]))
+                    continue
+                first_of[key] = pos
+            service = services.get(report.category)
+            if service is None:
+                service = services[report.category] = self.catalogue.get(report.category)
             fresh.append((pos, *self._new_row(set_id, report, placement, service, digest, actor, now)))
         made: list[int] = []
-        for i in range(0, len(fresh), CHUNK):
-            part = fresh[i : i + CHUNK]
+        # rows that all have keys are written at once (COPY on PostGIS) and found again by key; the rest
+        # by an INSERT … RETURNING (SQLite would otherwise insert row by row to return ids)
+        keyed = bool(fresh) and all(row["idem_key"] is not None for _, row, _ in fresh)
+        for i in range(0, len(fresh), len(fresh) if keyed else CHUNK):
+            part = fresh[i : len(fresh) if keyed else i + CHUNK]
             rows = [row for _, row, _ in part]
-            keys_here = [row["idem_key"] for row in rows]
-            if all(k is not None for k in keys_here):  # found again by key: a plain executemany (SQLite
-                _insert_rows(conn, incident, rows)  # would otherwise insert row by row to return ids)
+            if keyed:
+                # ids only grow, so the new rows are those above the largest before; their keys tell
+                # them from rows others committed meanwhile (any key not found so is looked up by key)
+                floor = conn.execute(sa.select(sa.func.max(c.id))).scalar() or 0
+                _insert_rows(conn, incident, rows)
                 by_key = dict(
-                    conn.execute(
-                        sa.select(incident.c.idem_key, incident.c.id).where(
-                            incident.c.set_id == set_id, incident.c.idem_key.in_(keys_here)
-                        )
-                    ).all()
+                    conn.execute(sa.select(c.idem_key, c.id).where(c.set_id == set_id, c.id > floor)).all()
                 )
-                new_ids = [int(by_key[k]) for k in keys_here]
+                lost = [row["idem_key"] for row in rows if row["idem_key"] not in by_key]
+                for j in range(0, len(lost), CHUNK):
+                    by_key.update(
+                        conn.execute(
+                            sa.select(c.idem_key, c.id).where(
+                                c.set_id == set_id, c.idem_key.in_(lost[j : j + CHUNK])
+                            )
+                        ).all()
+                    )
+                new_ids = [int(by_key[row["idem_key"]]) for row in rows]
             else:
                 returned = conn.execute(
-                    sa.insert(incident).returning(incident.c.id, sort_by_parameter_order=True), rows
+                    sa.insert(incident).returning(c.id, sort_by_parameter_order=True), rows
                 )
                 new_ids = [int(r[0]) for r in returned]
             _insert_rows(
@@ -400,7 +415,7 @@ class IncidentStore:
                 ids[pos] = new_id
             made += new_ids
         for pos, first in again:
-            ids[pos] = ids[first] if items[pos][0].fingerprint() == items[first][0].fingerprint() else None
+            ids[pos] = ids[first] if digests[pos] == digests[first] else None
         return ids, made
 
     def _set_of(self, set_name: str) -> int:
@@ -444,10 +459,12 @@ class IncidentStore:
         *,
         state: str | None = None,
         units: Sequence[str] | None = None,
+        queued: bool = False,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """The set's incidents, newest first; ``units`` keeps those under any of these codes."""
+        """The set's incidents, newest first; ``units`` keeps those under any of these codes, ``queued``
+        those waiting for a commander to place them (in no micro-grid, not final)."""
         with self.engine.connect() as conn:
             query = sa.select(*(incident.c[c] for c in INCIDENT_COLUMNS)).where(
                 incident.c.set_id == self._store._set_id(conn, set_name)
@@ -456,6 +473,8 @@ class IncidentStore:
                 query = query.where(incident.c.state == state)
             if units is not None:
                 query = query.where(_under(units))
+            if queued:
+                query = query.where(incident.c.microgrid.is_(None), incident.c.state.in_(sorted(states.OPEN)))
             query = query.order_by(incident.c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
             return [_record(r) for r in conn.execute(query).mappings()]
 
@@ -566,9 +585,11 @@ class IncidentStore:
         level: str | None = None,
         satisfaction: int | None = None,
         duplicate_of: int | None = None,
+        placement: Placement | None = None,
         at: dt.datetime | None = None,
     ) -> dict[str, Any]:
-        """Take one step of the loop; the incident after it. ``expect``: the seq the caller last saw."""
+        """Take one step of the loop; the incident after it. ``expect``: the seq the caller last saw;
+        ``placement``: where ``place`` puts it."""
         actor = actor or self.actor
         now = (at or _now()).astimezone(dt.UTC)
         with self.engine.begin() as conn:
@@ -581,7 +602,7 @@ class IncidentStore:
                     seq=was["seq"],
                 )
             step = states.step(was["state"], action)
-            change: dict[str, Any] = {"state": step.target}
+            change: dict[str, Any] = {"state": step.target or was["state"]}
             detail: dict[str, Any] = {}
             service = self.catalogue.get(was["category"])
             route = service.route()
@@ -617,6 +638,20 @@ class IncidentStore:
                     "in_progress",
                 ):
                     change["state"] = stopped["from_state"]  # back where it was parked, not handled by nobody
+            elif action == "place":
+                if placement is None or placement.microgrid is None:
+                    raise InvalidIncident("place needs a point inside a micro-grid", field="coordinates")
+                change |= {
+                    "lon": placement.lon, "lat": placement.lat, "version_number": placement.version_number,
+                    "microgrid": placement.microgrid, "grid": placement.units.get("grid"),
+                    "community": placement.units.get("community"), "street": placement.units.get("street"),
+                    "placed_by": "manual", "flags": [f for f in was["flags"] if f != "queue"],
+                }  # fmt: skip
+                detail = {
+                    "from": was["microgrid"],
+                    "to": placement.microgrid,
+                    "placement": placement.to_dict(),
+                }
             elif action == "close" and satisfaction is not None:
                 if not 1 <= satisfaction <= 5:
                     raise InvalidIncident(f"satisfaction {satisfaction} is not 1 to 5", field="satisfaction")
@@ -988,21 +1023,38 @@ def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
 def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) at once (COPY on PostGIS, executemany on SpatiaLite): the
     column types' own bind processors, without the per-row work of a Core insert (an import writes 10⁴–10⁶
-    rows)."""
+    rows). Worked column by column: each conversion is one loop over a column, not a call per value."""
     if not rows:
         return
     columns = list(rows[0])
     dialect = conn.dialect
-    processors = [  # JSON by orjson (a tenth of the json module's time), the rest as the type binds it
-        _json_text
-        if isinstance(table.c[c].type, sa.JSON)
-        else table.c[c].type._cached_bind_processor(dialect)
-        for c in columns
-    ]
-    data = [
-        tuple(r[c] if f is None else f(r[c]) for c, f in zip(columns, processors, strict=True)) for r in rows
-    ]
-    dialect_of(conn).insert_many(conn, table.name, columns, data)
+
+    def iso_text(values: list[Any]) -> list[Any]:
+        # a timestamp the driver takes as it is goes as ISO text (the server parses it to the same
+        # instant): psycopg's own dumper costs microseconds a value; a repeated one (now) is formatted once
+        out: list[Any] = []
+        last: Any = None
+        text: Any = None
+        for value in values:
+            if value is not last:
+                last, text = value, (value.isoformat() if isinstance(value, dt.datetime) else value)
+            out.append(text)
+        return out
+
+    data = []
+    for name in columns:
+        values = [r[name] for r in rows]
+        kind = table.c[name].type
+        if isinstance(kind, sa.JSON):  # JSON by orjson (a tenth of the json module's time)
+            values = [_json_text(v) for v in values]
+        else:
+            bind = kind._cached_bind_processor(dialect)
+            if bind is not None:
+                values = [bind(v) for v in values]
+            elif isinstance(kind, sa.DateTime):
+                values = iso_text(values)
+        data.append(values)
+    dialect_of(conn).insert_many(conn, table.name, columns, list(zip(*data, strict=True)))
 
 
 def _json_text(value: Any) -> str | None:

@@ -3,7 +3,8 @@
 reported 上报 → accepted 立案 → dispatched 派遣 → in progress 处置 → resolved 办结 → verified 核查 → closed
 结案, plus returned 退回 (the unit it went to says it is not theirs), parked 挂账 (cannot be solved now),
 escalated 升级 (one level up, by a commander or by the overdue job) and void 作废 (a duplicate or not a
-case). Every action names the permission it needs: workers handle (start, resolve, return, park), commanders
+case); place 人工定位 puts an open incident where a commander says (one the intake could not place waits
+for it in the manual-placement queue) and leaves its state as it is. Every action names the permission it needs: workers handle (start, resolve, return, park), commanders
 dispatch (accept, dispatch, verify, reject, close, void, escalate, resume). ``closed`` and ``void`` are final.
 """
 
@@ -40,7 +41,7 @@ class Step:
 
     action: str
     sources: frozenset[str]
-    target: str
+    target: str  # '' for a step that leaves the state as it is
     permission: Action
     label: str
 
@@ -73,6 +74,7 @@ STEPS: dict[str, Step] = {
             Action.dispatch,
             "作废",
         ),
+        Step("place", OPEN, "", Action.dispatch, "人工定位"),  # stays in its state, placed by hand
     )
 }
 

@@ -268,6 +268,33 @@ def test_reports_committed_together_each_get_their_own_answer(db, county):
     store.close()
 
 
+def test_a_queued_incident_is_placed_by_a_commander(client, county):
+    got = post(client, county, body(None, address="火星大道一号"))  # no point, an address not in the registry
+    assert got.status_code == 201, got.text
+    queued = got.json()
+    assert (queued["placed_by"], queued["microgrid"]) == ("queue", None)
+    listed = client.get("/v1/incidents", params={"queued": "true"}, headers=auth(county, "commander")).json()
+    assert queued["id"] in [i["id"] for i in listed["incidents"]]
+    assert all(i["microgrid"] is None for i in listed["incidents"])
+    here = {"x": county["point_a"][0], "y": county["point_a"][1]}
+    # a commander limited to a community does not see what lies in none; a point outside is refused
+    assert act(client, county, queued["id"], "place", "commander@home", coordinates=here).status_code == 404
+    outside = act(client, county, queued["id"], "place", coordinates={"x": 0.0, "y": 0.0})
+    assert problem(outside, 400)["field"] == "coordinates"
+    assert problem(act(client, county, queued["id"], "place"), 422)["field"] == "coordinates"
+    placed = act(client, county, queued["id"], "place", coordinates=here)
+    assert placed.status_code == 200, placed.text
+    item = placed.json()
+    # reported on 2026-07-01: the boundaries of that day put point A in micro-grid B
+    assert (item["microgrid"], item["placed_by"], item["state"]) == (county["b"], "manual", "reported")
+    assert item["grid"] == county["b"][:15] and item["community"] == county["b"][:12]
+    listed = client.get("/v1/incidents", params={"queued": "true"}, headers=auth(county, "commander")).json()
+    assert queued["id"] not in [i["id"] for i in listed["incidents"]]
+    log = client.get(f"/v1/incidents/{queued['id']}/log", headers=auth(county, "commander")).json()
+    assert [(e["action"], e["detail"].get("to")) for e in log["log"]][-1] == ("place", county["b"])
+    assert act(client, county, queued["id"], "accept").status_code == 200  # and on through the loop
+
+
 # ---- the loop --------------------------------------------------------------------------------------
 def act(client, county, incident_id, action, who="commander", **more):
     return client.post(
@@ -306,7 +333,7 @@ def test_an_illegal_step_is_409_naming_the_allowed_ones(client, county):
     iid = post(client, county, body(county["point_a"])).json()["id"]
     got = act(client, county, iid, "close")
     body_ = problem(got, 409, "accept", "void")
-    assert body_["allowed"] == ["accept", "escalate", "void"]
+    assert body_["allowed"] == ["accept", "escalate", "void", "place"]
     assert act(client, county, iid, "accept", who="worker").status_code == 403  # workers do not accept
     problem(act(client, county, iid, "fly"), 422, "action")
 
