@@ -329,6 +329,8 @@ def export_log(
     contact = principal is not None and principal.may(Action.contact)
     rows = []
     for line in state.incidents.export_log(set_name, units=scope, after_id=after_id, limit=limit):
+        if "to" in (line["detail"] or {}):
+            line["detail"] = {**line["detail"], "to": _people_shown(line["detail"]["to"], principal)}
         line["detail"] = orjson.dumps(line["detail"]).decode()
         line["attachments"] = orjson.dumps(line["attachments"]).decode()
         if not contact and line.get("note"):
@@ -382,6 +384,8 @@ def incident_log(
         line = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in line.items()}
         if not contact and line.get("note"):
             line["note"] = phones_masked(line["note"])
+        if "to" in (line.get("detail") or {}):
+            line["detail"] = {**line["detail"], "to": _people_shown(line["detail"]["to"], principal)}
         steps.append(line)
     return {"incident_id": incident_id, "log": steps}
 
@@ -417,6 +421,11 @@ async def act(
         where = None
         if body.action == "place":  # on the boundaries of its day, within the caller's scope
             where = _placed_by_hand(state, set_name, item, body.coordinates, principal)
+        to = (
+            _people_at(state, set_name, item, body.level or item["level"])
+            if body.action == "dispatch"
+            else None
+        )
         return state.incidents.act(
             set_name,
             incident_id,
@@ -429,11 +438,33 @@ async def act(
             satisfaction=body.satisfaction,
             duplicate_of=body.duplicate_of,
             placement=where,
+            to=to,
         )
 
     item = await run_in_threadpool(run)
     response.headers["ETag"] = f'"{item["seq"]}"'
-    return shown_incident(item, principal)
+    out = shown_incident(item, principal)
+    if "dispatched_to" in item:
+        out["dispatched_to"] = _people_shown(item["dispatched_to"], principal)
+    return out
+
+
+def _people_at(state: ServiceState, set_name: str, item: dict[str, Any], level: str) -> list[dict[str, Any]]:
+    """Who a dispatch to ``level`` reaches: the people posted today on the incident's micro-grid and grid,
+    its community or its street (none for a department or the county: they have no roster here)."""
+    codes = {"grid": ("microgrid", "grid"), "community": ("community",), "street": ("street",)}.get(level, ())
+    units = [item[c] for c in codes if item.get(c)]
+    if not units:
+        return []
+    cards = orjson.loads(state.directory(set_name).json(units, full_phones=False))
+    return [{"name": c["name"], "role": c["role"], "unit_code": c["unit_code"]} for c in cards]
+
+
+def _people_shown(people: list[dict[str, Any]], principal: Principal | None) -> list[dict[str, Any]]:
+    """People named in an incident's log, names masked for roles that may not contact people."""
+    if principal is not None and principal.may(Action.contact):
+        return people
+    return [{**p, "name": _mask_name(p.get("name"))} for p in people]
 
 
 def _placed_by_hand(

@@ -16,7 +16,10 @@ def keys_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
     role: Annotated[Role, typer.Option(help="What the key may do.")],
-    scope: Annotated[str | None, typer.Option(help="Limit the key to a street or community code.")] = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(help="Limit the key to a street or community code (a worker's also to a grid)."),
+    ] = None,
 ) -> None:
     """Create an API key and print it (it is shown this once; only its hash is kept)."""
     state = _state(ctx)

@@ -586,10 +586,12 @@ class IncidentStore:
         satisfaction: int | None = None,
         duplicate_of: int | None = None,
         placement: Placement | None = None,
+        to: Sequence[Mapping[str, Any]] | None = None,
         at: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Take one step of the loop; the incident after it. ``expect``: the seq the caller last saw;
-        ``placement``: where ``place`` puts it."""
+        ``placement``: where ``place`` puts it; ``to``: whom a dispatch reaches (logged, and answered as
+        ``dispatched_to``)."""
         actor = actor or self.actor
         now = (at or _now()).astimezone(dt.UTC)
         with self.engine.begin() as conn:
@@ -617,13 +619,16 @@ class IncidentStore:
                 change["level"] = route[here + 1]
                 change["deadline"] = self.calendar.deadline(now, service.limit, service.unit)
                 detail = {"from_level": was["level"], "to_level": change["level"]}
-            elif action == "dispatch" and level is not None:
-                if level not in route:
+            elif action == "dispatch":
+                if level is not None and level not in route:
                     raise InvalidIncident(
                         f"level {level!r} is not on this category's route: {', '.join(route)}", field="level"
                     )
-                change["level"] = level
-                detail = {"from_level": was["level"], "to_level": level}
+                if level is not None:
+                    change["level"] = level
+                    detail = {"from_level": was["level"], "to_level": level}
+                if to is not None:
+                    detail["to"] = [dict(p) for p in to]
             elif action in ("park", "resolve"):  # the clock stops: what was left of the limit is kept
                 left = self.calendar.working_hours_between(now, was["deadline"]) if was["deadline"] else None
                 detail = {"hours_left": left}
@@ -706,7 +711,10 @@ class IncidentStore:
                     conn, duplicate_of, kept["seq"] + 1, "merge", kept["state"], kept["state"], actor, now,
                     note, (), {"duplicate": incident_id},
                 )  # fmt: skip
-            return self._get(conn, set_id, incident_id)
+            after = self._get(conn, set_id, incident_id)
+            if "to" in detail:
+                after["dispatched_to"] = detail["to"]
+            return after
 
     def nearby(
         self,

@@ -37,13 +37,22 @@ class Keys:
     def create(
         self, name: str, role: str | Role, *, scope: str | None = None, actor: str = "geogrid"
     ) -> tuple[KeyInfo, str]:
-        """A new key for ``name`` with ``role``, limited to the street or community ``scope`` if given."""
+        """A new key for ``name`` with ``role``, limited to the street or community ``scope`` if given (a
+        worker's key also to their grid or micro-grid: workers act only on the incidents of their grids)."""
         role = Role(role)
         if scope is not None:
             if role is Role.admin:
                 raise InvalidCode("an admin key cannot be limited to a scope", field="scope")
-            if level_of(scope) not in (Level.street, Level.community):
-                raise InvalidCode(f"scope {scope!r} is not a street or community code", field="scope")
+            levels = (Level.street, Level.community) + (
+                (Level.grid, Level.microgrid) if role is Role.worker else ()
+            )
+            if level_of(scope) not in levels:
+                what = (
+                    "a street, community, grid or micro-grid"
+                    if role is Role.worker
+                    else "a street or community"
+                )
+                raise InvalidCode(f"scope {scope!r} is not {what} code", field="scope")
         if not name.strip() or len(name) > 100 or not name.isprintable():
             raise InvalidCode("a key needs a name of 1–100 printable characters", field="name")
         key = new_key()

@@ -21,8 +21,9 @@ from geogrid.crs import wgs84_to_gcj02
 from geogrid.db.addresses import AddressStore
 from geogrid.db.incidents import IncidentStore
 from geogrid.db.keys import Keys
+from geogrid.db.people import Roster
 from geogrid.deadline import running as request_deadline
-from geogrid.errors import IllegalTransition, InvalidIncident, RequestTimeout
+from geogrid.errors import IllegalTransition, InvalidCode, InvalidIncident, RequestTimeout
 from geogrid.incidents.calendar import WorkingCalendar
 from geogrid.incidents.catalogue import catalogue
 from geogrid.incidents.intake import Report
@@ -83,9 +84,8 @@ def county(db, demo_layers):
     return {"keys": keys, "a": a, "b": b, "point_a": inner_point(micro, a), "micro": micro}
 
 
-@pytest.fixture
-def client(db, county, tmp_path):
-    settings = Settings(
+def settings_for(db, tmp_path):
+    return Settings(
         database_url=db.url.render_as_string(hide_password=False),
         cache_dir=str(tmp_path / "cache"),
         default_set="s",
@@ -93,7 +93,11 @@ def client(db, county, tmp_path):
         admin_key="test-admin-key-0123456789abcdef",
         rate_limit_per_minute=0,
     )
-    with TestClient(create_app(settings)) as c:
+
+
+@pytest.fixture
+def client(db, county, tmp_path):
+    with TestClient(create_app(settings_for(db, tmp_path))) as c:
         yield c
 
 
@@ -293,6 +297,62 @@ def test_a_queued_incident_is_placed_by_a_commander(client, county):
     log = client.get(f"/v1/incidents/{queued['id']}/log", headers=auth(county, "commander")).json()
     assert [(e["action"], e["detail"].get("to")) for e in log["log"]][-1] == ("place", county["b"])
     assert act(client, county, queued["id"], "accept").status_code == 200  # and on through the loop
+
+
+def test_a_dispatch_reaches_the_people_of_the_grid_in_force(db, county, tmp_path):
+    grid = county["b"][:15]
+    roster = Roster(db, "tester")
+    roster.create_post(
+        "s", name="王小明", phone="13911112222", kind="worker_fulltime", role="worker", unit_code=grid,
+        valid_from=dt.date(2026, 1, 1), person_id="W1",
+    )  # fmt: skip
+    roster.create_post(  # left before today: not reached
+        "s", name="赵前任", phone="13911113333", kind="worker_fulltime", role="worker", unit_code=grid,
+        valid_from=dt.date(2025, 1, 1), valid_to=dt.date(2026, 1, 1), person_id="W0",
+    )  # fmt: skip
+    with TestClient(create_app(settings_for(db, tmp_path))) as client:  # a service started with the posts
+        dispatched_by_a_service_that_knows_the_posts(client, county, grid)
+
+
+def dispatched_by_a_service_that_knows_the_posts(client, county, grid):
+    iid = post(client, county, body(county["point_a"])).json()["id"]
+    assert act(client, county, iid, "accept").status_code == 200
+    sent = act(client, county, iid, "dispatch")
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["dispatched_to"] == [{"name": "王小明", "role": "worker", "unit_code": grid}]
+    log = client.get(f"/v1/incidents/{iid}/log", headers=auth(county, "commander")).json()["log"]
+    assert log[-1]["action"] == "dispatch" and log[-1]["detail"]["to"][0]["name"] == "王小明"
+    seen = client.get(f"/v1/incidents/{iid}/log", headers=auth(county, "viewer")).json()["log"]
+    assert seen[-1]["detail"]["to"][0]["name"] == "王**"  # a viewer does not contact people
+    exported = client.get("/v1/incidents/log.csv", headers=auth(county, "viewer")).text
+    assert "王小明" not in exported and "王**" in exported
+    # to the community: its people (none posted here), recorded as nobody
+    assert act(client, county, iid, "return", "worker").status_code == 200
+    again = act(client, county, iid, "dispatch", level="community")
+    assert again.status_code == 200 and again.json()["dispatched_to"] == []
+
+
+def test_a_worker_limited_to_a_grid_acts_only_there(db, client, county):
+    grid = county["b"][:15]
+    micro = county["micro"]
+    elsewhere = sorted(c for c in micro["code"] if c.startswith(HOME) and not c.startswith(grid))[0]
+    key = Keys(db).create("网格员", Role.worker, scope=grid)[1]
+    mine = post(client, county, body(county["point_a"])).json()["id"]
+    theirs = post(client, county, body(inner_point(micro, elsewhere))).json()["id"]
+    for iid in (mine, theirs):
+        for step in ("accept", "dispatch"):
+            assert act(client, county, iid, step).status_code == 200
+    as_worker = {"Authorization": f"Bearer {key}"}
+
+    def start(iid):
+        return client.post(f"/v1/incidents/{iid}/actions", json={"action": "start"}, headers=as_worker)
+
+    assert start(mine).status_code == 200
+    assert start(theirs).status_code == 404  # another grid of the same community: not theirs to see
+    listed = client.get("/v1/incidents", headers=as_worker).json()["incidents"]
+    assert {i["grid"] for i in listed} == {grid}
+    with pytest.raises(InvalidCode):  # grids are for workers' keys; a commander's is a street or community
+        Keys(db).create("网格长", Role.commander, scope=grid)
 
 
 # ---- the loop --------------------------------------------------------------------------------------
