@@ -61,9 +61,20 @@ class PostGIS:
         """Remove ``geogrid_locate``."""
         conn.execute(text("DROP FUNCTION IF EXISTS geogrid_locate(text, float8, float8, date, text)"))
 
-    def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
-        """The median of ``column`` as an aggregate (None where the engine has none)."""
-        return sa.func.percentile_cont(0.5).within_group(column)
+    def collect(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[Any] | None:
+        """An aggregate gathering a group's non-null values of ``column`` for :meth:`median_of` (an ordered-set
+        aggregate instead would sort every row of the scan by group first: 4x the time over 10⁶ rows)."""
+        return sa.func.array_agg(column).filter(column.is_not(None))
+
+    def median_of(self, collected: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
+        """The median of the values :meth:`collect` gathered (a small sort per group)."""
+        x = sa.func.unnest(collected).table_valued("x").render_derived(name="v")
+        return sa.select(sa.func.percentile_cont(0.5).within_group(x.c.x)).scalar_subquery()
+
+    def for_a_big_scan(self, conn: Connection) -> None:
+        """Tune the transaction for one aggregate over 10⁵–10⁶ rows: no JIT (it compiles for 100 ms and
+        more, as long as the scan of a month takes)."""
+        conn.exec_driver_sql("SET LOCAL jit = off")
 
     def insert_new(
         self, table: sa.Table, unique: Sequence[str], returning: Iterable[sa.ColumnElement[Any]]
@@ -151,9 +162,16 @@ class SpatiaLite:
     def drop_locate_function(self, conn: Connection) -> None:
         """Nothing to drop on SpatiaLite."""
 
-    def median(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[float] | None:
-        """SQLite has no median aggregate: the caller computes it from the values."""
+    def collect(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[Any] | None:
+        """SQLite has no arrays (nor a median): the caller computes the median from the values."""
         return None
+
+    def median_of(self, collected: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
+        """Not used: :meth:`collect` gathers nothing here."""
+        raise NotImplementedError("SQLite has no arrays")
+
+    def for_a_big_scan(self, conn: Connection) -> None:
+        """Nothing to tune on SQLite."""
 
     def insert_new(
         self, table: sa.Table, unique: Sequence[str], returning: Iterable[sa.ColumnElement[Any]]

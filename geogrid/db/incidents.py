@@ -854,9 +854,8 @@ class IncidentStore:
         c = incident.c
 
         def count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-            return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+            return sa.func.count().filter(cond)
 
-        running = c.state.in_(sorted(states.RUNNING))
         columns: list[sa.ColumnElement[Any]] = [
             key.label("unit"),
             sa.func.count().label("received"),
@@ -864,18 +863,19 @@ class IncidentStore:
             sa.func.count(c.accepted_at).label("accepted"),
             sa.func.count(c.resolved_at).label("resolved"),
             count_if(c.on_time.is_(True)).label("on_time"),
-            sa.func.count(c.closed_at).label("closed"),
+            sa.func.count(c.closed_at).label("closed"),  # closed is final: closed_at is set once, at close
             sa.func.coalesce(sa.func.sum(c.escalations), 0).label("escalations"),
             sa.func.count(c.satisfaction).label("rated"),
             sa.func.avg(c.satisfaction).label("satisfaction"),
             sa.func.avg(c.hours_to_close).label("hours_to_close_mean"),
-            count_if(c.state.in_(sorted(states.OPEN))).label("open"),
-            count_if(sa.and_(running, c.deadline <= now)).label("overdue"),
+            count_if(sa.and_(c.deadline <= now, c.state.in_(sorted(states.RUNNING)))).label("overdue"),
         ]
         with self.engine.connect() as conn:
-            median = dialect_of(conn).median(c.hours_to_close)
-            if median is not None:
-                columns.append(median.label("hours_to_close_median"))
+            dialect = dialect_of(conn)
+            dialect.for_a_big_scan(conn)
+            collect = dialect.collect(c.hours_to_close)
+            if collect is not None:
+                columns.append(collect.label("hours"))
             where = [
                 c.set_id == self._store._set_id(conn, set_name),
                 c.reported_at >= start,
@@ -887,15 +887,24 @@ class IncidentStore:
                 where.append(key.is_not(None))
             if units is not None:
                 where.append(_under(units))
-            rows = [dict(r) for r in conn.execute(sa.select(*columns).where(*where).group_by(key)).mappings()]
-            if median is None:  # the engine has no median: from the values, one unit at a time
+            query = sa.select(*columns).where(*where).group_by(key)
+            if collect is not None:  # grouped by hashing, each group's median from its own values
+                per_unit = query.subquery()
+                query = sa.select(
+                    *(per_unit.c[col.name] for col in columns[:-1]),
+                    dialect.median_of(per_unit.c.hours).label("hours_to_close_median"),
+                )
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            if collect is None:  # the engine has no arrays: the median from the values, one unit at a time
                 values: dict[Any, list[float]] = {}
-                query = sa.select(key, c.hours_to_close).where(*where, c.hours_to_close.is_not(None))
-                for unit, hours in conn.execute(query):
+                found_hours = sa.select(key, c.hours_to_close).where(*where, c.hours_to_close.is_not(None))
+                for unit, hours in conn.execute(found_hours):
                     values.setdefault(unit, []).append(float(hours))
                 for row in rows:
                     found = values.get(row["unit"])
                     row["hours_to_close_median"] = statistics.median(found) if found else None
+        for row in rows:
+            row["open"] = row["received"] - row["closed"] - row["void"]  # open: neither closed nor void
         for row in rows:
             for name in kpis.COUNTS:
                 row[name] = int(row[name] or 0)
