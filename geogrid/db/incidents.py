@@ -596,6 +596,8 @@ class IncidentStore:
         now = (at or _now()).astimezone(dt.UTC)
         with self.engine.begin() as conn:
             set_id = self._store._set_id(conn, set_name)
+            if action == "void" and duplicate_of is not None and duplicate_of < incident_id:
+                self._get(conn, set_id, duplicate_of, lock=True)  # both locked in id order: no deadlock
             was = self._get(conn, set_id, incident_id, lock=True)
             if expect is not None and expect != was["seq"]:
                 raise VersionConflict(
@@ -669,6 +671,11 @@ class IncidentStore:
                 if kept["state"] == "void":
                     raise InvalidIncident(
                         f"incident {duplicate_of} is void itself; merge into the one it repeats",
+                        field="duplicate_of",
+                    )
+                if kept["state"] == "closed":
+                    raise InvalidIncident(
+                        f"incident {duplicate_of} is closed: a new report of it is a new case",
                         field="duplicate_of",
                     )
                 change["duplicate_of"] = duplicate_of

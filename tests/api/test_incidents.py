@@ -23,7 +23,7 @@ from geogrid.db.incidents import IncidentStore
 from geogrid.db.keys import Keys
 from geogrid.db.people import Roster
 from geogrid.deadline import running as request_deadline
-from geogrid.errors import IllegalTransition, InvalidCode, InvalidIncident, RequestTimeout
+from geogrid.errors import IllegalTransition, InvalidCode, InvalidIncident, RequestTimeout, VersionConflict
 from geogrid.incidents.calendar import WorkingCalendar
 from geogrid.incidents.catalogue import catalogue
 from geogrid.incidents.intake import Report
@@ -500,6 +500,39 @@ def test_a_report_near_an_open_one_of_its_category_is_offered_as_its_duplicate_a
     problem(
         act(client, county, far["id"], "void", duplicate_of=near["id"]), 422, "void"
     )  # not into a void one
+
+
+def test_crossing_merges_at_once_leave_one_merged_and_never_deadlock(db, county):
+    store = IncidentStore(db, catalogue(), WorkingCalendar(frozenset(), frozenset()))
+    where = Placement("coordinates", *county["point_a"], 2, county["b"])
+    at = dt.datetime(2026, 7, 1, 9, tzinfo=CST)
+    for round_ in range(5):
+        a, _ = store.create("s", Report("E0102", f"交叉合并 {round_} 甲", at), where)
+        b, _ = store.create("s", Report("E0102", f"交叉合并 {round_} 乙", at), where)
+        barrier, outcomes = threading.Barrier(2), []
+
+        def merge(this, into, outcomes=outcomes, barrier=barrier):
+            barrier.wait()
+            try:
+                outcomes.append(store.act("s", this, "void", duplicate_of=into, actor="t"))
+            except Exception as exc:  # collected: a 4xx error is fine, a deadlock is not
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=merge, args=p) for p in ((a["id"], b["id"]), (b["id"], a["id"]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        merged = [o for o in outcomes if isinstance(o, dict)]
+        refused = [o for o in outcomes if not isinstance(o, dict)]
+        assert len(merged) == 1 and len(refused) == 1, outcomes
+        assert isinstance(refused[0], InvalidIncident | IllegalTransition | VersionConflict), refused
+    closed, _ = store.create("s", Report("E0102", "已结案", at), where)
+    for step in ("accept", "dispatch", "start", "resolve", "verify", "close"):
+        store.act("s", closed["id"], step, actor="t")
+    late, _ = store.create("s", Report("E0102", "又来了", at), where)
+    with pytest.raises(InvalidIncident, match="closed"):  # a report after the case closed is a new case
+        store.act("s", late["id"], "void", duplicate_of=closed["id"], actor="t")
 
 
 def test_exports_mask_reporters_for_roles_that_may_not_contact_them(client, county):
