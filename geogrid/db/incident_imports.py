@@ -4,8 +4,9 @@ written in one transaction with --commit — good rows kept, bad rows reported, 
 Each row's work order number (or, without one, the row itself) is its idempotency key: importing the same
 file again finds every incident it made the first time and creates none. A row whose work order number was
 imported before with other content is a row error (the office should say which is right), as is a row
-that cannot be placed. Address texts of a chunk are matched in one batch. Memory stays bounded by the chunk:
-the file is never read whole.
+that cannot be placed. Address texts are matched in one batch per chunk, each distinct text once per import
+(hotline callers repeat the same addresses). Memory stays bounded by the chunk and the memo of matches
+(at most MATCHES texts): the file is never read whole.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from geogrid.people import shown
 from geogrid.rosters import RowError
 
 HEADER_NAMES = tuple(name for names in hotline.COLUMNS.values() for name in names[:2])
+MATCHES = 50_000  # address texts whose matches an import keeps (then it starts afresh: memory stays bounded)
 
 
 @dataclass
@@ -91,6 +93,7 @@ def import_hotline(
         conn = stack.enter_context(incidents.engine.begin()) if commit else None
         header_at = [1]
         checked = False
+        matched: dict[str, Match | InvalidAddress] = {}
         chunks = stream_table(
             path,
             chunk_rows=chunk_rows,
@@ -110,26 +113,36 @@ def import_hotline(
             first_row += len(rows)
             report.rows += len(good) + len(errors)
             report.errors += errors
-            placed = _place(good, index_on, matcher, now, outside, report.errors)
+            placed = _place(good, index_on, matcher, now, outside, report.errors, matched)
             report.queued += sum(p.placed_by == "queue" for _, _, p in placed)
             if conn is not None and placed:
-                ids, made = incidents.create_many(set_name, [(r, p) for _, r, p in placed], actor, conn=conn)
-                report.new += len(made)
-                fresh = set(made)
-                for (row, got, _), incident_id in zip(placed, ids, strict=True):
-                    if incident_id is None:
-                        report.errors.append(
-                            RowError(row, "工单编号", f"{_order(got)} was imported before with other content")
-                        )
-                    elif incident_id not in fresh:
-                        report.seen_before += 1
-                report.ids += made
+                items = [(r, p) for _, r, p in placed]
+                _written(report, incidents.create_many(set_name, items, actor, conn=conn), placed)
             elif placed:
                 report.new += len(placed)  # a dry run: what would be new is not known without the database
             if progress is not None:
                 progress(report.rows)
     report.errors.sort(key=lambda e: e.row)
     return report
+
+
+def _written(
+    report: ImportReport,
+    written: tuple[list[int | None], list[int]],
+    placed: list[tuple[int, Report, Placement]],
+) -> None:
+    """Count a chunk's write: new incidents, ones seen before, work orders imported before as other content."""
+    ids, made = written
+    report.new += len(made)
+    fresh = set(made)
+    for (row, got, _), incident_id in zip(placed, ids, strict=True):
+        if incident_id is None:
+            report.errors.append(
+                RowError(row, "工单编号", f"{_order(got)} was imported before with other content")
+            )
+        elif incident_id not in fresh:
+            report.seen_before += 1
+    report.ids += made
 
 
 def _place(
@@ -139,12 +152,16 @@ def _place(
     now: dt.datetime,
     outside: str,
     errors: list[RowError],
+    matched: dict[str, Match | InvalidAddress],
 ) -> list[tuple[int, Report, Placement]]:
-    """Place each report (addresses matched as one batch); a row that cannot be is a row error."""
-    texts = sorted({r.address for _, r in good if r.address})
-    matched: dict[str, Match | InvalidAddress] = {}
+    """Place each report (addresses not in ``matched`` matched as one batch, and added to it); a row that
+    cannot be is a row error."""
+    texts = sorted({r.address for _, r in good if r.address and r.address not in matched})
     if matcher is not None and texts:
-        matched = dict(zip(texts, matcher.match_many(texts), strict=True))
+        if len(matched) + len(texts) > MATCHES:
+            matched.clear()
+            texts = sorted({r.address for _, r in good if r.address})
+        matched.update(zip(texts, matcher.match_many(texts), strict=True))
     placed = locate_many(
         [got for _, got in good], index_on, matcher, now=now, outside=outside, matched=matched
     )

@@ -32,6 +32,7 @@ SHIPPED = Path(__file__).with_name("holidays_cn.json")
 UNITS = ("hours", "days")
 US_PER_HOUR = 3_600_000_000
 DEFAULT_HOURS = ((time(8, 30), time(12, 0)), (time(14, 0), time(17, 30)))
+MEMO = 4096  # entries a calendar's memos keep (days and working-day counts) before starting afresh
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?")
@@ -74,6 +75,10 @@ class WorkingCalendar:
     _off: frozenset[int] = field(init=False, repr=False, compare=False)
     _on_sorted: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _off_sorted: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    # Memos (an import asks for thousands of deadlines on the same few days): midnight of a day in the
+    # zone by ordinal, and _nth's answers; each is cleared when it grows past MEMO entries.
+    _midnights: dict[int, datetime] = field(init=False, repr=False, compare=False)
+    _nths: dict[tuple[int, int], int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # the dataclass is frozen: normalised and derived fields are set here once
@@ -121,6 +126,8 @@ class WorkingCalendar:
         put(self, "_off", off)
         put(self, "_on_sorted", tuple(sorted(on)))
         put(self, "_off_sorted", tuple(sorted(off)))
+        put(self, "_midnights", {})
+        put(self, "_nths", {})
 
     # --- construction from data ---------------------------------------------------------------------------
 
@@ -228,6 +235,15 @@ class WorkingCalendar:
 
     def _nth(self, o: int, n: int) -> int:
         """The ordinal of the ``n``-th working day (n >= 1) on or after ordinal ``o``."""
+        found = self._nths.get((o, n))
+        if found is None:
+            if len(self._nths) >= MEMO:
+                self._nths.clear()
+            found = self._nths[o, n] = self._find_nth(o, n)
+        return found
+
+    def _find_nth(self, o: int, n: int) -> int:
+        """:meth:`_nth`, worked out."""
         while n > 7:
             # A week holds at most 7 working days, so (n - 1) // 7 weeks cannot hold the n-th one.
             weeks = (n - 1) // 7
@@ -254,7 +270,12 @@ class WorkingCalendar:
 
     def _at(self, o: int, us: int) -> datetime:
         """The aware datetime in the calendar's zone ``us`` microseconds into the day with ordinal ``o``."""
-        return datetime.combine(date.fromordinal(o), time.min, self._zone) + timedelta(microseconds=us)
+        midnight = self._midnights.get(o)
+        if midnight is None:
+            if len(self._midnights) >= MEMO:
+                self._midnights.clear()
+            midnight = self._midnights[o] = datetime.combine(date.fromordinal(o), time.min, self._zone)
+        return midnight + timedelta(microseconds=us)
 
     def _worked(self, us: int) -> int:
         """Working microseconds of a working day before ``us`` microseconds from midnight."""

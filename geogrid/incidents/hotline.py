@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from geogrid.errors import GeoGridError, InvalidCoordinates, InvalidIncident
@@ -72,23 +74,99 @@ def reports(
     tz: str = "Asia/Shanghai",
     source: str = "",
 ) -> tuple[list[tuple[int, Report]], list[RowError]]:
-    """The reports of ``rows`` (``first_row`` is the file's number of the first) and the row errors."""
+    """The reports of ``rows`` (``first_row`` is the file's number of the first) and the row errors.
+
+    Read column by column; a row the quick checks doubt (an empty or too wide field, a category or
+    coordinates that do not read, no work order number) is read by :func:`_report`, which names its fault.
+    """
     columns = header_map(header)
     zone = ZoneInfo(tz)
+    empty = [""] * len(rows)
+    text = {f: _texts(rows, i) for f, i in columns.items()}
+    order, when, kind, said = (
+        text.get(f, empty) for f in ("order_id", "reported_at", "category", "description")
+    )
+    address, lon, lat, crs = (text.get(f, empty) for f in ("address", "lon", "lat", "crs"))
+    name, phone, channel = (text.get(f, empty) for f in ("name", "phone", "channel"))
+    doubt = [not (o and t and c and d) for o, t, c, d in zip(order, when, kind, said, strict=True)]
+    for field, most in WIDTHS.items():
+        for k in [k for k, v in enumerate(text.get(field, ())) if len(v) > most]:
+            doubt[k] = True
+    codes: dict[str, str | None] = {}
+    for value in set(kind):
+        try:
+            codes[value] = catalogue.get(value).code
+        except GeoGridError:
+            codes[value] = None  # read again by _report, which names the fault
     good: list[tuple[int, Report]] = []
     errors: list[RowError] = []
-    for n, row in enumerate(rows, start=first_row):
-        get = {
-            f: str(row[i]).strip() if i < len(row) and row[i] is not None else "" for f, i in columns.items()
-        }
-        if not any(get.values()):
+    blank = [not any(cells) for cells in zip(*text.values(), strict=True)] if text else [True] * len(rows)
+    for k, n in enumerate(range(first_row, first_row + len(rows))):
+        if blank[k]:
             continue  # a blank line
         try:
-            good.append((n, _report(get, catalogue, zone, source)))
+            quick = None if doubt[k] else _quick(k, zone, codes, when, kind, lon, lat)
+            if quick is None:
+                good.append((n, _report({f: v[k] for f, v in text.items()}, catalogue, zone, source)))
+                continue
+            reported, code, x, y = quick
+            ch = channel[k] or "hotline"
+            report = Report(
+                category=code,
+                description=said[k],
+                reported_at=reported,
+                channel=ch if ch in CHANNELS else "hotline",
+                crs=crs[k] or ("wgs84" if x is not None else None),
+                x=x,
+                y=y,
+                address=address[k] or None,
+                reporter_name=name[k] or None,
+                reporter_phone=phone[k] or None,
+                key=f"hotline:{order[k]}",
+                extra={"order_id": order[k]},
+            )
+            good.append((n, report))
         except GeoGridError as exc:
             field = str(exc.where.get("field", ""))
             errors.append(RowError(n, COLUMNS.get(field, (field,))[0] if field else "", shown(exc.detail)))
     return good, errors
+
+
+def _texts(rows: Sequence[Sequence[Any]], i: int) -> list[str]:
+    """Column ``i`` of ``rows`` as stripped text ('' where a row is short or the cell empty)."""
+    try:
+        cells = [row[i] for row in rows]
+    except IndexError:
+        cells = [row[i] if i < len(row) else None for row in rows]
+    if all(type(c) is str for c in cells):
+        return [c.strip() for c in cells]
+    return [str(c).strip() if c is not None else "" for c in cells]
+
+
+def _quick(
+    k: int,
+    zone: ZoneInfo,
+    codes: Mapping[str, str | None],
+    when: list[str],
+    kind: list[str],
+    lon: list[str],
+    lat: list[str],
+) -> tuple[dt.datetime, str, float | None, float | None] | None:
+    """Row ``k``'s time, category code and coordinates when they read plainly; None to read it the long
+    way (:func:`_report`); InvalidIncident for a time that is none, as ``_report`` would."""
+    code = codes[kind[k]]
+    if code is None:
+        return None
+    reported = _time(when[k], zone)
+    x = y = None
+    if lon[k] or lat[k]:
+        try:
+            x, y = float(lon[k]), float(lat[k])
+        except ValueError:
+            return None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
+    return reported, code, x, y
 
 
 def _report(get: Mapping[str, str], catalogue: Catalogue, zone: ZoneInfo, source: str) -> Report:

@@ -87,20 +87,23 @@ def place_many(
     if located.any():
         found = index.assign(px[located], py[located])
         rank[located], on[located] = found.rank, found.on_boundary
-    codes = index.codes_of(rank)
-    up = index.ancestors(rank)
-    near = index.distances_to_boundary(rank, px, py)
+    codes = index.codes_of(rank).tolist()
     version = index.meta.get("version")
+    # read per incident from Python lists: a numpy scalar costs more to read than the work done with it
+    levels = [(k, v.tolist()) for k, v in index.ancestors(rank).items() if k in LEVELS]
+    near = index.distances_to_boundary(rank, px, py).tolist()
+    lons, lats, points = lon.tolist(), lat.tolist(), has_point.tolist()
+    ranks, ons = rank.tolist(), on.tolist()
     out: list[Placement | InvalidCoordinates] = []
     for i in range(n):
         flags: list[str] = []
-        if matches[i] is not None and matched[i] is None:
-            flags.append("address_unsure")
-        units = {k: str(v[i]) for k, v in up.items() if k in LEVELS and v[i]}
-        point = (float(lon[i]), float(lat[i])) if has_point[i] else None
         m = matched[i]
-        if point is not None and rank[i] >= 0:
-            if on[i] or near[i] < near_m:
+        if matches[i] is not None and m is None:
+            flags.append("address_unsure")
+        units = {k: str(v[i]) for k, v in levels if v[i]}
+        point = (lons[i], lats[i]) if points[i] else None
+        if point is not None and ranks[i] >= 0:
+            if ons[i] or near[i] < near_m:
                 flags.append("near_boundary")
             extra: dict[str, Any] = {}
             if m is not None and m.best is not None:
@@ -122,7 +125,7 @@ def place_many(
                 continue
             flags.append("outside")
         elif m is not None and m.best is not None:
-            if rank[i] >= 0:
+            if ranks[i] >= 0:
                 if near[i] < near_m:
                     flags.append("near_boundary")
                 best = m.best
