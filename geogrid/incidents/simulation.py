@@ -3,7 +3,8 @@
 ``simulate`` makes ``n`` reports spread over ``days`` (mixed channels, categories, coordinates in WGS-84,
 GCJ-02, BD-09 and CGCS2000, hotline address texts with typos, repeats of open incidents nearby), places
 each with :func:`geogrid.incidents.intake.locate` and stores it through the given store, then plays every
-incident through the loop in time order with realistic delays: accepted within the hour, some voided,
+incident through the loop in time order with realistic delays: repeats mostly merged into the incident
+they repeat, others accepted within the hour, some voided,
 dispatched, some returned and dispatched again, started, some parked and resumed, resolved (about one in
 eight after its limit), some rejected at verification, verified and closed with a rating. An escalation
 job runs every simulated hour and escalates what is overdue, as the service's periodic job does. The store
@@ -87,6 +88,7 @@ def simulate(
     heap: list[tuple[dt.datetime, int, int, str]] = []  # (when, tie, incident id, state it was planned for)
     known: dict[int, str] = {}  # incident id → its state as last seen
     opened: list[tuple[int, str, float, float]] = []  # open incidents to repeat: (id, category, lon, lat)
+    repeats: dict[int, int] = {}  # incident id → the open incident it reports again
     tie = 0
     times = sorted(start + dt.timedelta(seconds=rng.uniform(0, days * 86_400)) for _ in range(n))
     next_job = start + HOUR
@@ -114,6 +116,25 @@ def simulate(
         if known.get(incident_id) != state:
             return  # the escalation job moved it meanwhile: it was planned again then
         roll = rng.random()
+        first = repeats.get(incident_id)
+        if state == "reported" and first is not None and roll < 0.7:  # a commander merges the repeat
+            try:
+                after = store.act(
+                    set_name,
+                    incident_id,
+                    "void",
+                    actor="sim-merge",
+                    at=now,
+                    note="重复上报",
+                    duplicate_of=first,
+                )
+            except GeoGridError:  # the first one was closed or voided meanwhile: a case of its own
+                pass
+            else:
+                summary.actions["merge"] += 1
+                known[incident_id] = after["state"]
+                return
+            roll = 1.0
         action, extra = {
             "reported": ("void", {}) if roll < 0.03 else ("accept", {}),
             "accepted": ("dispatch", {}),
@@ -155,7 +176,7 @@ def simulate(
     for i, at in enumerate(times):
         run_until(at)
         service = rng.choices(services, weights)[0]
-        report = _report(rng, at, service.code, points, addresses, opened)
+        report, repeat_of = _report(rng, at, service.code, points, addresses, opened)
         summary.reports += 1
         try:
             placement = locate(report, index_on, matcher, now=at + dt.timedelta(minutes=1))
@@ -167,6 +188,8 @@ def simulate(
         summary.ids.append(item["id"])
         summary.queued += placement.placed_by == "queue"
         known[item["id"]] = item["state"]
+        if repeat_of is not None:
+            repeats[item["id"]] = repeat_of
         if placement.lon is not None and placement.lat is not None and rng.random() < 0.3:
             opened.append((item["id"], service.code, placement.lon, placement.lat))
             if len(opened) > 200:
@@ -185,18 +208,21 @@ def _report(
     points: Sequence[tuple[float, float]],
     addresses: Sequence[str],
     opened: list[tuple[int, str, float, float]],
-) -> Report:
-    """One report: a point in some CRS, an address text, or both; now and then a repeat of an open one."""
+) -> tuple[Report, int | None]:
+    """One report: a point in some CRS, an address text (now and then with a typo), or both; now and then a
+    repeat of an open one (with its id)."""
     channel = rng.choices(list(CHANNEL_SHARES), list(CHANNEL_SHARES.values()))[0]
     name = rng.choice(NAMES) + rng.choice("伟芳娜敏静丽强磊军洋")
     phone = f"1{rng.choice('3578')}{rng.randrange(10**9):09d}"
     common: dict[str, Any] = {"channel": channel, "reporter_name": name, "reporter_phone": phone}
     if opened and rng.random() < 0.05:  # the same thing reported again, a few metres away
-        _, category, lon, lat = rng.choice(opened)
+        first, category, lon, lat = rng.choice(opened)
         lon, lat = lon + rng.uniform(-1e-4, 1e-4), lat + rng.uniform(-1e-4, 1e-4)
-        return Report(category, "同一处又有人反映", at, x=lon, y=lat, crs="wgs84", **common)
+        return Report(category, "同一处又有人反映", at, x=lon, y=lat, crs="wgs84", **common), first
     if channel == "hotline" and addresses:
-        return Report(category, "市民来电反映", at, address=rng.choice(addresses), **common)
+        return Report(
+            category, "市民来电反映", at, address=_misheard(rng, rng.choice(addresses)), **common
+        ), None
     lon, lat = rng.choice(points)
     lon, lat = lon + rng.uniform(-2e-4, 2e-4), lat + rng.uniform(-2e-4, 2e-4)
     crs = rng.choices(list(CRS_SHARES), list(CRS_SHARES.values()))[0]
@@ -207,4 +233,18 @@ def _report(
         bx, by = wgs84_to_bd09(lon, lat)
         lon, lat = float(bx), float(by)
     address = rng.choice(addresses) if addresses and rng.random() < 0.2 else None
-    return Report(category, "现场发现问题", at, x=lon, y=lat, crs=crs, address=address, **common)
+    return Report(category, "现场发现问题", at, x=lon, y=lat, crs=crs, address=address, **common), None
+
+
+def _misheard(rng: random.Random, text: str) -> str:
+    """An address as an operator types it on the phone: one in five with a character dropped or doubled,
+    or 号 written 号楼."""
+    roll = rng.random()
+    if roll >= 0.2 or len(text) < 6:
+        return text
+    i = rng.randrange(3, len(text) - 1)
+    if roll < 0.08:
+        return text[:i] + text[i + 1 :]
+    if roll < 0.16:
+        return text[:i] + text[i] + text[i:]
+    return text.replace("号", "号楼", 1) if "号楼" not in text else text

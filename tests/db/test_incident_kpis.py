@@ -118,6 +118,7 @@ def test_the_service_kpis_equal_a_recount_from_the_log(run, by):
     incidents, summary = run
     assert summary.stored > 950 and summary.actions["close"] > 500 and summary.actions["escalate"] > 20
     assert summary.actions["void"] > 10 and summary.actions["return"] > 10 and summary.actions["park"] > 5
+    assert summary.actions["merge"] > 5 and summary.queued < summary.stored  # repeats merged, typos placed
     start, end = START, START + dt.timedelta(days=30)
     served = pd.DataFrame(incidents.kpis("s", by, start, end, now=NOW)).set_index("unit")
     log = pd.DataFrame(incidents.export_log("s"))
