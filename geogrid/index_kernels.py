@@ -305,7 +305,7 @@ def locate_one(px: float, py: float, F: np.ndarray, I: np.ndarray) -> int:
     return _in_record(px, py, rx, ry, F, I, -v - 2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True)  # keeps the GIL: released for microseconds, it takes a thread switch (ms) to get back
 def locate_few(xs: np.ndarray, ys: np.ndarray, F: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A few points, one by one on the calling thread, as :func:`locate_many` answers them (for a handful,
     waking the parallel pool costs far more than the work, and its threads take the cores requests need)."""
