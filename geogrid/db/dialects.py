@@ -71,6 +71,14 @@ class PostGIS:
         x = sa.func.unnest(collected).table_valued("x").render_derived(name="v")
         return sa.select(sa.func.percentile_cont(0.5).within_group(x.c.x)).scalar_subquery()
 
+    def json_rows(self, param: str, columns: Sequence[tuple[str, str]]) -> str | None:
+        """A FROM item (SQL) reading the JSON array of objects bound as ``:param`` as rows of ``columns``
+        ((name, type): integer, text or float), to join LATERAL: one fixed statement for any number of rows
+        (None where the engine has no lateral join)."""
+        kinds = {"integer": "bigint", "text": "text", "float": "float8"}
+        cols = ", ".join(f"{name} {kinds[kind]}" for name, kind in columns)
+        return f"jsonb_to_recordset(CAST(:{param} AS jsonb)) AS {param}({cols})"
+
     def for_a_big_scan(self, conn: Connection) -> None:
         """Tune the transaction for one aggregate over 10⁵–10⁶ rows: no JIT (it compiles for 100 ms and
         more, as long as the scan of a month takes)."""
@@ -169,6 +177,10 @@ class SpatiaLite:
     def median_of(self, collected: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
         """Not used: :meth:`collect` gathers nothing here."""
         raise NotImplementedError("SQLite has no arrays")
+
+    def json_rows(self, param: str, columns: Sequence[tuple[str, str]]) -> str | None:
+        """None: SQLite has no lateral join to use such rows with (a loop over them is cheap in-process)."""
+        return None
 
     def for_a_big_scan(self, conn: Connection) -> None:
         """Nothing to tune on SQLite."""

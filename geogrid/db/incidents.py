@@ -46,6 +46,9 @@ INSERT_RETURNING = sa.insert(incident).returning(
     *(incident.c[c] for c in INCIDENT_COLUMNS), sort_by_parameter_order=True
 )
 CHUNK = 2000  # rows a statement carries (SQLite binds at most 32,766 parameters)
+NEARBY_BOX = [("qid", "integer"), ("set_id", "integer"), ("category", "text")] + [
+    (c, "float") for c in ("lat0", "lat1", "lon0", "lon1", "lat", "lon", "k")
+]  # a new incident's box in the query for its likely duplicates
 REUSED_KEY = (
     "this idempotency key was used for another report; a retry must repeat its request exactly, a new "
     "report needs a new key"
@@ -85,6 +88,7 @@ class IncidentStore:
         self._insert_new = DIALECTS[engine.dialect.name].insert_new(
             incident, ("set_id", "idem_key"), returned
         )
+        self._nearby_sql: dict[str, sa.TextClause] = {}
         self._writer: GroupCommit[_New, tuple[dict[str, Any], bool]] = GroupCommit(
             self._write, "geogrid-incident-writer"
         )
@@ -783,34 +787,48 @@ class IncidentStore:
         for set_id, made, metres in asked:
             dlat = metres / 111_195.0
             dlon = dlat / max(math.cos(math.radians(made["lat"])), 0.01)
-            boxes.append(
-                sa.select(
-                    sa.literal(made["id"], sa.Integer).label("qid"),
-                    sa.literal(set_id, sa.Integer).label("set_id"),
-                    sa.literal(made["category"], sa.String).label("category"),
-                    sa.literal(made["lat"] - dlat, sa.Float).label("lat0"),
-                    sa.literal(made["lat"] + dlat, sa.Float).label("lat1"),
-                    sa.literal(made["lon"] - dlon, sa.Float).label("lon0"),
-                    sa.literal(made["lon"] + dlon, sa.Float).label("lon1"),
+            boxes.append({
+                "qid": made["id"], "set_id": set_id, "category": made["category"],
+                "lat0": made["lat"] - dlat, "lat1": made["lat"] + dlat,
+                "lon0": made["lon"] - dlon, "lon1": made["lon"] + dlon,
+                "lat": made["lat"], "lon": made["lon"], "k": math.cos(math.radians(made["lat"])) ** 2,
+            })  # fmt: skip
+        rows_of = dialect_of(conn).json_rows("q", NEARBY_BOX)
+        rows: Sequence[Any]
+        if rows_of is not None:  # one fixed statement whatever the batch, an index scan per new incident
+            query = self._nearby_sql.get(conn.dialect.name)
+            if query is None:
+                open_states = ", ".join(repr(s) for s in sorted(states.OPEN))
+                query = self._nearby_sql[conn.dialect.name] = sa.text(
+                    f"SELECT q.qid, i.id, i.lon, i.lat, i.state FROM {rows_of} CROSS JOIN LATERAL ("
+                    "SELECT id, lon, lat, state FROM incident WHERE set_id = q.set_id "
+                    "AND category = q.category AND lat BETWEEN q.lat0 AND q.lat1 "
+                    f"AND lon BETWEEN q.lon0 AND q.lon1 AND id < q.qid AND state IN ({open_states}) "
+                    "ORDER BY (lat - q.lat) * (lat - q.lat) + q.k * (lon - q.lon) * (lon - q.lon), id "
+                    "LIMIT :limit) AS i"  # the nearest few of a place reported a hundred times
                 )
-            )
-        q = (boxes[0] if len(boxes) == 1 else sa.union_all(*boxes)).cte("q")
-        c = incident.c
-        rows = conn.execute(
-            sa.select(q.c.qid, c.id, c.lon, c.lat, c.state)
-            .select_from(q)
-            .join(
-                incident,
-                sa.and_(
-                    c.set_id == q.c.set_id,
-                    c.category == q.c.category,
-                    c.lat.between(q.c.lat0, q.c.lat1),
-                    c.lon.between(q.c.lon0, q.c.lon1),
-                    c.id < q.c.qid,
-                    c.state.in_(sorted(states.OPEN)),
-                ),
-            )
-        ).all()
+            rows = conn.execute(query, {"q": orjson.dumps(boxes).decode(), "limit": limit}).all()
+        else:
+            c = incident.c
+            rows = []
+            for box in boxes:
+                rows += conn.execute(
+                    sa.select(sa.literal(box["qid"]), c.id, c.lon, c.lat, c.state)
+                    .where(
+                        c.set_id == box["set_id"],
+                        c.category == box["category"],
+                        c.lat.between(box["lat0"], box["lat1"]),
+                        c.lon.between(box["lon0"], box["lon1"]),
+                        c.id < box["qid"],
+                        c.state.in_(sorted(states.OPEN)),
+                    )
+                    .order_by(
+                        (c.lat - box["lat"]) * (c.lat - box["lat"])
+                        + box["k"] * (c.lon - box["lon"]) * (c.lon - box["lon"]),
+                        c.id,
+                    )
+                    .limit(limit)
+                ).all()
         where = {made["id"]: (made, metres) for _, made, metres in asked}
         found: dict[int, list[dict[str, Any]]] = {made["id"]: [] for _, made, _ in asked}
         for qid, other, lon, lat, state in rows:
