@@ -25,8 +25,14 @@ class GroupCommit(Generic[T, R]):
     """A writer thread calling ``write(items)`` on every batch of waiting items; one result (or exception) per
     item, in order."""
 
-    def __init__(self, write: Callable[[Sequence[T]], Sequence[R | BaseException]], name: str) -> None:
+    def __init__(
+        self,
+        write: Callable[[Sequence[T]], Sequence[R | BaseException]],
+        name: str,
+        finish: Callable[[], None] | None = None,
+    ) -> None:
         self._write = write
+        self._finish = finish  # called on the writer thread as it stops (to close what it opened)
         self._name = name
         self._queue: queue.SimpleQueue[tuple[T, Future[R]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -52,6 +58,13 @@ class GroupCommit(Generic[T, R]):
             thread.join()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._finish is not None:
+                self._finish()
+
+    def _serve(self) -> None:
         stop = False
         while not stop:
             first = self._queue.get()

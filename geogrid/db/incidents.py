@@ -89,8 +89,9 @@ class IncidentStore:
             incident, ("set_id", "idem_key"), returned
         )
         self._nearby_sql: dict[str, sa.TextClause] = {}
+        self._conn: Connection | None = None  # the writer thread's own: no pool check-out, ping or reset
         self._writer: GroupCommit[_New, tuple[dict[str, Any], bool]] = GroupCommit(
-            self._write, "geogrid-incident-writer"
+            self._write, "geogrid-incident-writer", finish=self._hang_up
         )
 
     # ---- intake -----------------------------------------------------------------------------------
@@ -162,19 +163,34 @@ class IncidentStore:
 
     def _write_all(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
         try:
-            with self.engine.begin() as conn:
-                return self._write_in(conn, batch)
+            return self._in_transaction(batch)
         except Exception as error:
             if len(batch) == 1:
                 return [error]
         out: list[tuple[dict[str, Any], bool] | BaseException] = []
         for one in batch:
             try:
-                with self.engine.begin() as conn:
-                    out += self._write_in(conn, [one])
+                out += self._in_transaction([one])
             except Exception as error:
                 out.append(error)
         return out
+
+    def _in_transaction(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        """``_write_in`` in one transaction on the writer's connection (opened again after a failure)."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        try:
+            with self._conn.begin():
+                return self._write_in(self._conn, batch)
+        except Exception:
+            self._hang_up()  # the next batch starts on a fresh connection, whatever state this one is in
+            raise
+
+    def _hang_up(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _write_in(
         self, conn: Connection, batch: Sequence[_New]
@@ -659,8 +675,8 @@ class IncidentStore:
                     "placed_by": "manual", "flags": [f for f in was["flags"] if f != "queue"],
                 }  # fmt: skip
                 detail = {
-                    "from": was["microgrid"],
-                    "to": placement.microgrid,
+                    "from_microgrid": was["microgrid"],
+                    "to_microgrid": placement.microgrid,
                     "placement": placement.to_dict(),
                 }
             elif action == "close" and satisfaction is not None:

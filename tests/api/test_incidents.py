@@ -295,7 +295,7 @@ def test_a_queued_incident_is_placed_by_a_commander(client, county):
     listed = client.get("/v1/incidents", params={"queued": "true"}, headers=auth(county, "commander")).json()
     assert queued["id"] not in [i["id"] for i in listed["incidents"]]
     log = client.get(f"/v1/incidents/{queued['id']}/log", headers=auth(county, "commander")).json()
-    assert [(e["action"], e["detail"].get("to")) for e in log["log"]][-1] == ("place", county["b"])
+    assert [(e["action"], e["detail"].get("to_microgrid")) for e in log["log"]][-1] == ("place", county["b"])
     assert act(client, county, queued["id"], "accept").status_code == 200  # and on through the loop
 
 
