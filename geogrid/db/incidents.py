@@ -1,8 +1,11 @@
 """Incidents in the database: taken once per idempotency key, moved through the loop, logged forever.
 
-``create`` writes the incident and its first log line (``report``) in one transaction; a second request
-with the same key finds the first one's incident (``created`` False) — also when a hundred arrive at once:
-the unique key decides, the losers read the winner's row. A key reused for another request is refused.
+``create`` (or ``submit``, its future) writes the incident and its first log line (``report``): reports
+arriving together are committed together by one writer thread (:mod:`geogrid.db.group_commit`), each
+answered only once committed, a failed batch retried report by report. A second request with the same key
+finds the first one's incident (``created`` False) — also when a hundred arrive at once, in one process or
+several: the unique key decides, the losers read the winner's row. A key reused for another request is
+refused.
 ``act`` checks the step against the loop (:mod:`geogrid.incidents.states`), the incident's ``seq`` (its
 ETag) when the caller gives one, and appends one line to ``incident_event``, which the database itself
 keeps append-only. Deadlines come from the catalogue's limit on the working calendar, counted from the
