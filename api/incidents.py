@@ -461,7 +461,8 @@ def _people_at(state: ServiceState, set_name: str, item: dict[str, Any], level: 
     units = [item[c] for c in codes if item.get(c)]
     if not units:
         return []
-    cards = orjson.loads(state.directory(set_name).json(units, full_phones=False))
+    today = dt.datetime.now(ZoneInfo(state.incidents.calendar.tz)).date()  # the county's day, not the host's
+    cards = orjson.loads(state.directory(set_name, today).json(units, full_phones=False))
     return [{"name": c["name"], "role": c["role"], "unit_code": c["unit_code"]} for c in cards]
 
 

@@ -19,7 +19,11 @@ class KeyIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, description="Who or what uses the key.")
     role: Role
-    scope: str | None = Field(None, max_length=32, description="A street or community code to limit it to.")
+    scope: str | None = Field(
+        None,
+        max_length=32,
+        description="A street or community code to limit it to (a worker's key also a grid).",
+    )
 
 
 @router.post("", status_code=201, summary="Create an API key")

@@ -22,7 +22,6 @@ to exactly one of them, the unit with the smallest code (plain string order). Ev
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import math
@@ -385,7 +384,7 @@ class GridIndex:
         """The code of each unit's ancestor at every level ('' where rank < 0 or none)."""
         return {level: padded[rank] for level, padded in self._parents_or_empty.items()}  # -1 picks the ''
 
-    @functools.cached_property
+    @cached_property
     def _parents_or_empty(self) -> dict[str, NDArray[np.object_]]:
         """Each level's ancestor codes by rank, with a trailing '' (made once: a report places one point)."""
         return {

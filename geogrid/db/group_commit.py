@@ -41,39 +41,46 @@ class GroupCommit(Generic[T, R]):
     def submit(self, item: T) -> Future[R]:
         """Queue ``item`` for the next batch; its future answers once that batch is committed (or failed)."""
         future: Future[R] = Future()
-        self._queue.put((item, future))
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                    self._thread.start()
+        with self._lock:  # one writer at a time, each with its own queue: close() never strands an item
+            if self._thread is None or not self._thread.is_alive():
+                left, self._queue = self._queue, queue.SimpleQueue()
+                while not left.empty():  # what a writer that died left behind (None: a stop it never read)
+                    if (waiting := left.get_nowait()) is not None:
+                        self._queue.put(waiting)
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name=self._name, daemon=True
+                )
+                self._thread.start()
+            self._queue.put((item, future))
         return future
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread (a later submit starts a new one)."""
         with self._lock:
             thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+                self._queue = queue.SimpleQueue()
         if thread is not None:
-            self._queue.put(None)
             thread.join()
 
-    def _run(self) -> None:
+    def _run(self, jobs: queue.SimpleQueue[tuple[T, Future[R]] | None]) -> None:
         try:
-            self._serve()
+            self._serve(jobs)
         finally:
             if self._finish is not None:
                 self._finish()
 
-    def _serve(self) -> None:
+    def _serve(self, jobs: queue.SimpleQueue[tuple[T, Future[R]] | None]) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            first = jobs.get()
             if first is None:
                 return
             batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
-                    more = self._queue.get_nowait()
+                    more = jobs.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import math
 import statistics
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from geogrid.db.dialects import DIALECTS, dialect_of
 from geogrid.db.group_commit import GroupCommit
@@ -58,7 +60,7 @@ REUSED_KEY = (
 )
 
 
-PENDING = RuntimeError("not written yet")  # a place held in a batch's answers
+PENDING: Any = object()  # a place held in a batch's answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ class IncidentStore:
             incident, ("set_id", "idem_key"), returned
         )
         self._nearby_sql: dict[str, sa.TextClause] = {}
-        self._conn: Connection | None = None  # the writer thread's own: no pool check-out, ping or reset
+        self._held = threading.local()  # the writer thread's connection: no pool check-out, ping or reset
         self._writer: GroupCommit[_New, tuple[dict[str, Any], bool]] = GroupCommit(
             self._write, "geogrid-incident-writer", finish=self._hang_up
         )
@@ -161,15 +163,19 @@ class IncidentStore:
                 out.append(PENDING)
             except RequestTimeout as error:  # the client was told 503: nothing of it may be written
                 out.append(error)
-        answers = iter(self._write_all(live) if live else [])
-        return [next(answers) if o is PENDING else o for o in out]
+        answers = self._write_all(live) if live else []
+        assert len(answers) == len(live), "a batch answers every report it wrote"
+        given = iter(answers)
+        return [next(given) if o is PENDING else o for o in out]
 
     def _write_all(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
         try:
             return self._in_transaction(batch)
-        except Exception as error:
+        except (IntegrityError, DataError) as error:  # one report's fault (a key taken, a value refused)
             if len(batch) == 1:
                 return [error]
+        except Exception as error:  # the database's (locked, gone) or a commit whose outcome is unknown:
+            return [error] * len(batch)  # every report fails alike, none is written twice
         out: list[tuple[dict[str, Any], bool] | BaseException] = []
         for one in batch:
             try:
@@ -178,19 +184,32 @@ class IncidentStore:
                 out.append(error)
         return out
 
-    def _in_transaction(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
-        """``_write_in`` in one transaction on the writer's connection (opened again after a failure)."""
-        if self._conn is None:
-            self._conn = self.engine.connect()
+    def _in_transaction(
+        self, batch: Sequence[_New], *, again: bool = True
+    ) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        """``_write_in`` in one transaction on the writer thread's own connection; a connection found dead
+        before the commit was sent is replaced once."""
+        conn = getattr(self._held, "conn", None)
+        if conn is None:
+            conn = self._held.conn = self.engine.connect()
+        sent = False  # once the commit is sent the outcome of a failure is unknown: never written again
         try:
-            with self._conn.begin():
-                return self._write_in(self._conn, batch)
+            with conn.begin() as transaction:
+                out = self._write_in(conn, batch)
+                sent = True
+                transaction.commit()
+                return out
+        except DBAPIError as error:
+            self._hang_up()
+            if again and error.connection_invalidated and not sent:
+                return self._in_transaction(batch, again=False)  # idle too long, or the server restarted
+            raise
         except Exception:
             self._hang_up()  # the next batch starts on a fresh connection, whatever state this one is in
             raise
 
     def _hang_up(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._held.conn = getattr(self._held, "conn", None), None
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -267,6 +286,7 @@ class IncidentStore:
                     out[pos] = InvalidIncident(REUSED_KEY, field="idempotency_key")
                 else:
                     out[pos] = (answer[0], False)
+        assert all(o is not None for o in out), "every report of the batch is answered"
         return [o for o in out if o is not None]
 
     def _set_id_in(self, conn: Connection, set_name: str) -> int:
@@ -675,7 +695,7 @@ class IncidentStore:
                     "lon": placement.lon, "lat": placement.lat, "version_number": placement.version_number,
                     "microgrid": placement.microgrid, "grid": placement.units.get("grid"),
                     "community": placement.units.get("community"), "street": placement.units.get("street"),
-                    "placed_by": "manual", "flags": [f for f in was["flags"] if f != "queue"],
+                    "placed_by": "manual", "flags": list(placement.flags),
                 }  # fmt: skip
                 detail = {
                     "from_microgrid": was["microgrid"],
@@ -732,11 +752,19 @@ class IncidentStore:
             )
             if action == "void" and duplicate_of is not None:  # the kept one's log says what joined it
                 kept = self._get(conn, set_id, duplicate_of)
-                conn.execute(
+                moved = conn.execute(  # unless it changed meanwhile (SpatiaLite has no row lock to take)
                     sa.update(incident)
-                    .where(incident.c.id == duplicate_of)
+                    .where(
+                        incident.c.id == duplicate_of,
+                        incident.c.seq == kept["seq"],
+                        incident.c.state.in_(sorted(states.OPEN)),
+                    )
                     .values(seq=kept["seq"] + 1, updated_at=now)
-                )
+                ).rowcount
+                if moved != 1:
+                    raise VersionConflict(
+                        f"incident {duplicate_of} changed meanwhile; read it again", incident_id=duplicate_of
+                    )
                 _log(
                     conn, duplicate_of, kept["seq"] + 1, "merge", kept["state"], kept["state"], actor, now,
                     note, (), {"duplicate": incident_id},

@@ -355,6 +355,27 @@ def test_a_worker_limited_to_a_grid_acts_only_there(db, client, county):
         Keys(db).create("网格长", Role.commander, scope=grid)
 
 
+def test_the_writer_outlives_a_dropped_connection_and_a_close(db, county):
+    store = IncidentStore(db, catalogue(), WorkingCalendar(frozenset(), frozenset()))
+    where = Placement("coordinates", *county["point_a"], 2, county["b"])
+    at = dt.datetime(2026, 7, 1, 9, tzinfo=CST)
+    first, _ = store.create("s", Report("E0102", "写入线程 1", at), where)
+    if db.dialect.name == "postgresql":  # the server drops every idle connection (a restart, a firewall)
+        with db.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state = 'idle'"
+                )
+            )
+    second, created = store.create("s", Report("E0102", "写入线程 2", at), where)
+    assert created and second["id"] > first["id"]
+    store.close()  # stops the writer; the next report starts another
+    third, created = store.create("s", Report("E0102", "写入线程 3", at), where)
+    assert created and third["id"] > second["id"]
+    store.close()
+
+
 # ---- the loop --------------------------------------------------------------------------------------
 def act(client, county, incident_id, action, who="commander", **more):
     return client.post(
