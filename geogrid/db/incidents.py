@@ -940,7 +940,9 @@ class IncidentStore:
             sa.func.count(c.satisfaction).label("rated"),
             sa.func.avg(c.satisfaction).label("satisfaction"),
             sa.func.avg(c.hours_to_close).label("hours_to_close_mean"),
-            count_if(sa.and_(c.deadline <= now, c.state.in_(sorted(states.RUNNING)))).label("overdue"),
+            count_if(  # most incidents are closed: the cheap test first
+                sa.and_(c.closed_at.is_(None), c.deadline <= now, c.state.in_(sorted(states.RUNNING)))
+            ).label("overdue"),
         ]
         with self.engine.connect() as conn:
             dialect = dialect_of(conn)
