@@ -9,19 +9,8 @@ from geogrid.errors import GeoGridError
 from geogrid.incidents import hotline
 from geogrid.incidents.catalogue import catalogue
 from geogrid.people import shown
+from tests.db.test_cli_incidents import HEADER
 
-HEADER = [
-    "工单编号",
-    "受理时间",
-    "事件类型",
-    "诉求内容",
-    "事发地址",
-    "经度",
-    "纬度",
-    "坐标系",
-    "来电人",
-    "联系电话",
-]
 ROWS: list[list[object]] = [
     [
         "GD-1",
