@@ -290,6 +290,7 @@ class IncidentStore:
         return [o for o in out if o is not None]
 
     def _set_id_in(self, conn: Connection, set_name: str) -> int:
+        """:meth:`_set_of` on a connection the caller holds."""
         found = self._set_ids.get(set_name)
         if found is None:
             found = self._set_ids[set_name] = self._store._set_id(conn, set_name)
@@ -466,7 +467,7 @@ class IncidentStore:
         found = self._set_ids.get(set_name)
         if found is None:
             with self.engine.connect() as conn:
-                found = self._set_ids[set_name] = self._store._set_id(conn, set_name)
+                found = self._set_id_in(conn, set_name)
         return found
 
     def _by_key(self, conn: Connection, set_id: int, key: str, digest: str) -> dict[str, Any] | None:
