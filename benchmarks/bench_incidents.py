@@ -36,7 +36,7 @@ from geogrid.access import Role
 from geogrid.addresses.matcher import Matcher
 from geogrid.addresses.registry import address_text, read_addresses
 from geogrid.crs import wgs84_to_bd09, wgs84_to_gcj02
-from geogrid.db import Store
+from geogrid.db import Store, incident_kpis
 from geogrid.db.addresses import AddressStore
 from geogrid.db.incident_imports import VersionIndexes, import_hotline
 from geogrid.db.incidents import IncidentStore
@@ -291,6 +291,7 @@ def kpi(engine: sa.Engine, store: Store, args: argparse.Namespace) -> list[dict[
                 print(f"  {i + 1:,} incidents written", file=sys.stderr, end="\r")
         if batch:
             conn.execute(sa.insert(incident), batch)
+        incident_kpis.retally(conn, set_id)  # written past the store: its tallies rebuilt from the rows
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE incident"))
     incidents = IncidentStore(engine, catalogue(), default_calendar(), actor="bench")

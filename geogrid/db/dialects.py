@@ -61,16 +61,6 @@ class PostGIS:
         """Remove ``geogrid_locate``."""
         conn.execute(text("DROP FUNCTION IF EXISTS geogrid_locate(text, float8, float8, date, text)"))
 
-    def collect(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[Any] | None:
-        """An aggregate gathering a group's non-null values of ``column`` for :meth:`median_of` (an ordered-set
-        aggregate instead would sort every row of the scan by group first: 4x the time over 10⁶ rows)."""
-        return sa.func.array_agg(column).filter(column.is_not(None))
-
-    def median_of(self, collected: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
-        """The median of the values :meth:`collect` gathered (a small sort per group)."""
-        x = sa.func.unnest(collected).table_valued("x").render_derived(name="v")
-        return sa.select(sa.func.percentile_cont(0.5).within_group(x.c.x)).scalar_subquery()
-
     def json_rows(self, param: str, columns: Sequence[tuple[str, str]]) -> str | None:
         """A FROM item (SQL) reading the JSON array of objects bound as ``:param`` as rows of ``columns``
         ((name, type): integer, text or float), to join LATERAL: one fixed statement for any number of rows
@@ -92,6 +82,17 @@ class PostGIS:
         return (
             postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(*returning)
         )
+
+    def add_on_conflict(self, table: sa.Table, key: Sequence[str], adding: Sequence[str]) -> sa.Insert:
+        """INSERT of a row that, where its ``key`` is taken, adds its ``adding`` columns to the row there."""
+        stmt = postgresql.insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: table.c[c] + stmt.excluded[c] for c in adding}
+        )
+
+    def join_bytes(self, column: sa.ColumnElement[bytes]) -> sa.ColumnElement[bytes]:
+        """An aggregate joining a group's byte strings end to end (in no set order)."""
+        return sa.func.string_agg(column, sa.literal(b"", sa.LargeBinary))
 
     def insert_many(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -170,14 +171,6 @@ class SpatiaLite:
     def drop_locate_function(self, conn: Connection) -> None:
         """Nothing to drop on SpatiaLite."""
 
-    def collect(self, column: sa.ColumnElement[float]) -> sa.ColumnElement[Any] | None:
-        """SQLite has no arrays (nor a median): the caller computes the median from the values."""
-        return None
-
-    def median_of(self, collected: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
-        """Not used: :meth:`collect` gathers nothing here."""
-        raise NotImplementedError("SQLite has no arrays")
-
     def json_rows(self, param: str, columns: Sequence[tuple[str, str]]) -> str | None:
         """None: SQLite has no lateral join to use such rows with (a loop over them is cheap in-process)."""
         return None
@@ -191,6 +184,17 @@ class SpatiaLite:
         """INSERT that skips a row whose ``unique`` columns are taken and returns ``returning`` of the rows
         it inserted."""
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(*returning)
+
+    def add_on_conflict(self, table: sa.Table, key: Sequence[str], adding: Sequence[str]) -> sa.Insert:
+        """INSERT of a row that, where its ``key`` is taken, adds its ``adding`` columns to the row there."""
+        stmt = sqlite.insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: table.c[c] + stmt.excluded[c] for c in adding}
+        )
+
+    def join_bytes(self, column: sa.ColumnElement[bytes]) -> sa.ColumnElement[bytes]:
+        """An aggregate joining a group's byte strings end to end (in no set order)."""
+        return sa.cast(sa.func.group_concat(column, ""), sa.LargeBinary)
 
     def insert_many(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import statistics
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -30,6 +29,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from geogrid.db import incident_kpis
 from geogrid.db.dialects import DIALECTS, dialect_of
 from geogrid.db.group_commit import GroupCommit
 from geogrid.db.schema import incident, incident_event
@@ -270,6 +270,9 @@ class IncidentStore:
                 for item, (_, new, row, _) in zip(rows, fresh, strict=True)
                 if new.duplicates_m is not None and item["lon"] is not None and item["lat"] is not None
             ]
+            incident_kpis.tally(
+                conn, after=[(row["set_id"], item) for item, (_, _, row, _) in zip(rows, fresh, strict=True)]
+            )
             near = self._nearby_many(conn, asked) if asked else {}
             for item, (pos, _, _, _) in zip(rows, fresh, strict=True):
                 if item["id"] in near:
@@ -455,6 +458,7 @@ class IncidentStore:
                     for new_id, (_, _, detail) in zip(new_ids, part, strict=True)
                 ],
             )
+            incident_kpis.tally(conn, after=[(set_id, row) for row in rows])
             for new_id, (pos, _, _) in zip(new_ids, part, strict=True):
                 ids[pos] = new_id
             made += new_ids
@@ -771,6 +775,7 @@ class IncidentStore:
                     note, (), {"duplicate": incident_id},
                 )  # fmt: skip
             after = self._get(conn, set_id, incident_id)
+            incident_kpis.tally(conn, [(set_id, was)], [(set_id, after)])
             if "to" in detail:
                 after["dispatched_to"] = detail["to"]
             return after
@@ -910,80 +915,22 @@ class IncidentStore:
         now: dt.datetime | None = None,
     ) -> list[dict[str, Any]]:
         """The figures of :mod:`geogrid.incidents.kpis` per unit ``by`` for incidents reported in
-        [``start``, ``end``), one aggregate query; ``units`` limits them to incidents under these codes."""
+        [``start``, ``end``), added up from the tallies (:mod:`geogrid.db.incident_kpis`); ``units`` limits
+        them to incidents under these codes."""
         if by not in kpis.BY:
             raise InvalidIncident(f"by {by[:20]!r}: one of {', '.join(kpis.BY)}", field="by")
         if start.tzinfo is None or end.tzinfo is None:
             raise InvalidIncident("a period's start and end need a time zone", field="start")
-        start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)  # SQLite compares them as text
-        now = (now or _now()).astimezone(dt.UTC)
-        key: sa.ColumnElement[Any]
-        if by == "county":
-            key = sa.literal("county")
-        elif by == "department":
-            key = incident.c.level
-        else:
-            key = incident.c[by]
-        c = incident.c
-
-        def count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-            return sa.func.count().filter(cond)
-
-        columns: list[sa.ColumnElement[Any]] = [
-            key.label("unit"),
-            sa.func.count().label("received"),
-            count_if(c.state == "void").label("void"),
-            sa.func.count(c.accepted_at).label("accepted"),
-            sa.func.count(c.resolved_at).label("resolved"),
-            count_if(c.on_time.is_(True)).label("on_time"),
-            sa.func.count(c.closed_at).label("closed"),  # closed is final: closed_at is set once, at close
-            sa.func.coalesce(sa.func.sum(c.escalations), 0).label("escalations"),
-            sa.func.count(c.satisfaction).label("rated"),
-            sa.func.avg(c.satisfaction).label("satisfaction"),
-            sa.func.avg(c.hours_to_close).label("hours_to_close_mean"),
-            count_if(  # most incidents are closed: the cheap test first
-                sa.and_(c.closed_at.is_(None), c.deadline <= now, c.state.in_(sorted(states.RUNNING)))
-            ).label("overdue"),
-        ]
         with self.engine.connect() as conn:
-            dialect = dialect_of(conn)
-            dialect.for_a_big_scan(conn)
-            collect = dialect.collect(c.hours_to_close)
-            if collect is not None:
-                columns.append(collect.label("hours"))
-            where = [
-                c.set_id == self._store._set_id(conn, set_name),
-                c.reported_at >= start,
-                c.reported_at < end,
-            ]
-            if by == "department":
-                where.append(c.level.like("department:%"))
-            elif by != "county":  # an incident not placed at this level (queued) is in no unit of it
-                where.append(key.is_not(None))
-            if units is not None:
-                where.append(_under(units))
-            query = sa.select(*columns).where(*where).group_by(key)
-            if collect is not None:  # grouped by hashing, each group's median from its own values
-                per_unit = query.subquery()
-                query = sa.select(
-                    *(per_unit.c[col.name] for col in columns[:-1]),
-                    dialect.median_of(per_unit.c.hours).label("hours_to_close_median"),
-                )
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-            if collect is None:  # the engine has no arrays: the median from the values, one unit at a time
-                values: dict[Any, list[float]] = {}
-                found_hours = sa.select(key, c.hours_to_close).where(*where, c.hours_to_close.is_not(None))
-                for unit, hours in conn.execute(found_hours):
-                    values.setdefault(unit, []).append(float(hours))
-                for row in rows:
-                    found = values.get(row["unit"])
-                    row["hours_to_close_median"] = statistics.median(found) if found else None
-        for row in rows:
-            row["open"] = row["received"] - row["closed"] - row["void"]  # open: neither closed nor void
-        for row in rows:
-            for name in kpis.COUNTS:
-                row[name] = int(row[name] or 0)
-        return sorted((kpis.rates(r) for r in rows), key=lambda r: str(r["unit"]))
+            return incident_kpis.figures(
+                conn,
+                self._store._set_id(conn, set_name),
+                by,
+                start.astimezone(dt.UTC),  # SQLite compares them as text
+                end.astimezone(dt.UTC),
+                (now or _now()).astimezone(dt.UTC),
+                units,
+            )
 
     def _tallies(self, was: dict[str, Any], action: str, now: dt.datetime) -> dict[str, Any]:
         """The columns the KPIs are counted from, as this step changes them (each also follows from the log)."""

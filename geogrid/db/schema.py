@@ -293,6 +293,33 @@ incident = sa.Table(
     sa.Index("ix_incident_set_microgrid", "set_id", "microgrid"),
     sa.Index("ix_incident_set_reported", "set_id", "reported_at"),
     sa.Index("ix_incident_nearby", "set_id", "category", "lat"),  # duplicates: same category, nearby
+    sa.Index(  # the open ones, with all the KPIs' overdue count reads of them (no row fetched)
+        "ix_incident_open",
+        *("set_id", "reported_at", "deadline", "state", "microgrid", "grid", "community", "street", "level"),
+        postgresql_where=sa.text("closed_at IS NULL"),
+        sqlite_where=sa.text("closed_at IS NULL"),
+    ),
+)
+
+TALLIED = (  # incidents, and of them void, accepted …; escalations; ratings and their sum
+    "received", "void", "accepted", "resolved", "on_time", "closed", "escalations", "rated", "satisfaction",
+)  # fmt: skip
+
+# The KPIs' figures per unit, level and month of report (UTC), kept with every write of an incident, so
+# that a year's figures add up a few thousand rows rather than count a million (geogrid.db.incident_kpis).
+incident_tally = sa.Table(
+    "incident_tally",
+    metadata,
+    sa.Column("set_id", sa.Integer, sa.ForeignKey("boundary_set.id"), nullable=False),
+    sa.Column("month", sa.Integer, nullable=False),  # yyyymm of reported_at in UTC
+    sa.Column("microgrid", sa.String(32), nullable=False),  # '' where the incident has no unit at a level
+    sa.Column("grid", sa.String(32), nullable=False),
+    sa.Column("community", sa.String(32), nullable=False),
+    sa.Column("street", sa.String(32), nullable=False),
+    sa.Column("level", sa.String(120), nullable=False),
+    *(sa.Column(name, sa.Integer, nullable=False) for name in TALLIED),
+    sa.Column("hours", sa.LargeBinary, nullable=False),  # each closed one's working hours to close, float64
+    sa.PrimaryKeyConstraint("set_id", "month", "microgrid", "grid", "community", "street", "level"),
 )
 
 # Every transition of every incident, kept forever (UPDATE and DELETE refused by triggers).

@@ -7,11 +7,13 @@ import datetime as dt
 import json
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from geogrid.addresses.matcher import Matcher
 from geogrid.addresses.registry import address_text, read_addresses
+from geogrid.db import incident_kpis
 from geogrid.db.addresses import AddressStore
 from geogrid.db.incidents import IncidentStore
 from geogrid.incidents import kpis, states
@@ -113,13 +115,21 @@ def recount(
     return out
 
 
+PERIODS = {  # the simulated month (no tally month whole: every incident counted from its row), and
+    # September and October in Beijing time: September (UTC) from the tallies, the rest from the rows
+    "the month": (START, START + dt.timedelta(days=30)),
+    "whole months": (dt.datetime(2026, 9, 1, tzinfo=CST), dt.datetime(2026, 11, 1, tzinfo=CST)),
+}
+
+
+@pytest.mark.parametrize("period", PERIODS)
 @pytest.mark.parametrize("by", ["microgrid", "grid", "community", "street", "department", "county"])
-def test_the_service_kpis_equal_a_recount_from_the_log(run, by):
+def test_the_service_kpis_equal_a_recount_from_the_log(run, by, period):
     incidents, summary = run
     assert summary.stored > 950 and summary.actions["close"] > 500 and summary.actions["escalate"] > 20
     assert summary.actions["void"] > 10 and summary.actions["return"] > 10 and summary.actions["park"] > 5
     assert summary.actions["merge"] > 5 and summary.queued < summary.stored  # repeats merged, typos placed
-    start, end = START, START + dt.timedelta(days=30)
+    start, end = PERIODS[period]
     served = pd.DataFrame(incidents.kpis("s", by, start, end, now=NOW)).set_index("unit")
     log = pd.DataFrame(incidents.export_log("s"))
     counted = recount(log, by, start, end, NOW)
@@ -137,6 +147,49 @@ def test_the_service_kpis_equal_a_recount_from_the_log(run, by):
         c = counted.loc[unit]
         cases = c["received"] - c["void"]
         assert row["resolution_rate"] == (round(c["closed"] / cases, kpis.DIGITS) if cases else None)
+
+
+def test_the_tallies_kept_with_every_write_equal_a_rebuild_from_the_incidents(run):
+    incidents, summary = run
+    with incidents.engine.begin() as conn:
+        set_id = incidents._store._set_id(conn, "s")
+        kept = incident_kpis.tallies(conn, set_id)
+        assert incident_kpis.retally(conn, set_id) == len(kept)
+        rebuilt = incident_kpis.tallies(conn, set_id)
+        conn.rollback()
+    assert sum(counts[0] for counts, _ in kept.values()) == summary.stored
+    assert sum(len(hours) for _, hours in kept.values()) == summary.actions["close"]
+    assert {m for _, m, *_ in kept} == {202609, 202610}  # the simulated month spans two tally months
+    assert kept == rebuilt
+
+
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "months", "parts"),
+    [
+        (  # the simulated month: September's part counted, October taken whole less its last 11 days
+            "2026-09-21T00:00+08:00", "2026-10-21T00:00+08:00", [202610],
+            [("2026-09-20T16:00Z", "2026-10-01T00:00Z", 1), ("2026-10-20T16:00Z", "2026-11-01T00:00Z", -1)],
+        ),
+        ("2026-09-01T00:00Z", "2026-10-01T00:00Z", [202609], []),
+        (  # a Beijing-time year: eight hours either end
+            "2026-01-01T00:00+08:00", "2027-01-01T00:00+08:00", [202601 + m for m in range(12)],
+            [("2025-12-31T16:00Z", "2026-01-01T00:00Z", 1), ("2026-12-31T16:00Z", "2027-01-01T00:00Z", -1)],
+        ),
+        ("2026-01-10T00:00Z", "2026-01-12T00:00Z", [], [("2026-01-10T00:00Z", "2026-01-12T00:00Z", 1)]),
+    ],
+)  # fmt: skip
+def test_a_period_takes_whole_tally_months_and_counts_the_shorter_side_of_the_rest(start, end, months, parts):
+    planned = incident_kpis._plan(utc(start), utc(end))
+    assert planned == (months, [(utc(a), utc(b), sign) for a, b, sign in parts])
+
+
+def test_hours_taken_away_as_a_multiset():
+    values = np.array([3.0, 1.0, 2.0, 2.0, 5.0, 2.0])
+    assert incident_kpis._without(values, np.array([2.0, 5.0, 2.0])).tolist() == [1.0, 2.0, 3.0]
 
 
 def test_a_ranking_names_best_and_worst_grids(run):
