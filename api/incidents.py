@@ -34,7 +34,7 @@ from geogrid.errors import Forbidden, InvalidIncident, NotFound, PreconditionReq
 from geogrid.incidents import kpis, states
 from geogrid.incidents.intake import CHANNELS, Report, locate
 from geogrid.incidents.placement import Placement
-from geogrid.people import mask_phone, phones_masked
+from geogrid.people import mask_name, mask_phone, phones_masked
 
 router = APIRouter(tags=["incidents"])
 Reader = Annotated[Principal, Depends(require(Action.read))]  # incidents are no public data: a key reads them
@@ -110,16 +110,11 @@ def shown_incident(item: dict[str, Any], principal: Principal | None) -> dict[st
         and item["deadline"] <= dt.datetime.now(dt.UTC)
     )
     if principal is None or not principal.may(Action.contact):
-        out["reporter_name"] = _mask_name(item.get("reporter_name"))
+        out["reporter_name"] = mask_name(item.get("reporter_name"))
         out["reporter_phone"] = mask_phone(item.get("reporter_phone"))
         out["description"] = phones_masked(item["description"])
         out["address"] = phones_masked(item["address"]) if item.get("address") else item.get("address")
     return out
-
-
-def _mask_name(name: str | None) -> str | None:
-    """张伟 → 张*, 欧阳娜娜 → 欧***: the family name only."""
-    return name[0] + "*" * (len(name) - 1) if name else name
 
 
 def _in_scope(item: dict[str, Any], principal: Principal | None) -> bool:
@@ -470,7 +465,7 @@ def _people_shown(people: list[dict[str, Any]], principal: Principal | None) -> 
     """People named in an incident's log, names masked for roles that may not contact people."""
     if principal is not None and principal.may(Action.contact):
         return people
-    return [{**p, "name": _mask_name(p.get("name"))} for p in people]
+    return [{**p, "name": mask_name(p.get("name"))} for p in people]
 
 
 def _placed_by_hand(

@@ -107,6 +107,15 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
+def mask_name(name: str | None) -> str | None:
+    """A person's name as callers without the right to see it get it: the family name only.
+
+    >>> mask_name("张伟"), mask_name("欧阳娜娜")
+    ('张*', '欧***')
+    """
+    return name[0] + "*" * (len(name) - 1) if name else name
+
+
 #: A phone number inside text: a mobile (with +86 or 86 before it, spaces or dashes between its digits)
 #: or a landline with its area code. ASCII digits: :func:`shown` reads full-width ones as ASCII first.
 PHONE_LIKE = re.compile(

@@ -24,6 +24,8 @@ from geogrid.index import GridIndex
 from tests.api.test_geocode import ROWS, STREET, csv_bytes
 from tests.conftest import BACKENDS, empty_store, migrated_engine
 
+pytestmark = pytest.mark.xdist_group("incident-kpis")  # one worker: each database's month simulated once
+
 CST = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2026, 9, 21, tzinfo=CST)  # the National Day holiday and its 调休 days inside the month
 NOW = START + dt.timedelta(days=31)  # a day after the last report: some still open, some overdue
