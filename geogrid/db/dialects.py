@@ -69,6 +69,14 @@ class PostGIS:
         cols = ", ".join(f"{name} {kinds[kind]}" for name, kind in columns)
         return f"jsonb_to_recordset(CAST(:{param} AS jsonb)) AS {param}({cols})"
 
+    def read_snapshot(self, conn: Connection) -> None:
+        """Make the transaction, before its first statement, read one snapshot throughout (and write nothing)."""
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    def lock_writes(self, conn: Connection, table: str) -> None:
+        """Hold off other transactions' writes to ``table`` until this one ends (reads go on)."""
+        conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
     def for_a_big_scan(self, conn: Connection) -> None:
         """Tune the transaction for one aggregate over 10⁵–10⁶ rows: no JIT (it compiles for 100 ms and
         more, as long as the scan of a month takes)."""
@@ -174,6 +182,13 @@ class SpatiaLite:
     def json_rows(self, param: str, columns: Sequence[tuple[str, str]]) -> str | None:
         """None: SQLite has no lateral join to use such rows with (a loop over them is cheap in-process)."""
         return None
+
+    def read_snapshot(self, conn: Connection) -> None:
+        """Begin the transaction now (the driver would not before a SELECT): its reads then share one snapshot."""
+        conn.exec_driver_sql("BEGIN")
+
+    def lock_writes(self, conn: Connection, table: str) -> None:
+        """Nothing: SQLite has one writer at a time, and the caller's first write takes its lock."""
 
     def for_a_big_scan(self, conn: Connection) -> None:
         """Nothing to tune on SQLite."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from geogrid.addresses.matcher import Match, Matcher
+from geogrid.db import incident_kpis
 from geogrid.db.incidents import IncidentStore
 from geogrid.db.store import Store, in_force
 from geogrid.errors import GeoGridError, InvalidAddress, MissingColumn
@@ -122,6 +123,8 @@ def import_hotline(
                 report.new += len(placed)  # a dry run: what would be new is not known without the database
             if progress is not None:
                 progress(report.rows)
+        if conn is not None:
+            incident_kpis.flush(conn)
     report.errors.sort(key=lambda e: e.row)
     return report
 

@@ -13,6 +13,7 @@ tallies from its incidents (the migration, a bulk load); a test checks the kept 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from geogrid.incidents import kpis, states
 UNITS = ("microgrid", "grid", "community", "street")
 KEY = ("set_id", "month", *UNITS, "level")
 HOURS = np.dtype("<f8")
+UNFLUSHED = "geogrid_unflushed"  # where a connection holds deferred shares (geogrid.db.engine checks it)
 
 Key = tuple[Any, ...]
 Share = tuple[Key, tuple[int, ...], float | None]
@@ -110,6 +112,20 @@ def tally(
             conn.execute(sa.delete(incident_tally).where(*where, incident_tally.c.received == 0))
 
 
+def defer(conn: Connection, after: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+    """Hold new incidents' shares until :func:`flush`, just before the commit: a long transaction (an
+    import) then locks its tally rows for an instant, in one key order, not from its first chunk on (the
+    engine refuses to commit with shares held)."""
+    conn.info.setdefault(UNFLUSHED, []).extend(after)
+
+
+def flush(conn: Connection) -> None:
+    """Tally the shares :func:`defer` held."""
+    held = conn.info.pop(UNFLUSHED, None)
+    if held:
+        tally(conn, after=held)
+
+
 def retally(conn: Connection, set_id: int, *, batch: int = 50_000) -> int:
     """Rebuild a set's tallies from its incidents (after a bulk load, or to check the kept ones): rows written."""
     c = incident.c
@@ -123,6 +139,8 @@ def retally(conn: Connection, set_id: int, *, batch: int = 50_000) -> int:
         c.on_time,
     ]
     columns += [c.closed_at, c.escalations, c.satisfaction, c.hours_to_close]
+    dialect_of(conn).lock_writes(conn, "incident")  # no incident written meanwhile is missed or counted twice
+    conn.execute(sa.delete(incident_tally).where(incident_tally.c.set_id == set_id))  # SQLite's write lock
     counts: dict[Key, list[int]] = defaultdict(lambda: [0] * len(TALLIED))
     hours: dict[Key, list[float]] = defaultdict(list)
     result = conn.execute(sa.select(*columns).where(c.set_id == set_id).execution_options(yield_per=batch))
@@ -133,7 +151,6 @@ def retally(conn: Connection, set_id: int, *, batch: int = 50_000) -> int:
             into[i] += n
         if value is not None:
             hours[key].append(value)
-    conn.execute(sa.delete(incident_tally).where(incident_tally.c.set_id == set_id))
     rows = [
         dict(zip(KEY, key, strict=True))
         | dict(zip(TALLIED, part, strict=True))
@@ -244,7 +261,9 @@ def figures(
             "unit": unit,
             **counts,
             "satisfaction": total / rated if rated else None,
-            "hours_to_close_mean": float(closed.mean()) if len(closed) else None,
+            "hours_to_close_mean": math.fsum(closed) / len(closed)
+            if len(closed)
+            else None,  # any order alike
             "hours_to_close_median": float(np.median(closed)) if len(closed) else None,
             "open": counts["received"] - counts["closed"] - counts["void"],  # open: neither closed nor void
             "overdue": int(overdue.get(unit, 0)),
@@ -265,10 +284,10 @@ def _in_units(table: sa.Table, by: str, units: Sequence[str] | None) -> list[sa.
     out: list[sa.ColumnElement[bool]] = []
     if by == "department":
         out.append(table.c.level.like("department:%"))
-    elif by != "county":
-        out.append(sa.func.coalesce(table.c[by], "") != "")
+    elif by != "county":  # the tallies keep "none" as ''
+        out.append(table.c[by] != "" if table is incident_tally else table.c[by].is_not(None))
     if units is not None:
-        codes = list(units)
+        codes = [u for u in units if u]
         out.append(sa.or_(*(table.c[u].in_(codes) for u in reversed(UNITS))))
     return out
 
@@ -303,6 +322,8 @@ def _without(values: np.ndarray[Any, Any], taken: np.ndarray[Any, Any]) -> np.nd
     at = np.searchsorted(values, taken, "left") + (
         np.arange(len(taken)) - np.searchsorted(taken, taken, "left")
     )
+    if len(taken) and (at[-1] >= len(values) or not np.array_equal(values[at], taken)):
+        raise ValueError("hours to take away that the tally does not hold: tallies and rows disagree")
     keep = np.ones(len(values), bool)
     keep[at] = False
     return values[keep]

@@ -270,10 +270,10 @@ class IncidentStore:
                 for item, (_, new, row, _) in zip(rows, fresh, strict=True)
                 if new.duplicates_m is not None and item["lon"] is not None and item["lat"] is not None
             ]
-            incident_kpis.tally(
+            near = self._nearby_many(conn, asked) if asked else {}
+            incident_kpis.tally(  # last: its rows stay locked until the commit
                 conn, after=[(row["set_id"], item) for item, (_, _, row, _) in zip(rows, fresh, strict=True)]
             )
-            near = self._nearby_many(conn, asked) if asked else {}
             for item, (pos, _, _, _) in zip(rows, fresh, strict=True):
                 if item["id"] in near:
                     item["duplicate_candidates"] = near[item["id"]]
@@ -365,12 +365,15 @@ class IncidentStore:
         *,
         conn: Connection | None = None,
     ) -> tuple[list[int | None], list[int]]:
-        """Store many reports in one transaction (all or none; the caller's with ``conn``): each one's
-        incident id (an earlier one's for a key seen before), None where its key was used for another
-        report; and the ids made now."""
+        """Store many reports in one transaction (all or none; the caller's with ``conn``, who calls
+        :func:`geogrid.db.incident_kpis.flush` before committing it): each one's incident id (an earlier
+        one's for a key seen before), None where its key was used for another report; and the ids made now."""
         with contextlib.ExitStack() as stack:
             if conn is None:
                 conn = stack.enter_context(self.engine.begin())
+                made = self._create_many(conn, set_name, items, actor or self.actor)
+                incident_kpis.flush(conn)
+                return made
             return self._create_many(conn, set_name, items, actor or self.actor)
 
     def _create_many(
@@ -458,7 +461,7 @@ class IncidentStore:
                     for new_id, (_, _, detail) in zip(new_ids, part, strict=True)
                 ],
             )
-            incident_kpis.tally(conn, after=[(set_id, row) for row in rows])
+            incident_kpis.defer(conn, [(set_id, row) for row in rows])
             for new_id, (pos, _, _) in zip(new_ids, part, strict=True):
                 ids[pos] = new_id
             made += new_ids
@@ -922,6 +925,7 @@ class IncidentStore:
         if start.tzinfo is None or end.tzinfo is None:
             raise InvalidIncident("a period's start and end need a time zone", field="start")
         with self.engine.connect() as conn:
+            dialect_of(conn).read_snapshot(conn)  # tallies and rows as of one moment: the parts add up
             return incident_kpis.figures(
                 conn,
                 self._store._set_id(conn, set_name),

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from geogrid.addresses.registry import read_addresses
 from geogrid.cli import app
+from geogrid.db import incident_kpis
 from geogrid.db.addresses import AddressStore
 from geogrid.db.incidents import IncidentStore
 from geogrid.incidents.calendar import default_calendar
@@ -140,6 +141,12 @@ def test_a_hotline_export_imports_once_keeping_good_rows(url, tmp_path, suffix, 
         "--commit",
     )
     assert "imported before with other content" in refused_again.output and count(db) == before + 5
+    with db.begin() as conn:  # the imports' tallies, held back to their commits, equal a rebuild
+        set_id = conn.execute(sa.text("SELECT id FROM boundary_set WHERE name = 's'")).scalar_one()
+        kept = incident_kpis.tallies(conn, set_id)
+        incident_kpis.retally(conn, set_id)
+        assert kept and incident_kpis.tallies(conn, set_id) == kept
+        conn.rollback()
 
 
 def test_a_renamed_copy_imports_as_the_same_and_an_overlong_cell_is_a_row_error(url, tmp_path):

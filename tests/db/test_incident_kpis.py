@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from geogrid.addresses.matcher import Matcher
 from geogrid.addresses.registry import address_text, read_addresses
@@ -121,6 +122,8 @@ PERIODS = {  # the simulated month (no tally month whole: every incident counted
     # September and October in Beijing time: September (UTC) from the tallies, the rest from the rows
     "the month": (START, START + dt.timedelta(days=30)),
     "whole months": (dt.datetime(2026, 9, 1, tzinfo=CST), dt.datetime(2026, 11, 1, tzinfo=CST)),
+    # September's part counted; October's taken whole less its rows after the 17th, closed ones among them
+    "less the rest of a month": (dt.datetime(2026, 9, 24, tzinfo=CST), dt.datetime(2026, 10, 18, tzinfo=CST)),
 }
 
 
@@ -192,6 +195,21 @@ def test_a_period_takes_whole_tally_months_and_counts_the_shorter_side_of_the_re
 def test_hours_taken_away_as_a_multiset():
     values = np.array([3.0, 1.0, 2.0, 2.0, 5.0, 2.0])
     assert incident_kpis._without(values, np.array([2.0, 5.0, 2.0])).tolist() == [1.0, 2.0, 3.0]
+
+
+def test_shares_held_back_and_never_written_refuse_the_commit(run):
+    incidents, _ = run
+    with pytest.raises(RuntimeError, match="flush"), incidents.engine.begin() as conn:
+        incident_kpis.defer(conn, [(1, {})])
+    with incidents.engine.begin() as conn:  # the next transaction on the connection starts clean
+        conn.execute(sa.text("SELECT 1"))
+
+
+def test_hours_not_held_by_the_tally_are_an_error_not_a_silent_drop():
+    with pytest.raises(ValueError, match="disagree"):
+        incident_kpis._without(np.array([1.0, 2.0, 3.0]), np.array([2.5]))
+    with pytest.raises(ValueError, match="disagree"):
+        incident_kpis._without(np.array([1.0, 2.0, 3.0]), np.array([5.0]))
 
 
 def test_a_ranking_names_best_and_worst_grids(run):
