@@ -13,6 +13,7 @@ tallies from its incidents (the migration, a bulk load); a test checks the kept 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geogrid.db.dialects import dialect_of
+from geogrid.db.dialects import Dialect, dialect_of
 from geogrid.db.schema import TALLIED, incident, incident_tally
 from geogrid.incidents import kpis, states
 
@@ -89,7 +90,7 @@ def tally(
     if not changes:
         return
     conn.execute(
-        dialect_of(conn).add_on_conflict(incident_tally, KEY, TALLIED),
+        _upsert(dialect_of(conn)),
         [
             dict(zip(KEY, key, strict=True)) | dict(zip(TALLIED, delta, strict=True)) | {"hours": b""}
             for key, delta, _ in changes
@@ -270,6 +271,12 @@ def figures(
         }
         out.append(kpis.rates(row))
     return sorted(out, key=lambda r: str(r["unit"]))
+
+
+@functools.cache
+def _upsert(dialect: Dialect) -> sa.Insert:
+    """The statement adding shares to tally rows, built once (building it costs more than running it)."""
+    return dialect.add_on_conflict(incident_tally, KEY, TALLIED)
 
 
 def _key(table: sa.Table, by: str) -> sa.ColumnElement[Any]:
