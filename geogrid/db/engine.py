@@ -73,6 +73,9 @@ def create_engine(settings: Settings, **kwargs: Any) -> Engine:
     return watch_commits(engine)
 
 
+UNFLUSHED = "geogrid_unflushed"  # conn.info's shares held back by geogrid.db.incident_kpis.defer
+
+
 def watch_commits(engine: Engine) -> Engine:
     """Ask the request's deadline (geogrid.deadline) before every commit: one that writes is refused once
     the client was told the request timed out (the transaction rolls back), or else holds the deadline off.
@@ -84,7 +87,7 @@ def watch_commits(engine: Engine) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.info["geogrid_wrote"] = False
-        conn.info.pop("geogrid_unflushed", None)  # a transaction rolled back leaves nothing held
+        conn.info.pop(UNFLUSHED, None)  # a transaction rolled back leaves nothing held
 
     @event.listens_for(engine, "before_cursor_execute")
     def _note_write(
@@ -96,7 +99,7 @@ def watch_commits(engine: Engine) -> Engine:
 
     @event.listens_for(engine, "commit")
     def _commit(conn: sa.Connection) -> None:
-        if conn.info.get("geogrid_unflushed"):  # geogrid.db.incident_kpis.defer without its flush: a bug
+        if conn.info.get(UNFLUSHED):  # geogrid.db.incident_kpis.defer without its flush: a bug
             raise RuntimeError("incident tallies held back and never written; flush them before the commit")
         if conn.info.get("geogrid_wrote", True):
             deadline.begin_commit()

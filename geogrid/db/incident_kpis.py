@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,13 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from geogrid.db.dialects import Dialect, dialect_of
+from geogrid.db.engine import UNFLUSHED
 from geogrid.db.schema import TALLIED, incident, incident_tally
 from geogrid.incidents import kpis, states
 
 UNITS = ("microgrid", "grid", "community", "street")
 KEY = ("set_id", "month", *UNITS, "level")
 HOURS = np.dtype("<f8")
-UNFLUSHED = "geogrid_unflushed"  # where a connection holds deferred shares (geogrid.db.engine checks it)
 
 Key = tuple[Any, ...]
 Share = tuple[Key, tuple[int, ...], float | None]
@@ -69,24 +69,12 @@ def tally(
     """Move incidents' shares from what they were (``before``: (set id, row)) to what they are (``after``),
     in the caller's transaction; rows are locked in key order, so two writers never wait on each other in
     a circle."""
-    counts: dict[Key, list[int]] = defaultdict(lambda: [0] * len(TALLIED))
-    hours: dict[Key, list[tuple[float, int]]] = defaultdict(list)  # (value, +1 added | −1 taken away)
-    for sign, rows in ((-1, before), (1, after)):
-        for set_id, row in rows:
-            key, part, value = share(set_id, row)
-            into = counts[key]
-            for i, n in enumerate(part):
-                into[i] += sign * n
-            if value is not None:
-                hours[key].append((value, sign))
+    counts, hours = _add_up(before, after)
     changes = []
-    for key in sorted(set(counts) | set(hours)):
-        net: dict[float, int] = defaultdict(int)
-        for value, sign in hours.get(key, ()):
-            net[value] += sign
-        delta = counts.get(key, [0] * len(TALLIED))
-        if any(delta) or any(net.values()):
-            changes.append((key, delta, {v: n for v, n in net.items() if n}))
+    for key in sorted(counts):
+        net = {value: n for value, n in hours.get(key, {}).items() if n}
+        if any(counts[key]) or net:
+            changes.append((key, counts[key], net))
     if not changes:
         return
     conn.execute(
@@ -113,6 +101,23 @@ def tally(
             conn.execute(sa.delete(incident_tally).where(*where, incident_tally.c.received == 0))
 
 
+def _add_up(
+    before: Iterable[tuple[int, Mapping[Any, Any]]] = (), after: Iterable[tuple[int, Mapping[Any, Any]]] = ()
+) -> tuple[dict[Key, list[int]], dict[Key, Counter[float]]]:
+    """The shares of ``after`` less those of ``before``, per tally key: counts, and hours as value → times."""
+    counts: dict[Key, list[int]] = defaultdict(lambda: [0] * len(TALLIED))
+    hours: dict[Key, Counter[float]] = defaultdict(Counter)
+    for sign, rows in ((-1, before), (1, after)):
+        for set_id, row in rows:
+            key, part, value = share(set_id, row)
+            into = counts[key]
+            for i, n in enumerate(part):
+                into[i] += sign * n
+            if value is not None:
+                hours[key][value] += sign
+    return counts, hours
+
+
 def defer(conn: Connection, after: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
     """Hold new incidents' shares until :func:`flush`, just before the commit: a long transaction (an
     import) then locks its tally rows for an instant, in one key order, not from its first chunk on (the
@@ -130,32 +135,16 @@ def flush(conn: Connection) -> None:
 def retally(conn: Connection, set_id: int, *, batch: int = 50_000) -> int:
     """Rebuild a set's tallies from its incidents (after a bulk load, or to check the kept ones): rows written."""
     c = incident.c
-    columns = [
-        c.reported_at,
-        *(c[u] for u in UNITS),
-        c.level,
-        c.state,
-        c.accepted_at,
-        c.resolved_at,
-        c.on_time,
-    ]
-    columns += [c.closed_at, c.escalations, c.satisfaction, c.hours_to_close]
+    columns = [c.reported_at, *(c[u] for u in UNITS), c.level, c.state, c.accepted_at, c.resolved_at]
+    columns += [c.on_time, c.closed_at, c.escalations, c.satisfaction, c.hours_to_close]
     dialect_of(conn).lock_writes(conn, "incident")  # no incident written meanwhile is missed or counted twice
     conn.execute(sa.delete(incident_tally).where(incident_tally.c.set_id == set_id))  # SQLite's write lock
-    counts: dict[Key, list[int]] = defaultdict(lambda: [0] * len(TALLIED))
-    hours: dict[Key, list[float]] = defaultdict(list)
     result = conn.execute(sa.select(*columns).where(c.set_id == set_id).execution_options(yield_per=batch))
-    for row in result.mappings():
-        key, part, value = share(set_id, row)
-        into = counts[key]
-        for i, n in enumerate(part):
-            into[i] += n
-        if value is not None:
-            hours[key].append(value)
+    counts, hours = _add_up(after=((set_id, row) for row in result.mappings()))
     rows = [
         dict(zip(KEY, key, strict=True))
         | dict(zip(TALLIED, part, strict=True))
-        | {"hours": np.asarray(hours.get(key, []), HOURS).tobytes()}
+        | {"hours": np.asarray(list(hours[key].elements()) if key in hours else [], HOURS).tobytes()}
         for key, part in sorted(counts.items())
     ]
     for i in range(0, len(rows), 5_000):
@@ -294,9 +283,14 @@ def _in_units(table: sa.Table, by: str, units: Sequence[str] | None) -> list[sa.
     elif by != "county":  # the tallies keep "none" as ''
         out.append(table.c[by] != "" if table is incident_tally else table.c[by].is_not(None))
     if units is not None:
-        codes = [u for u in units if u]
-        out.append(sa.or_(*(table.c[u].in_(codes) for u in reversed(UNITS))))
+        out.append(under(table, [u for u in units if u]))
     return out
+
+
+def under(table: sa.Table, codes: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Rows of ``table`` (incidents or tallies) under any of ``codes`` (streets, communities, grids or
+    micro-grids)."""
+    return sa.or_(*(table.c[u].in_(list(codes)) for u in reversed(UNITS)))
 
 
 def _plan(

@@ -368,13 +368,12 @@ class IncidentStore:
         """Store many reports in one transaction (all or none; the caller's with ``conn``, who calls
         :func:`geogrid.db.incident_kpis.flush` before committing it): each one's incident id (an earlier
         one's for a key seen before), None where its key was used for another report; and the ids made now."""
-        with contextlib.ExitStack() as stack:
-            if conn is None:
-                conn = stack.enter_context(self.engine.begin())
-                made = self._create_many(conn, set_name, items, actor or self.actor)
-                incident_kpis.flush(conn)
-                return made
+        if conn is not None:
             return self._create_many(conn, set_name, items, actor or self.actor)
+        with self.engine.begin() as own:
+            made = self._create_many(own, set_name, items, actor or self.actor)
+            incident_kpis.flush(own)
+            return made
 
     def _create_many(
         self, conn: Connection, set_name: str, items: Sequence[tuple[Report, Placement]], actor: str
@@ -523,7 +522,7 @@ class IncidentStore:
             if state is not None:
                 query = query.where(incident.c.state == state)
             if units is not None:
-                query = query.where(_under(units))
+                query = query.where(incident_kpis.under(incident, units))
             if queued:
                 query = query.where(incident.c.microgrid.is_(None), incident.c.state.in_(sorted(states.OPEN)))
             query = query.order_by(incident.c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
@@ -558,7 +557,7 @@ class IncidentStore:
             if end is not None:
                 query = query.where(c.reported_at <= end.astimezone(dt.UTC))
             if units is not None:
-                query = query.where(_under(units))
+                query = query.where(incident_kpis.under(incident, units))
             query = query.order_by(c.reported_at.desc(), c.id.desc()).limit(max(limit, 0))
             return [_record(r) for r in conn.execute(query).mappings()]
 
@@ -614,7 +613,7 @@ class IncidentStore:
                 .order_by(incident_event.c.id)
             )
             if units is not None:
-                query = query.where(_under(units))
+                query = query.where(incident_kpis.under(incident, units))
             if limit is not None:
                 query = query.limit(limit)
             return [
@@ -1034,17 +1033,6 @@ def _log(
             "attachments": list(attachments),
             "detail": detail,
         },
-    )
-
-
-def _under(units: Sequence[str]) -> sa.ColumnElement[bool]:
-    """Incidents in any of ``units`` (codes of streets, communities, grids or micro-grids)."""
-    codes = list(units)
-    return sa.or_(
-        incident.c.street.in_(codes),
-        incident.c.community.in_(codes),
-        incident.c.grid.in_(codes),
-        incident.c.microgrid.in_(codes),
     )
 
 
