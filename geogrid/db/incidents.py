@@ -47,6 +47,7 @@ from geogrid.incidents.placement import metres as metres_between
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
 INSERT_EVENT = sa.insert(incident_event)
+INSERT_EVENTS = INSERT_EVENT.returning(incident_event.c.id)  # many lines as one statement (insertmanyvalues)
 INSERT_RETURNING = sa.insert(incident).returning(
     *(incident.c[c] for c in INCIDENT_COLUMNS), sort_by_parameter_order=True
 )
@@ -255,7 +256,7 @@ class IncidentStore:
             rows = [_record(r) for r in returned]
         if fresh:
             conn.execute(
-                INSERT_EVENT,
+                INSERT_EVENTS,
                 [
                     {
                         "incident_id": item["id"], "seq": 1, "action": "report", "from_state": None,

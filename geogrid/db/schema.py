@@ -292,7 +292,7 @@ incident = sa.Table(
     sa.Index("ix_incident_set_state", "set_id", "state"),
     sa.Index("ix_incident_set_microgrid", "set_id", "microgrid"),
     sa.Index("ix_incident_set_reported", "set_id", "reported_at"),
-    sa.Index("ix_incident_nearby", "set_id", "category", "lat"),  # duplicates: same category, nearby
+    sa.Index("ix_incident_nearby", "set_id", "category", "lat", "lon"),  # duplicates: a box of one category
     sa.Index(  # the open ones, with all the KPIs' overdue count reads of them (no row fetched)
         "ix_incident_open",
         *("set_id", "reported_at", "deadline", "state", "microgrid", "grid", "community", "street", "level"),
