@@ -23,7 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from geogrid.db.dialects import Dialect, dialect_of
+from geogrid.db.dialects import Dialect, WriteRows, dialect_of
 from geogrid.db.engine import UNFLUSHED
 from geogrid.db.schema import TALLIED, incident, incident_tally
 from geogrid.incidents import kpis, states
@@ -77,14 +77,16 @@ def tally(
             changes.append((key, counts[key], net))
     if not changes:
         return
-    conn.execute(
-        _upsert(dialect_of(conn)),
+    _upsert(dialect_of(conn))(
+        conn,
         [
             dict(zip(KEY, key, strict=True)) | dict(zip(TALLIED, delta, strict=True)) | {"hours": b""}
             for key, delta, _ in changes
         ],
     )
     for key, delta, net in changes:
+        if not net and delta[0] >= 0:
+            continue
         where = [incident_tally.c[k] == v for k, v in zip(KEY, key, strict=True)]
         if net:  # hours added (a close) or taken away (a closed incident moved): the row is locked already
             kept = conn.execute(sa.select(incident_tally.c.hours).where(*where)).scalar_one()
@@ -263,9 +265,9 @@ def figures(
 
 
 @functools.cache
-def _upsert(dialect: Dialect) -> sa.Insert:
-    """The statement adding shares to tally rows, built once (building it costs more than running it)."""
-    return dialect.add_on_conflict(incident_tally, KEY, TALLIED)
+def _upsert(dialect: Dialect) -> WriteRows:
+    """The writer adding shares to tally rows, built once (building it costs more than running it)."""
+    return dialect.insert_rows(incident_tally, unique=KEY, adding=TALLIED)
 
 
 def _key(table: sa.Table, by: str) -> sa.ColumnElement[Any]:

@@ -47,10 +47,6 @@ from geogrid.incidents.placement import metres as metres_between
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
 INSERT_EVENT = sa.insert(incident_event)
-INSERT_EVENTS = INSERT_EVENT.returning(incident_event.c.id)  # many lines as one statement (insertmanyvalues)
-INSERT_RETURNING = sa.insert(incident).returning(
-    *(incident.c[c] for c in INCIDENT_COLUMNS), sort_by_parameter_order=True
-)
 CHUNK = 2000  # rows a statement carries (SQLite binds at most 32,766 parameters)
 NEARBY_BOX = [("qid", "integer"), ("set_id", "integer"), ("category", "text")] + [
     (c, "float") for c in ("lat0", "lat1", "lon0", "lon1", "lat", "lon", "k")
@@ -90,10 +86,11 @@ class IncidentStore:
         self.actor = actor
         self._set_ids: dict[str, int] = {}
         self._store = Store(engine, actor)  # the set lookup every store shares
-        returned = (incident.c[c] for c in INCIDENT_COLUMNS)
-        self._insert_new = DIALECTS[engine.dialect.name].insert_new(
-            incident, ("set_id", "idem_key"), returned
+        dialect = DIALECTS[engine.dialect.name]
+        self._insert_new = dialect.insert_rows(  # a key taken before (a retry) is skipped, then found
+            incident, unique=("set_id", "idem_key"), returning=(*INCIDENT_COLUMNS, "set_id", "idem_key")
         )
+        self._insert_events = dialect.insert_rows(incident_event)
         self._nearby_sql: dict[str, sa.TextClause] = {}
         self._held = threading.local()  # the writer thread's connection: no pool check-out, ping or reset
         self._writer: GroupCommit[_New, tuple[dict[str, Any], bool]] = GroupCommit(
@@ -172,7 +169,7 @@ class IncidentStore:
     def _write_all(self, batch: Sequence[_New]) -> list[tuple[dict[str, Any], bool] | BaseException]:
         try:
             return self._in_transaction(batch)
-        except (IntegrityError, DataError) as error:  # one report's fault (a key taken, a value refused)
+        except (IntegrityError, DataError) as error:  # one report's fault (a value refused)
             if len(batch) == 1:
                 return [error]
         except Exception as error:  # the database's (locked, gone) or a commit whose outcome is unknown:
@@ -219,7 +216,7 @@ class IncidentStore:
         self, conn: Connection, batch: Sequence[_New]
     ) -> list[tuple[dict[str, Any], bool] | BaseException]:
         """Insert the batch's reports in a few statements, whatever its size (a key twice in the batch is
-        answered from its first report); a lone report whose key was taken before gets the key's incident."""
+        answered from its first report); a report whose key was taken before (a retry) gets the key's incident."""
         now = _now()
         out: list[tuple[dict[str, Any], bool] | BaseException | None] = [None] * len(batch)
         set_ids = {name: self._set_id_in(conn, name) for name in {new.set_name for new in batch}}
@@ -237,26 +234,27 @@ class IncidentStore:
                 set_ids[new.set_name], new.report, new.placement, new.service, new.digest, new.actor, now
             )
             fresh.append((pos, new, row, detail))
-        if len(fresh) == 1:  # alone (or retried alone): a key another writer holds is waited for, then found
-            pos, new, row, _ = fresh[0]
-            inserted = conn.execute(self._insert_new, row).mappings().first()
-            if inserted is None:
-                assert new.report.key is not None
+        if fresh:  # a key another writer holds is waited for: taken (a retry), its incident is found
+            inserted = self._insert_new(conn, [row for _, _, row, _ in fresh])
+            got = {(r["set_id"], r["idem_key"]) for r in inserted}
+            made, kept = iter(inserted), []
+            for pos, new, row, detail in fresh:
+                if new.report.key is None or (row["set_id"], new.report.key) in got:
+                    item = _record(next(made))
+                    del item["set_id"], item["idem_key"]  # matched: the incident is what the API shows
+                    rows.append(item)
+                    kept.append((pos, new, row, detail))
+                    continue
                 try:
                     before = self._by_key(conn, row["set_id"], new.report.key, new.digest)
                     assert before is not None, f"key {new.report.key!r} conflicts but finds no incident"
                     out[pos] = (before, False)
                 except InvalidIncident as error:
                     out[pos] = error
-                fresh = []
-            else:
-                rows = [_record(inserted)]
-        elif fresh:  # a key taken before (a retry) fails the batch, and each report is written alone
-            returned = conn.execute(INSERT_RETURNING, [row for _, _, row, _ in fresh]).mappings().all()
-            rows = [_record(r) for r in returned]
+            fresh = kept
         if fresh:
-            conn.execute(
-                INSERT_EVENTS,
+            self._insert_events(
+                conn,
                 [
                     {
                         "incident_id": item["id"], "seq": 1, "action": "report", "from_state": None,
