@@ -245,6 +245,7 @@ def test_reports_committed_together_each_get_their_own_answer(db, county):
         a,  # a retry of a, in the same batch
         Report("E0102", "丙", at, key="batch-1"),  # the key of a with another report
         Report("E0102", "早就报过", at, key="batch-0"),  # a retry of a report committed before
+        Report("E0102", "另一件", at, key="batch-0"),  # that key, committed before, with another report
     ]
     futures = [store.submit("s", r, where) for r in reports]
     with request_deadline(0.0):  # its client was told 503 before the writer got to it
@@ -252,12 +253,16 @@ def test_reports_committed_together_each_get_their_own_answer(db, county):
     gate.set()
     assert blocker.result(timeout=60)[1] is True
     answers = [f.exception(timeout=60) or f.result() for f in futures]
-    assert sizes == [1, 6]  # the five and the timed-out one came together
-    (made_a, new_a), (made_b, new_b), (again_a, new_again), reused, (found, new_found) = answers
+    assert sizes == [1, 7]  # the six and the timed-out one came together
+    (made_a, new_a), (made_b, new_b), (again_a, new_again), reused, (found, new_found), taken = answers
     assert (new_a, new_b, new_again, new_found) == (True, True, False, False)
     assert again_a["id"] == made_a["id"] != made_b["id"]
-    assert isinstance(reused, InvalidIncident)
+    assert isinstance(reused, InvalidIncident) and isinstance(taken, InvalidIncident)
     assert found["id"] == before["id"]
+    assert (made_a["description"], made_b["description"]) == ("甲", "乙")  # each its own row, in order
+    for made in (made_a, made_b):  # answered as stored, to the microsecond
+        stored = store.get("s", made["id"])
+        assert {k: stored[k] for k in made} == made
     assert isinstance(timed_out.exception(timeout=60), RequestTimeout)
     with db.connect() as conn:
         keys = conn.execute(
