@@ -99,11 +99,14 @@ def wrk_post(
     port: int, path: str, script: Path, seconds: int, connections: int, *, strict: bool = True
 ) -> dict[str, float]:
     """Requests/s, p50/p99 (ms) and the requests completed (all 2xx, or an error) from one wrk run."""
-    out = subprocess.run(
+    run = subprocess.run(
         pinned(0, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
                    f"http://127.0.0.1:{port}{path}"]),
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True, text=True,
+    )  # fmt: skip
+    out = run.stdout
+    if run.returncode:
+        raise RuntimeError(f"wrk exited with {run.returncode}:\n{out}\n{run.stderr}")
     if strict and ("Non-2xx" in out or "Socket errors" in out):
         raise RuntimeError(f"wrk saw errors:\n{out}")
 
