@@ -256,14 +256,10 @@ class IncidentStore:
             self._insert_events(
                 conn,
                 [
-                    {
-                        "incident_id": item["id"], "seq": 1, "action": "report", "from_state": None,
-                        "to_state": "reported", "actor": new.actor, "at": now, "note": None, "attachments": [],
-                        "detail": detail,
-                    }
+                    _first_line(item["id"], new.actor, now, detail)
                     for item, (_, new, _, detail) in zip(rows, fresh, strict=True)
                 ],
-            )  # fmt: skip
+            )
             asked = [
                 (row["set_id"], item, new.duplicates_m)
                 for item, (_, new, row, _) in zip(rows, fresh, strict=True)
@@ -444,18 +440,7 @@ class IncidentStore:
                 conn,
                 incident_event,
                 [
-                    {
-                        "incident_id": new_id,
-                        "seq": 1,
-                        "action": "report",
-                        "from_state": None,
-                        "to_state": "reported",
-                        "actor": actor,
-                        "at": now,
-                        "note": None,
-                        "attachments": [],
-                        "detail": detail,
-                    }
+                    _first_line(new_id, actor, now, detail)
                     for new_id, (_, _, detail) in zip(new_ids, part, strict=True)
                 ],
             )
@@ -1033,6 +1018,14 @@ def _log(
             "detail": detail,
         },
     )
+
+
+def _first_line(incident_id: int, actor: str, at: dt.datetime, detail: dict[str, Any]) -> dict[str, Any]:
+    """The log line of a new incident: reported."""
+    return {
+        "incident_id": incident_id, "seq": 1, "action": "report", "from_state": None, "to_state": "reported",
+        "actor": actor, "at": at, "note": None, "attachments": [], "detail": detail,
+    }  # fmt: skip
 
 
 def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
