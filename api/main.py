@@ -27,6 +27,7 @@ from api import (
     open311,
     pages,
     people,
+    tiles,
 )
 from api.auth import RateLimiter
 from api.dependencies import StateDep
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         people,
         coverage,
         keys,
+        tiles,
         pages,
     ):
         app.include_router(module.router)

@@ -26,12 +26,14 @@ from geogrid.db.migrate import current_revision, head_revision, upgrade
 from geogrid.db.people import Roster
 from geogrid.db.store import in_force
 from geogrid.errors import InvalidAddress, NotAuthenticated, NotFound
+from geogrid.hierarchy import Level
 from geogrid.incidents.calendar import WorkingCalendar, default_calendar
 from geogrid.incidents.catalogue import catalogue
 from geogrid.index import GridIndex
 from geogrid.people import Directory
 from geogrid.people import in_force as in_force_posts
 from geogrid.settings import Settings
+from geogrid.tiles import TileLayer
 
 if TYPE_CHECKING:
     from geogrid.addresses.matcher import Matcher
@@ -118,6 +120,8 @@ class ServiceState:
         if admin is not None:
             self._principals[admin] = (float("inf"), Principal("admin (settings)", Role.admin))
         self._lock = threading.Lock()  # one index build at a time
+        self._tile_layers: dict[tuple[str, int, Level], TileLayer] = {}  # (set, version, level) -> its tiles
+        self._tiles_lock = threading.Lock()  # one layer made at a time
         self._reading = threading.Lock()  # one read of a set's versions at a time, so the last read wins
         self._queue_lock = threading.Lock()
         self._queued: set[tuple[str, str]] = set()
@@ -226,6 +230,20 @@ class ServiceState:
                     found = GridIndex.from_version(self.store, name, at, cache_dir=self.settings.cache_dir)
                     self._indexes[(name, number)] = found.warm()
         return found
+
+    def tile_layer(self, set_name: str | None, level: Level, at: dt.date | None) -> tuple[int, TileLayer]:
+        """The vector tiles of ``level`` of the version of ``set_name`` in force ``at``, and its number
+        (a version's units never change: made once per version, kept as long as the process)."""
+        name = set_name or self.settings.default_set
+        number = in_force(self.versions(name), name, at).number
+        found = self._tile_layers.get((name, number, level))
+        if found is None:
+            with self._tiles_lock:
+                found = self._tile_layers.get((name, number, level))
+                if found is None:
+                    units = self.store.units(name, version=number, level=level)
+                    found = self._tile_layers[name, number, level] = TileLayer(level.name, units)
+        return number, found
 
     @property
     def loaded(self) -> list[tuple[str, int]]:
