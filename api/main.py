@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from api import (
     boundaries,
     coverage,
+    dashboard,
     drafts,
     errors,
     geocode,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
         coverage,
         keys,
         tiles,
+        dashboard,
         pages,
     ):
         app.include_router(module.router)

@@ -21,9 +21,12 @@ ASSETS: dict[str, tuple[str, str]] = {
     "swagger-ui/favicon-32x32.png": ("swagger-ui/favicon-32x32.png", "image/png"),
     "redoc/redoc.standalone.js": ("redoc/redoc.standalone.js", "text/javascript"),
     "redoc/logo-mini.svg": ("redoc/logo-mini.svg", "image/svg+xml"),  # ReDoc's CDN logo, served here
+    "maplibre/maplibre-gl.js": ("maplibre/maplibre-gl.js", "text/javascript"),  # the dashboard's map
+    "maplibre/maplibre-gl.css": ("maplibre/maplibre-gl.css", "text/css"),
 }
 EXAMPLE_LOOKUP = "/v1/lookup?lon=111.2&lat=39.85"
 LINKS = [
+    ("/dashboard", "Commander dashboard (指挥大屏)"),
     ("/docs", "Interactive API docs (Swagger UI)"),
     ("/redoc", "API reference (ReDoc)"),
     ("/ogc", "OGC API - Features (QGIS, GDAL)"),

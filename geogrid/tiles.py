@@ -69,6 +69,9 @@ class TileLayer:
 
     def __init__(self, name: str, units: gpd.GeoDataFrame, *, keep: int = 4096) -> None:
         self.name = name
+        self.bounds = tuple(
+            float(v) for v in units.total_bounds
+        )  # WGS-84: min lon, min lat, max lon, max lat
         self._shapes = np.asarray(units.to_crs(3857).geometry.to_numpy())
         self._properties = [
             {"code": str(code), "name": str(label) if label is not None else ""}
