@@ -288,6 +288,42 @@ def incident_kpis(
     return {"by": by, "start": first.isoformat(), "end": stop.isoformat(), "units": rows}
 
 
+@router.get("/v1/incidents/points", summary="A period's incidents as columns of points, for maps")
+def incident_points(
+    state: StateDep,
+    principal: Reader,
+    start: Annotated[dt.date | None, StartQuery] = None,
+    end: Annotated[dt.date | None, EndQuery] = None,
+    category: Annotated[str | None, Query(max_length=40, description="Only this catalogue code.")] = None,
+    unit: Annotated[
+        str | None, Query(max_length=32, pattern="^[0-9]+$", description="Only under this unit's code.")
+    ] = None,
+    since: Annotated[
+        dt.datetime | None, Query(description="Only those changed after this instant (live updates).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500_000)] = 100_000,
+    set: Annotated[str | None, SetQuery] = None,
+) -> Response:
+    """One list per column (id, lon, lat, state, category, micro-grid, grid, community, street, overdue) of
+    the incidents with a point that the caller may see; ``as_of`` is the latest change among them (poll
+    with ``since`` a few seconds before it). No reporter is named."""
+    if since is not None and since.tzinfo is None:
+        raise InvalidIncident("since needs a time zone (2026-12-03T09:30:00+08:00)", field="since")
+    first, stop = _period(state, start, end)
+    scope = principal.scope if principal is not None else None
+    units = [code for code in (scope, unit) if code]
+    if len(units) == 2:  # both: the narrower, if it lies under the other; else nothing ("-" is no code)
+        wide, narrow = sorted(units, key=len)
+        units = [narrow] if narrow.startswith(wide) else ["-"]
+    found = state.incidents.points(
+        set or state.settings.default_set, first, stop,
+        units=units or None, category=category, since=since, limit=limit,
+    )  # fmt: skip
+    found["as_of"] = found["as_of"].isoformat() if found["as_of"] is not None else None
+    body = {"start": first.isoformat(), "end": stop.isoformat(), "count": len(found["id"]), **found}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 @router.get("/v1/incidents/ranking", summary="The red/black ranking (红黑榜) of units for a period")
 def incident_ranking(
     state: StateDep,

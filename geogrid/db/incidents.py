@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from geogrid.db import incident_kpis
+from geogrid.db import incident_kpis, incident_points
 from geogrid.db.dialects import DIALECTS, dialect_of
 from geogrid.db.group_commit import GroupCommit
 from geogrid.db.schema import incident, incident_event
@@ -917,6 +917,31 @@ class IncidentStore:
                 end.astimezone(dt.UTC),
                 (now or _now()).astimezone(dt.UTC),
                 units,
+            )
+
+    def points(
+        self,
+        set_name: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        units: Sequence[str] | None = None,
+        category: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100_000,
+    ) -> dict[str, Any]:
+        """The incidents reported in [``start``, ``end``) as columns of points (:mod:`geogrid.db.incident_points`)."""
+        with self.engine.connect() as conn:
+            return incident_points.points(
+                conn,
+                self._store._set_id(conn, set_name),
+                start.astimezone(dt.UTC),  # SQLite compares them as text
+                end.astimezone(dt.UTC),
+                _now().astimezone(dt.UTC),
+                units=units,
+                category=category,
+                since=since.astimezone(dt.UTC) if since is not None else None,
+                limit=limit,
             )
 
     def _tallies(self, was: dict[str, Any], action: str, now: dt.datetime) -> dict[str, Any]:

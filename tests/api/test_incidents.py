@@ -455,6 +455,31 @@ def test_scoped_keys_see_and_move_only_their_incidents(client, county):
     assert mine and all(i["community"] == HOME for i in mine)
 
 
+def test_points_for_maps_follow_scope_category_and_changes(client, county):
+    """GET /v1/incidents/points: the period's incidents as aligned columns, under the caller's scope, of a
+    category, and only those changed since a moment (the dashboard's live updates)."""
+    at = "2026-07-02T10:00:00+08:00"  # a day no other test reports on
+    home = post(client, county, body(county["point_a"], at=at)).json()
+    other = sorted(c for c in county["micro"]["code"] if c.startswith(OTHER))[0]
+    far = post(client, county, body(inner_point(county["micro"], other), at=at, category="E0103")).json()
+    query = "/v1/incidents/points?start=2026-07-02&end=2026-07-03"
+    got = client.get(query, headers=auth(county, "commander")).json()
+    assert sorted(got["id"]) == sorted([home["id"], far["id"]]) and got["count"] == 2
+    assert len({len(got[k]) for k in ("id", "lon", "lat", "state", "category", "grid", "overdue")}) == 1
+    i = got["id"].index(home["id"])
+    assert (got["lon"][i], got["lat"][i], got["microgrid"][i]) == (home["lon"], home["lat"], home["microgrid"])
+    assert got["state"][i] == "reported" and got["overdue"][i] is True  # its deadline passed in July
+    mine = client.get(query, headers=auth(county, "commander@home")).json()
+    assert mine["id"] == [home["id"]] and mine["community"] == [HOME]
+    assert client.get(query + f"&unit={OTHER}", headers=auth(county, "commander@home")).json()["id"] == []
+    assert client.get(query + "&category=E0103", headers=auth(county, "commander")).json()["id"] == [far["id"]]
+    assert act(client, county, home["id"], "accept").status_code == 200
+    since = got["as_of"].replace("+", "%2B")
+    changed = client.get(f"{query}&since={since}", headers=auth(county, "commander")).json()
+    assert (changed["id"], changed["state"]) == ([home["id"]], ["accepted"])
+    assert client.get(query, headers={}).status_code == 401  # incidents are no public data
+
+
 def test_reporters_are_masked_for_roles_that_may_not_contact_them(client, county):
     data = body(county["point_a"], reporter={"name": "张伟", "phone": PHONE}, description=f"请回电 {PHONE}")
     iid = post(client, county, data).json()["id"]
