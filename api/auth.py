@@ -163,3 +163,6 @@ def require(action: Action) -> Callable[..., Awaitable[Principal]]:
 Planner = Annotated[Principal, Depends(require(Action.plan))]
 Publisher = Annotated[Principal, Depends(require(Action.publish))]
 Admin = Annotated[Principal, Depends(require(Action.manage_keys))]
+KeyHolder = Annotated[
+    Principal, Depends(require(Action.read))
+]  # any valid key (incidents are no public data)

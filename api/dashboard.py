@@ -29,6 +29,16 @@ TEXT = {
         "community": "社区",
         "grid": "网格",
         "microgrid": "微网格",
+        "open": "在办",
+        "overdue": "超期",
+        "resolved_today": "今日办结",
+        "resolution_rate": "办结率",
+        "on_time_rate": "按期率",
+        "red": "红榜",
+        "black": "黑榜",
+        "key": "API 密钥",
+        "enter": "进入",
+        "last30": "近 30 天",
     },
     "en": {
         "title": "GeoGrid commander dashboard",
@@ -37,6 +47,16 @@ TEXT = {
         "community": "communities",
         "grid": "grids",
         "microgrid": "micro-grids",
+        "open": "open",
+        "overdue": "overdue",
+        "resolved_today": "resolved today",
+        "resolution_rate": "resolution rate",
+        "on_time_rate": "on-time rate",
+        "red": "red list",
+        "black": "black list",
+        "key": "API key",
+        "enter": "Enter",
+        "last30": "last 30 days",
     },
 }
 
@@ -86,6 +106,9 @@ def dashboard(
         heading=html.escape(f"{words['title']} · {setup['set']} {words['version']} {setup['version']}"),
         legend=legend,
         config=json.dumps(setup, ensure_ascii=False).replace("</", "<\\/"),
+        words=json.dumps(words, ensure_ascii=False).replace("</", "<\\/"),
+        key_label=html.escape(words["key"]),
+        enter=html.escape(words["enter"]),
     )
     return HTMLResponse(page, headers={"cache-control": "no-cache"})
 
@@ -102,12 +125,38 @@ header h1{{font-size:1.1em;margin:0;display:inline-block}}
 ul.legend{{list-style:none;display:inline-flex;gap:1.2em;margin:0 0 0 2em;padding:0;font-size:.9em}}
 ul.legend span{{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:middle}}
 #map{{position:absolute;top:0;bottom:0;left:0;right:0}}
+aside{{position:absolute;z-index:2;top:3em;right:.8em;width:17em;display:none}}
+.tiles{{display:grid;grid-template-columns:1fr 1fr;gap:.4em}}
+.tile{{background:rgba(17,24,39,.9);border:1px solid #374151;border-radius:.4em;padding:.4em .6em}}
+.tile b{{display:block;font-size:1.5em}} .tile.bad b{{color:#f87171}}
+.ranks{{background:rgba(17,24,39,.9);border:1px solid #374151;border-radius:.4em;margin-top:.4em;padding:.4em .6em;font-size:.85em}}
+.ranks h2{{font-size:1em;margin:.2em 0}} .ranks ol{{margin:0;padding-left:1.4em}}
+#red h2{{color:#f87171}} #black h2{{color:#9ca3af}}
+form#login{{position:absolute;z-index:3;top:40%;left:50%;transform:translate(-50%,-50%);display:none;
+  background:#111827;border:1px solid #374151;border-radius:.5em;padding:1em}}
 </style></head><body>
 <header><h1>{heading}</h1><ul class="legend">{legend}</ul></header>
 <div id="map"></div>
+<aside id="panel"><div class="tiles" id="kpis"></div>
+<div class="ranks" id="red"></div><div class="ranks" id="black"></div></aside>
+<form id="login"><label>{key_label} <input id="key" type="password" autocomplete="off" size="36"></label>
+<button>{enter}</button></form>
 <script src="/static/maplibre/maplibre-gl.js"></script>
 <script>
 const config = {config};
+const words = {words};
+const STORE = "geogrid-key";
+if (location.hash.startsWith("#key=")) {{  // a kiosk link: kept in this tab only, and out of the address bar
+  sessionStorage.setItem(STORE, decodeURIComponent(location.hash.slice(5)));
+  history.replaceState(null, "", location.pathname + location.search);
+}}
+const key = () => sessionStorage.getItem(STORE);
+const auth = () => key() ? {{Authorization: "Bearer " + key()}} : {{}};
+async function api(path) {{
+  const response = await fetch(path, {{headers: auth()}});
+  if (!response.ok) throw new Error(path + " answered " + response.status);
+  return response.json();
+}}
 const sources = {{}}, layers = [];
 for (const level of config.levels) {{
   sources[level.name] = {{type: "vector", tiles: [location.origin + level.tiles], minzoom: Math.floor(level.minzoom),
@@ -121,11 +170,92 @@ for (const level of config.levels) {{
 }}
 const map = new maplibregl.Map({{
   container: "map", bounds: config.bounds, fitBoundsOptions: {{padding: 40}}, attributionControl: false,
+  transformRequest: url => url.startsWith(location.origin) ? {{url, headers: auth()}} : {{url}},
   style: {{version: 8, sources, layers: [{{id: "background", type: "background",
                                           paint: {{"background-color": "#111827"}}}}, ...layers]}},
 }});
 map.addControl(new maplibregl.NavigationControl(), "bottom-right");
-window.dashboard = {{map, config, ready: new Promise(resolve => map.once("idle", resolve))}};
+
+const incidents = new Map();  // id -> GeoJSON feature
+let asOf = null;
+const today = () => new Date().toLocaleDateString("sv", {{timeZone: "Asia/Shanghai"}});
+const pct = v => v == null ? "–" : (100 * v).toFixed(1) + "%";
+const setParam = "set=" + encodeURIComponent(config.set);
+
+function put(found) {{
+  for (let i = 0; i < found.id.length; i++) {{
+    incidents.set(found.id[i], {{type: "Feature", id: found.id[i],
+      geometry: {{type: "Point", coordinates: [found.lon[i], found.lat[i]]}},
+      properties: {{id: found.id[i], state: found.state[i], category: found.category[i], grid: found.grid[i],
+                   overdue: found.overdue[i] ? 1 : 0}}}});
+  }}
+  if (found.as_of && (!asOf || found.as_of > asOf)) asOf = found.as_of;
+  const data = {{type: "FeatureCollection", features: [...incidents.values()]}};
+  map.getSource("incidents").setData(data);
+  map.getSource("heat").setData(data);
+}}
+
+async function figures() {{
+  const [period, day, ranking] = await Promise.all([
+    api("/v1/incidents/kpis?by=county&" + setParam),
+    api("/v1/incidents/kpis?by=county&start=" + today() + "&" + setParam),
+    api("/v1/incidents/ranking?by=grid&top=5&min_received=1&" + setParam),
+  ]);
+  const all = period.units[0] || {{}}, now = day.units[0] || {{}};
+  const tiles = [["open", all.open ?? 0], ["overdue", all.overdue ?? 0, true], ["resolved_today", now.resolved ?? 0],
+                 ["resolution_rate", pct(all.resolution_rate)], ["on_time_rate", pct(all.on_time_rate)]];
+  document.getElementById("kpis").innerHTML = tiles.map(([name, value, bad]) =>
+    `<div class="tile${{bad && value ? " bad" : ""}}" data-kpi="${{name}}">${{words[name]}}<b>${{value}}</b></div>`).join("");
+  for (const side of ["red", "black"]) {{
+    const items = ranking[side].map(r => `<li>${{r.unit}} · ${{pct(r.resolution_rate)}}</li>`).join("");
+    document.getElementById(side).innerHTML = `<h2>${{words[side]}} · ${{words.last30}}</h2><ol>${{items}}</ol>`;
+  }}
+}}
+
+function scoped(me) {{  // a scoped key: its street or community, and the units above it, drawn; nothing else
+  if (!me.scope) return;
+  const code = ["get", "code"], n = me.scope.length;
+  const filter = ["any", ["==", ["slice", code, 0, n], me.scope], ["==", code, ["slice", me.scope, 0, ["length", code]]]];
+  for (const level of config.levels) for (const part of ["-fill", "-line"]) map.setFilter(level.name + part, filter);
+}}
+
+async function start() {{
+  document.getElementById("login").style.display = "none";
+  scoped(await api("/v1/keys/me"));
+  put(await api("/v1/incidents/points?" + setParam));
+  document.getElementById("panel").style.display = "block";
+  await figures();
+  let changedSince = 0;
+  setInterval(async () => {{  // live: what changed since the last answer (a few seconds back: late commits)
+    const since = asOf ? new Date(Date.parse(asOf) - 5000).toISOString() : null;
+    const found = await api("/v1/incidents/points?" + setParam + (since ? "&since=" + encodeURIComponent(since) : ""));
+    if (found.id.length) {{ put(found); changedSince += found.id.length; }}
+  }}, 1000);
+  setInterval(() => {{ if (changedSince) {{ changedSince = 0; figures(); }} }}, 10000);
+  window.dashboard.started = true;
+}}
+
+map.on("load", () => {{
+  map.addSource("incidents", {{type: "geojson", data: {{type: "FeatureCollection", features: []}},
+                               cluster: true, clusterRadius: 40, clusterMaxZoom: 14}});
+  map.addSource("heat", {{type: "geojson", data: {{type: "FeatureCollection", features: []}}}});
+  map.addLayer({{id: "heat", type: "heatmap", source: "heat", maxzoom: 13,
+                paint: {{"heatmap-radius": 18, "heatmap-opacity": 0.6}}}});
+  map.addLayer({{id: "clusters", type: "circle", source: "incidents", filter: ["has", "point_count"],
+                paint: {{"circle-color": "#f59e0b", "circle-opacity": 0.85,
+                        "circle-radius": ["step", ["get", "point_count"], 8, 10, 12, 100, 18, 1000, 26]}}}});
+  map.addLayer({{id: "incident", type: "circle", source: "incidents", filter: ["!", ["has", "point_count"]],
+                paint: {{"circle-radius": 5, "circle-stroke-width": 1, "circle-stroke-color": "#111827",
+                        "circle-color": ["case", ["==", ["get", "overdue"], 1], "#ef4444", "#22c55e"]}}}});
+  if (key()) start().catch(error => console.warn(String(error)));
+  else document.getElementById("login").style.display = "block";
+}});
+document.getElementById("login").addEventListener("submit", event => {{
+  event.preventDefault();
+  sessionStorage.setItem(STORE, document.getElementById("key").value.trim());
+  start().catch(error => console.warn(String(error)));
+}});
+window.dashboard = {{map, config, incidents, ready: new Promise(resolve => map.once("idle", resolve))}};
 </script>
 </body></html>
 """

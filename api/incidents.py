@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.auth import reader, require
+from api.auth import KeyHolder, reader, require
 from api.dependencies import MAX_INT, StateDep
 from api.lookup import SET_HELP
 from api.state import NotCached, ServiceState
@@ -37,7 +37,7 @@ from geogrid.incidents.placement import Placement
 from geogrid.people import mask_name, mask_phone, phones_masked
 
 router = APIRouter(tags=["incidents"])
-Reader = Annotated[Principal, Depends(require(Action.read))]  # incidents are no public data: a key reads them
+Reader = KeyHolder  # incidents are no public data: a key reads them
 Anyone = Annotated[Principal | None, Depends(reader)]  # the catalogue is public where reads are
 Reporter = Annotated[Principal, Depends(require(Action.report))]
 Handler = Annotated[Principal, Depends(require(Action.handle))]

@@ -1,4 +1,4 @@
-"""API keys, for admins: create one (the key is shown once), list them, revoke one."""
+"""API keys, for admins: create one (the key is shown once), list them, revoke one; and who a key is."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
-from api.auth import Admin
+from api.auth import Admin, KeyHolder
 from api.dependencies import MAX_INT, StateDep
 from geogrid.access import Role
 
@@ -37,6 +37,12 @@ def create(state: StateDep, principal: Admin, body: KeyIn) -> dict[str, Any]:
 def list_keys(state: StateDep, principal: Admin) -> list[dict[str, Any]]:
     """Every key (never the key itself), revoked ones included."""
     return [info.__dict__ for info in state.keys.list()]
+
+
+@router.get("/me", summary="The caller's key: its name, role and scope")
+def me(principal: KeyHolder) -> dict[str, Any]:
+    """Who the key sent is (the dashboard shows a scoped commander their street or community)."""
+    return {"name": principal.name, "role": principal.role.value, "scope": principal.scope}
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")

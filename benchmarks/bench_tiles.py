@@ -40,7 +40,9 @@ POSTGIS = sa.text(
 )
 
 
-def summary(label: str, level: str, zooms: tuple[int, ...], ms: list[float], sizes: list[int]) -> dict[str, object]:
+def summary(
+    label: str, level: str, zooms: tuple[int, ...], ms: list[float], sizes: list[int]
+) -> dict[str, object]:
     ordered = sorted(ms)
     return {
         "method": label, "level": level, "zooms": f"{zooms[0]}–{zooms[-1]}", "tiles": len(ms),
@@ -64,7 +66,16 @@ def main() -> None:
         url = engine.url.render_as_string(hide_password=False)
         env = {"GEOGRID_DATABASE_URL": url, "GEOGRID_CACHE_DIR": str(tmp / "cache"), "GEOGRID_ENVIRONMENT": "benchmark",
                "GEOGRID_RATE_LIMIT_PER_MINUTE": "0", "GEOGRID_ESCALATE_EVERY_S": "0"}  # fmt: skip
-        command = [str(BIN / "geogrid"), "serve", "--log-level", "warning", "--workers", "1", "--port", str(port)]
+        command = [
+            str(BIN / "geogrid"),
+            "serve",
+            "--log-level",
+            "warning",
+            "--workers",
+            "1",
+            "--port",
+            str(port),
+        ]
         server = serve(command, env, port, tmp / "serve.log", "/healthz")
         rows = []
         try:
@@ -73,7 +84,9 @@ def main() -> None:
                 ms, sizes = [], []
                 for z, x, y in tiles:
                     start = time.perf_counter()
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/tiles/demo/{level}/{z}/{x}/{y}.mvt") as got:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/tiles/demo/{level}/{z}/{x}/{y}.mvt"
+                    ) as got:
                         body = got.read()
                     ms.append((time.perf_counter() - start) * 1e3)
                     sizes.append(len(body))
@@ -82,7 +95,9 @@ def main() -> None:
                 with engine.connect() as conn:
                     for z, x, y in tiles:
                         start = time.perf_counter()
-                        body = conn.execute(POSTGIS, {"z": z, "x": x, "y": y, "version": version, "level": level}).scalar()
+                        body = conn.execute(
+                            POSTGIS, {"z": z, "x": x, "y": y, "version": version, "level": level}
+                        ).scalar()
                         ms.append((time.perf_counter() - start) * 1e3)
                         sizes.append(len(body or b""))
                 rows.append(summary("PostGIS `ST_AsMVT`, in SQL (no HTTP)", level, zooms, ms, sizes))

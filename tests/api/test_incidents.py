@@ -467,12 +467,18 @@ def test_points_for_maps_follow_scope_category_and_changes(client, county):
     assert sorted(got["id"]) == sorted([home["id"], far["id"]]) and got["count"] == 2
     assert len({len(got[k]) for k in ("id", "lon", "lat", "state", "category", "grid", "overdue")}) == 1
     i = got["id"].index(home["id"])
-    assert (got["lon"][i], got["lat"][i], got["microgrid"][i]) == (home["lon"], home["lat"], home["microgrid"])
+    assert (got["lon"][i], got["lat"][i], got["microgrid"][i]) == (
+        home["lon"],
+        home["lat"],
+        home["microgrid"],
+    )
     assert got["state"][i] == "reported" and got["overdue"][i] is True  # its deadline passed in July
     mine = client.get(query, headers=auth(county, "commander@home")).json()
     assert mine["id"] == [home["id"]] and mine["community"] == [HOME]
     assert client.get(query + f"&unit={OTHER}", headers=auth(county, "commander@home")).json()["id"] == []
-    assert client.get(query + "&category=E0103", headers=auth(county, "commander")).json()["id"] == [far["id"]]
+    assert client.get(query + "&category=E0103", headers=auth(county, "commander")).json()["id"] == [
+        far["id"]
+    ]
     assert act(client, county, home["id"], "accept").status_code == 200
     since = got["as_of"].replace("+", "%2B")
     changed = client.get(f"{query}&since={since}", headers=auth(county, "commander")).json()

@@ -317,6 +317,17 @@ def test_keys_are_shown_once_and_revocation_is_immediate(service):
     assert client.post("/v1/keys", json={"name": "x", "role": "chief"}, headers=admin).status_code == 422
 
 
+def test_a_key_says_who_it_is(service):
+    client, _, _ = service
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    made = client.post(
+        "/v1/keys", json={"name": "社区指挥", "role": "commander", "scope": HOME}, headers=admin
+    )
+    me = client.get("/v1/keys/me", headers={"Authorization": f"Bearer {made.json()['key']}"})
+    assert me.json() == {"name": "社区指挥", "role": "commander", "scope": HOME}
+    assert client.get("/v1/keys/me").status_code == 401
+
+
 # ---- settings: secrets, public reads, rate limits, body size, timeouts ------------------------------
 def make(db, tmp_path, **overrides):
     base = {

@@ -3,11 +3,13 @@ nothing loaded from outside the host, no console error, and a screenshot kept (t
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import subprocess
+import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import ROOT, guarded
+from tests.e2e.conftest import BIN, ROOT, guarded
 
 # One served demo and one browser for the module: keep its tests on one xdist worker (make test: loadgroup).
 pytestmark = pytest.mark.xdist_group("e2e-dashboard")
@@ -30,7 +32,12 @@ def test_the_dashboard_draws_each_level_whole_at_its_zoom_from_the_host_only(ser
         page.wait_for_function("() => window.dashboard !== undefined")
         page.evaluate("() => window.dashboard.ready")
         config = page.evaluate("() => window.dashboard.config")
-        expected = {"street": "streets", "community": "communities", "grid": "grids", "microgrid": "microgrids"}
+        expected = {
+            "street": "streets",
+            "community": "communities",
+            "grid": "grids",
+            "microgrid": "microgrids",
+        }
         assert [level["name"] for level in config["levels"]] == list(expected)
         assert "网格化管理指挥大屏" in page.inner_text("header")
         for level in config["levels"]:
@@ -50,7 +57,91 @@ def test_the_dashboard_speaks_english_when_asked(served, browser):
     page, seen = guarded(browser)
     try:
         page.goto(f"{served.url}/dashboard?lang=en", wait_until="load")
-        assert "commander dashboard" in page.inner_text("header") and "micro-grids" in page.inner_text("header")
+        assert "commander dashboard" in page.inner_text("header") and "micro-grids" in page.inner_text(
+            "header"
+        )
         assert not seen.external
+    finally:
+        page.close()
+
+
+def cli(served, *args: str) -> str:
+    """Run the geogrid CLI against the served demo's database; its output."""
+    return subprocess.run(
+        [str(BIN / "geogrid"), *args], cwd=served.folder, env=served.env, check=True, capture_output=True,
+        text=True, timeout=600,
+    ).stdout.strip()  # fmt: skip
+
+
+def report(served, reporter: str, point, description: str) -> int:
+    """POST an incident at ``point`` (WGS-84) through the API; its id."""
+    data = {"category": "E0102", "description": description, "channel": "app",
+            "coordinates": {"x": point[0], "y": point[1], "crs": "wgs84"}}  # fmt: skip
+    request = urllib.request.Request(
+        f"{served.url}/v1/incidents", data=json.dumps(data).encode(), method="POST",
+        headers={"Authorization": f"Bearer {reporter}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=120) as answer:
+        return int(json.load(answer)["id"])
+
+
+@pytest.fixture(scope="module")
+def keys(served, demo_layers):
+    community = sorted(demo_layers["communities"]["code"])[0]
+    return {
+        "reporter": cli(served, "keys", "create", "--name", "hotline", "--role", "reporter"),
+        "commander": cli(served, "keys", "create", "--name", "指挥中心", "--role", "commander"),
+        "community": community,
+        "scoped": cli(
+            served, "keys", "create", "--name", "社区指挥", "--role", "commander", "--scope", community
+        ),
+    }
+
+
+def inside(frame, code):
+    return frame.loc[frame["code"] == code].geometry.iloc[0].representative_point().coords[0]
+
+
+def opened(browser, served, key):
+    page, seen = guarded(browser, viewport={"width": 1600, "height": 1000})
+    page.goto(f"{served.url}/dashboard#key={key}", wait_until="load")
+    page.wait_for_function("() => window.dashboard && window.dashboard.started === true")
+    return page, seen
+
+
+def test_an_incident_posted_appears_within_two_seconds_with_the_figures(served, browser, keys, demo_layers):
+    page, seen = opened(browser, served, keys["commander"])
+    try:
+        assert page.evaluate("() => location.hash") == ""  # the key is kept out of the address bar
+        open_before = int(page.inner_text("[data-kpi=open] b"))
+        point = inside(demo_layers["microgrids"], sorted(demo_layers["microgrids"]["code"])[7])
+        new = report(served, keys["reporter"], point, "大屏实时测试")
+        page.wait_for_function(f"() => window.dashboard.incidents.has({new})", timeout=2_000)
+        page.wait_for_function(
+            f"() => Number(document.querySelector('[data-kpi=open] b').textContent) > {open_before}",
+            timeout=30_000,  # the figures follow within their 10 s refresh
+        )
+        assert page.locator("#red h2").inner_text().startswith("红榜")
+        assert not seen.external and not seen.errors, (seen.external, seen.errors)
+    finally:
+        page.close()
+
+
+def test_a_community_commander_sees_that_community_only(served, browser, keys, demo_layers):
+    communities = demo_layers["communities"]
+    own, other = keys["community"], sorted(communities["code"])[-1]
+    mine = report(served, keys["reporter"], inside(communities, own), "本社区")
+    theirs = report(served, keys["reporter"], inside(communities, other), "别的社区")
+    page, seen = opened(browser, served, keys["scoped"])
+    try:
+        ids = set(page.evaluate("() => [...window.dashboard.incidents.keys()]"))
+        assert mine in ids and theirs not in ids
+        drawn = page.evaluate("""async () => {
+          const map = window.dashboard.map, idle = new Promise(resolve => map.once("idle", resolve));
+          map.jumpTo({zoom: 10.5}); await idle;
+          return map.queryRenderedFeatures({layers: ["community-fill"]}).map(f => f.properties.code);
+        }""")
+        assert set(drawn) == {own}, set(drawn)
+        assert not seen.external and not seen.errors, (seen.external, seen.errors)
     finally:
         page.close()

@@ -48,7 +48,9 @@ def test_neighbours_keep_their_shared_edges_when_simplified(layer, microgrids, z
     codes = sorted(drawn)
     shapes = [drawn[c] for c in codes]
     assert all(s.is_valid for s in shapes)
-    assert sum(s.area for s in shapes) == pytest.approx(shapely.union_all(shapes).area, abs=1e-6)  # no overlap
+    assert sum(s.area for s in shapes) == pytest.approx(
+        shapely.union_all(shapes).area, abs=1e-6
+    )  # no overlap
     minx, miny, maxx, maxy = tile_bounds(z, x, y)  # the units as stored, cut where the tile is
     source = shapely.clip_by_rect(
         microgrids.set_index("code").loc[codes].geometry.to_crs(3857).to_numpy(), minx, miny, maxx, maxy
