@@ -82,7 +82,8 @@ def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]
                 + (f"?at={at.isoformat()}" if at else ""),
             }
         )
-    return {"set": set_name, "version": number, "bounds": bounds, "levels": levels}
+    tz = state.incidents.calendar.tz  # "today" is the calendar's day, as the figures count it
+    return {"set": set_name, "version": number, "bounds": bounds, "levels": levels, "tz": tz}
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -178,7 +179,7 @@ map.addControl(new maplibregl.NavigationControl(), "bottom-right");
 
 const incidents = new Map();  // id -> GeoJSON feature
 let asOf = null;
-const today = () => new Date().toLocaleDateString("sv", {{timeZone: "Asia/Shanghai"}});
+const today = () => new Date().toLocaleDateString("sv", {{timeZone: config.tz}});  // YYYY-MM-DD
 const pct = v => v == null ? "–" : (100 * v).toFixed(1) + "%";
 const setParam = "set=" + encodeURIComponent(config.set);
 

@@ -44,6 +44,7 @@ Handler = Annotated[Principal, Depends(require(Action.handle))]
 IdPath = Path(ge=1, le=MAX_INT, description="The incident's id.")
 SetQuery = Query(max_length=100, description=SET_HELP)
 PERSONAL = ("reporter_name", "reporter_phone")
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(9000, 1, 1)  # the days a period may start or end on
 FormatQuery = Query(pattern="^(json|csv)$", description="json or csv.")
 ByQuery = Query(description="microgrid, grid, community, street, department or county.")
 EndQuery = Query(description="The day after the period (exclusive); default: tomorrow.")
@@ -246,6 +247,9 @@ def _period(
 ) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) as instants in the calendar's zone; default the 30 days up to today."""
     zone = ZoneInfo(state.incidents.calendar.tz)
+    for name, day in (("start", start), ("end", end)):
+        if day is not None and not EARLIEST <= day <= LATEST:  # an instant of it must exist in UTC too
+            raise InvalidIncident(f"{name} {day} is not between {EARLIEST} and {LATEST}", field=name)
     end = end or dt.datetime.now(zone).date() + dt.timedelta(days=1)
     start = start or end - dt.timedelta(days=30)
     if start >= end:
@@ -309,7 +313,11 @@ def incident_points(
     with ``since`` a few seconds before it). No reporter is named."""
     if since is not None and since.tzinfo is None:
         raise InvalidIncident("since needs a time zone (2026-12-03T09:30:00+08:00)", field="since")
+    if since is not None and not EARLIEST <= since.date() <= LATEST:
+        raise InvalidIncident(f"since {since.date()} is not between {EARLIEST} and {LATEST}", field="since")
     first, stop = _period(state, start, end)
+    if category is not None:  # a code or a name of the catalogue; another is 422 naming it
+        category = state.incidents.catalogue.get(category).code
     scope = principal.scope if principal is not None else None
     units = [code for code in (scope, unit) if code]
     if len(units) == 2:  # both: the narrower, if it lies under the other; else nothing ("-" is no code)

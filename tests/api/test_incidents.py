@@ -484,6 +484,14 @@ def test_points_for_maps_follow_scope_category_and_changes(client, county):
     changed = client.get(f"{query}&since={since}", headers=auth(county, "commander")).json()
     assert (changed["id"], changed["state"]) == ([home["id"]], ["accepted"])
     assert client.get(query, headers={}).status_code == 401  # incidents are no public data
+    commander = auth(county, "commander")
+    for bad, field in (
+        ("?category=%00%01", "category"),  # found by schemathesis: a 500 from the database before
+        ("?start=0001-01-01", "start"),
+        ("?end=0001-01-01", "end"),
+        ("?since=0001-01-01T00:00:00%2B14:00", "since"),
+    ):
+        assert problem(client.get("/v1/incidents/points" + bad, headers=commander), 422)["field"] == field
 
 
 def test_reporters_are_masked_for_roles_that_may_not_contact_them(client, county):
