@@ -8,6 +8,7 @@ import datetime as dt
 import html
 import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
@@ -78,7 +79,7 @@ def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]
                 "minzoom": start,
                 "maxzoom": end,
                 "colour": COLOURS[level.name],
-                "tiles": f"/tiles/{set_name}/{level.name}/{{z}}/{{x}}/{{y}}.mvt"
+                "tiles": f"/tiles/{quote(set_name, safe='')}/{level.name}/{{z}}/{{x}}/{{y}}.mvt"
                 + (f"?at={at.isoformat()}" if at else ""),
             }
         )
@@ -106,12 +107,17 @@ def dashboard(
         title=html.escape(words["title"]),
         heading=html.escape(f"{words['title']} · {setup['set']} {words['version']} {setup['version']}"),
         legend=legend,
-        config=json.dumps(setup, ensure_ascii=False).replace("</", "<\\/"),
-        words=json.dumps(words, ensure_ascii=False).replace("</", "<\\/"),
+        config=_script(setup),
+        words=_script(words),
         key_label=html.escape(words["key"]),
         enter=html.escape(words["enter"]),
     )
     return HTMLResponse(page, headers={"cache-control": "no-cache"})
+
+
+def _script(value: Any) -> str:
+    """``value`` as a JavaScript literal that cannot end the <script> it stands in (nor open a comment)."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
 PAGE = """<!doctype html>
@@ -148,7 +154,7 @@ const config = {config};
 const words = {words};
 const STORE = "geogrid-key";
 if (location.hash.startsWith("#key=")) {{  // a kiosk link: kept in this tab only, and out of the address bar
-  sessionStorage.setItem(STORE, decodeURIComponent(location.hash.slice(5)));
+  try {{ sessionStorage.setItem(STORE, decodeURIComponent(location.hash.slice(5))); }} catch (error) {{}}
   history.replaceState(null, "", location.pathname + location.search);
 }}
 const key = () => sessionStorage.getItem(STORE);
@@ -223,9 +229,12 @@ function scoped(me) {{  // a scoped key: its street or community, and the units 
 async function start() {{
   document.getElementById("login").style.display = "none";
   scoped(await api("/v1/keys/me"));
-  put(await api("/v1/incidents/points?" + setParam));
+  const first = await api("/v1/incidents/points?" + setParam);
+  put(first);
   document.getElementById("panel").style.display = "block";
   await figures();
+  window.dashboard.started = true;
+  if (first.truncated) return;  // too many to follow live: narrow the period (no moment to poll from)
   let changedSince = 0;
   setInterval(async () => {{  // live: what changed since the last answer (a few seconds back: late commits)
     const since = asOf ? new Date(Date.parse(asOf) - 5000).toISOString() : null;
@@ -233,7 +242,13 @@ async function start() {{
     if (found.id.length) {{ put(found); changedSince += found.id.length; }}
   }}, 1000);
   setInterval(() => {{ if (changedSince) {{ changedSince = 0; figures(); }} }}, 10000);
-  window.dashboard.started = true;
+}}
+function failed(error) {{  // a key refused: forget it and ask again
+  console.warn(String(error));
+  if (/ answered 40[13]$/.test(String(error))) {{
+    sessionStorage.removeItem(STORE);
+    document.getElementById("login").style.display = "block";
+  }}
 }}
 
 map.on("load", () => {{
@@ -248,13 +263,13 @@ map.on("load", () => {{
   map.addLayer({{id: "incident", type: "circle", source: "incidents", filter: ["!", ["has", "point_count"]],
                 paint: {{"circle-radius": 5, "circle-stroke-width": 1, "circle-stroke-color": "#111827",
                         "circle-color": ["case", ["==", ["get", "overdue"], 1], "#ef4444", "#22c55e"]}}}});
-  if (key()) start().catch(error => console.warn(String(error)));
+  if (key()) start().catch(failed);
   else document.getElementById("login").style.display = "block";
 }});
 document.getElementById("login").addEventListener("submit", event => {{
   event.preventDefault();
   sessionStorage.setItem(STORE, document.getElementById("key").value.trim());
-  start().catch(error => console.warn(String(error)));
+  start().catch(failed);
 }});
 window.dashboard = {{map, config, incidents, ready: new Promise(resolve => map.once("idle", resolve))}};
 </script>

@@ -305,7 +305,7 @@ def incident_points(
     since: Annotated[
         dt.datetime | None, Query(description="Only those changed after this instant (live updates).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500_000)] = 100_000,
+    limit: Annotated[int, Query(ge=1, le=200_000)] = 100_000,
     set: Annotated[str | None, SetQuery] = None,
 ) -> Response:
     """One list per column (id, lon, lat, state, category, micro-grid, grid, community, street, overdue) of

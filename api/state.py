@@ -84,6 +84,9 @@ class Addresses:
 log = logging.getLogger("geogrid.api")
 
 
+MAX_TILE_LAYERS = 20  # levels of versions kept as tile layers (a set's five levels of four versions)
+
+
 class NotCached(LookupError):
     """What a request asked for is not in memory and needs the database (``loaded_index``, ``principal``)."""
 
@@ -243,6 +246,8 @@ class ServiceState:
                 if found is None:
                     units = self.store.units(name, version=number, level=level)
                     found = self._tile_layers[name, number, level] = TileLayer(level.name, units)
+                    while len(self._tile_layers) > MAX_TILE_LAYERS:  # the oldest made goes (dicts keep order)
+                        del self._tile_layers[next(iter(self._tile_layers))]
         return number, found
 
     @property

@@ -49,7 +49,8 @@ def tile(
     edges kept shared; properties ``code`` and ``name``."""
     number, layer = state.tile_layer(set_name, parse_level(level), at)
     tag = f'"v{number}.{layer.name}.{z}.{x}.{y}"'
-    headers = {"ETag": tag, "Cache-Control": "public, max-age=86400" if at else "public, max-age=60"}
+    shared = "public" if state.settings.public_reads else "private"  # a tile read with a key: not for proxies
+    headers = {"ETag": tag, "Cache-Control": f"{shared}, max-age={86400 if at else 60}"}
     if if_none_match is not None and tag in if_none_match:
         return Response(status_code=304, headers=headers)
     data = layer.tile(z, x, y)

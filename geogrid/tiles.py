@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import geopandas as gpd
 import mapbox_vector_tile
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.errors import GEOSException
 
@@ -73,14 +74,16 @@ class TileLayer:
             float(v) for v in units.total_bounds
         )  # WGS-84: min lon, min lat, max lon, max lat
         self._shapes = np.asarray(units.to_crs(3857).geometry.to_numpy())
+        names = units["name"] if "name" in units else [None] * len(units)
         self._properties = [
-            {"code": str(code), "name": str(label) if label is not None else ""}
-            for code, label in zip(units["code"], units.get("name", [None] * len(units)), strict=True)
+            {"code": str(code), "name": "" if pd.isna(label) else str(label)}
+            for code, label in zip(units["code"], names, strict=True)
         ]
         self._zooms: dict[int, tuple[np.ndarray, shapely.STRtree]] = {}
         self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._keep = keep
         self._lock = threading.Lock()
+        self._simplifying = threading.Lock()  # one zoom's coverage made at a time, not once per request
 
     def __len__(self) -> int:
         return len(self._shapes)
@@ -128,10 +131,16 @@ class TileLayer:
     def _at(self, z: int) -> tuple[np.ndarray, shapely.STRtree]:
         """The coverage as drawn at zoom ``z``, with its search tree (made once per zoom)."""
         zoom = min(z, EXACT_FROM)
-        with self._lock:
-            made = self._zooms.get(zoom)
+        made = self._zooms.get(zoom)
         if made is not None:
             return made
+        with self._simplifying:  # the first tiles of a zoom arrive together: the others wait for this one
+            made = self._zooms.get(zoom)
+            if made is None:
+                made = self._zooms[zoom] = self._simplified(zoom)
+        return made
+
+    def _simplified(self, zoom: int) -> tuple[np.ndarray, shapely.STRtree]:
         shapes = self._shapes
         if zoom < EXACT_FROM:
             unit = 2 * HALF_WORLD / 2**zoom / EXTENT  # metres per tile unit at this zoom
@@ -139,6 +148,4 @@ class TileLayer:
                 shapes = shapely.coverage_simplify(shapes, TOLERANCE * unit)
             except GEOSException:  # not a clean coverage: drawn as stored (rounding still keeps edges shared)
                 shapes = self._shapes
-        made = (shapes, shapely.STRtree(shapes))
-        with self._lock:
-            return self._zooms.setdefault(zoom, made)
+        return shapes, shapely.STRtree(shapes)

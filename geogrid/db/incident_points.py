@@ -33,7 +33,8 @@ def points(
     """The incidents reported in [``start``, ``end``) (UTC) that have a point, under ``units`` and of
     ``category`` if given, changed after ``since`` if given: one list per column (``COLUMNS``, ``overdue``),
     in id order, at most ``limit`` (``truncated`` says whether more were left out); ``as_of`` is the latest
-    change among them (poll with it, less a few seconds: a write committing late may carry an earlier time)."""
+    change among them (poll with it, less a few seconds: a write committing late may carry an earlier time),
+    None when some were left out."""
     c = incident.c
     query = sa.select(*(c[name] for name in COLUMNS), c.deadline, c.updated_at).where(
         c.set_id == set_id, c.reported_at >= start, c.reported_at < end, c.lon.is_not(None)
@@ -51,6 +52,7 @@ def points(
         r.state in states.OPEN and r[width] is not None and _utc(r[width]) < now for r in rows[:limit]
     ]
     changed = [_utc(r[width + 1]) for r in rows[:limit]]
-    out["as_of"] = max(changed, default=since)
     out["truncated"] = len(rows) > limit
+    # rows left out may have changed before the latest shown: no moment to poll from (narrow the period)
+    out["as_of"] = None if out["truncated"] else max(changed, default=since)
     return out

@@ -236,18 +236,21 @@ class IncidentStore:
             fresh.append((pos, new, row, detail))
         if fresh:  # a key another writer holds is waited for: taken (a retry), its incident is found
             inserted = self._insert_new(conn, [row for _, _, row, _ in fresh])
-            got = {(r["set_id"], r["idem_key"]) for r in inserted}
-            made, kept = iter(inserted), []
+            by_key = {(r["set_id"], r["idem_key"]): r for r in inserted if r["idem_key"] is not None}
+            keyless, kept = iter(r for r in inserted if r["idem_key"] is None), []  # in the order given
             for pos, new, row, detail in fresh:
-                if new.report.key is None or (row["set_id"], new.report.key) in got:
-                    item = _record(next(made))
+                key = new.report.key
+                made = next(keyless) if key is None else by_key.get((row["set_id"], key))
+                if made is not None:
+                    item = _record(made)
                     del item["set_id"], item["idem_key"]  # matched: the incident is what the API shows
                     rows.append(item)
                     kept.append((pos, new, row, detail))
                     continue
+                assert key is not None  # a row without a key is never skipped
                 try:
-                    before = self._by_key(conn, row["set_id"], new.report.key, new.digest)
-                    assert before is not None, f"key {new.report.key!r} conflicts but finds no incident"
+                    before = self._by_key(conn, row["set_id"], key, new.digest)
+                    assert before is not None, f"key {key!r} conflicts but finds no incident"
                     out[pos] = (before, False)
                 except InvalidIncident as error:
                     out[pos] = error

@@ -77,3 +77,15 @@ def test_a_tile_beyond_the_county_is_empty_and_tiles_are_kept(layer):
     first = layer.tile(14, *tiles_over((111.2, 39.85, 111.2, 39.85), 14)[0])
     assert first and layer.tile(14, *tiles_over((111.2, 39.85, 111.2, 39.85), 14)[0]) is first
     assert EXTENT == 4096
+
+
+def test_a_unit_without_a_name_has_an_empty_one(microgrids):
+    unnamed = microgrids.head(3).assign(name=[None, float("nan"), "东关"])
+    layer = TileLayer("microgrid", unnamed)
+    x, y = tiles_over(unnamed.total_bounds, 12)[0]
+    names = {f["properties"]["code"]: f["properties"]["name"] for f in decode_all(layer, 12, x, y)}
+    assert sorted(names.values()) == ["", "", "东关"]
+
+
+def decode_all(layer, z, x, y):
+    return mapbox_vector_tile.decode(layer.tile(z, x, y))["microgrid"]["features"]
