@@ -33,6 +33,8 @@ if [ "$want_spatialite" = 1 ] && ! have libsqlite3-mod-spatialite; then missing+
 if [ "$want_wrk" = 1 ] && ! command -v wrk >/dev/null 2>&1; then missing+=(wrk); fi
 # Debian's own build, at the path tests/e2e launches: Playwright's browser downloads are not used.
 if [ "$want_chromium" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+# A CJK font, so pages and screenshots show Chinese rather than empty boxes (the dashboard speaks Chinese)
+if [ "$want_chromium" = 1 ] && ! have fonts-wqy-microhei; then missing+=(fonts-wqy-microhei); fi
 if [ "$want_postgis" = 1 ]; then
   major=$(pg_major)
   have "postgresql-$major" || missing+=("postgresql-$major")
