@@ -1032,28 +1032,32 @@ def _log(
 ) -> None:
     """Append one line to the incident's log (the database refuses to change or delete it later)."""
     conn.execute(
-        INSERT_EVENT,
-        {
-            "incident_id": incident_id,
-            "seq": seq,
-            "action": action,
-            "from_state": before,
-            "to_state": after,
-            "actor": actor,
-            "at": at,
-            "note": note,
-            "attachments": list(attachments),
-            "detail": detail,
-        },
+        INSERT_EVENT, _line(incident_id, seq, action, before, after, actor, at, note, attachments, detail)
     )
+
+
+def _line(
+    incident_id: int,
+    seq: int,
+    action: str,
+    before: str | None,
+    after: str,
+    actor: str,
+    at: dt.datetime,
+    note: str | None,
+    attachments: Sequence[str],
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """A row of the incident log."""
+    return {
+        "incident_id": incident_id, "seq": seq, "action": action, "from_state": before, "to_state": after,
+        "actor": actor, "at": at, "note": note, "attachments": list(attachments), "detail": detail,
+    }  # fmt: skip
 
 
 def _first_line(incident_id: int, actor: str, at: dt.datetime, detail: dict[str, Any]) -> dict[str, Any]:
     """The log line of a new incident: reported."""
-    return {
-        "incident_id": incident_id, "seq": 1, "action": "report", "from_state": None, "to_state": "reported",
-        "actor": actor, "at": at, "note": None, "attachments": [], "detail": detail,
-    }  # fmt: skip
+    return _line(incident_id, 1, "report", None, "reported", actor, at, None, (), detail)
 
 
 def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
