@@ -289,3 +289,10 @@ class InvalidIncident(GeoGridError):
 
     title = "Invalid incident"
     status = 422
+
+
+class ImportCollision(GeoGridError):
+    """Rows an import was writing were written meanwhile by another import or request: nothing was kept."""
+
+    title = "Import collided"
+    status = 409

@@ -370,10 +370,10 @@ class GridIndex:
         if len(inside):
             m = self._metric_space()
             mx, my = m.to_metric.transform(lon[inside], lat[inside])
-            for i, x, y, r in zip(
-                inside.tolist(), mx.tolist(), my.tolist(), rank[inside].tolist(), strict=True
-            ):
-                out[i] = m.distance(x, y, m.segments, m.offsets[r], m.offsets[r + 1])
+            out[inside] = K.distances_to_own(
+                np.asarray(mx, np.float64), np.asarray(my, np.float64), rank[inside].astype(np.int64),
+                m.segments, m.offsets,
+            )  # fmt: skip
         return out
 
     def codes_of(self, rank: NDArray[np.integer[Any]]) -> NDArray[np.object_]:

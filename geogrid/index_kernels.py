@@ -479,6 +479,19 @@ def segments_distance(px: float, py: float, seg: np.ndarray, start: int, end: in
 
 
 @njit(cache=True)
+def distances_to_own(
+    px: np.ndarray, py: np.ndarray, rank: np.ndarray, seg: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
+    """:func:`segments_distance` of each point to its own unit's segments (unit ``rank``; NaN where < 0)."""
+    out = np.full(px.shape[0], np.nan)
+    for k in range(px.shape[0]):
+        r = rank[k]
+        if r >= 0:
+            out[k] = segments_distance(px[k], py[k], seg, offsets[r], offsets[r + 1])
+    return out
+
+
+@njit(cache=True)
 def nearest_owner(px: float, py: float, seg: np.ndarray, owner: np.ndarray) -> tuple[int, float]:
     """The owner of the segment nearest (px, py) (ties: the smallest owner) and the distance; (-1, inf)
     when there are no segments."""

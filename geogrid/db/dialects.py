@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
 LOCATE_FUNCTION = """
 CREATE OR REPLACE FUNCTION geogrid_locate(
@@ -37,11 +37,41 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+NULL = "\\N"
+
+
+def _copy_texts(kind: sa.types.TypeEngine[Any], values: Sequence[Any]) -> list[str]:
+    """A column's values in PostgreSQL's COPY text format (JSON columns come as their text)."""
+    if isinstance(kind, sa.DateTime):  # ISO text; a repeated one (now) formatted once
+        out, last, text = [], None, NULL
+        for value in values:
+            if value is not last:
+                last, text = value, NULL if value is None else value.isoformat()
+            out.append(text)
+        return out
+    if isinstance(kind, sa.Boolean):
+        return [NULL if v is None else ("t" if v else "f") for v in values]
+    if isinstance(kind, sa.Integer):
+        return [NULL if v is None else str(int(v)) for v in values]
+    if isinstance(kind, sa.Float):
+        return [NULL if v is None else repr(float(v)) for v in values]
+    if not isinstance(kind, sa.String | sa.JSON):
+        raise TypeError(f"no COPY text for a {kind!r} column")
+    texts = [NULL if v is None else v for v in values]
+    joined = "".join(v for v in values if v is not None)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:  # escaped only if need be
+        texts = [t if v is None else v.translate(COPY_ESCAPES) for t, v in zip(texts, values, strict=True)]
+    return texts
+
+
 @dataclass(frozen=True)
 class PostGIS:
     """PostgreSQL with the PostGIS extension."""
 
     name: str = "postgis"
+    # a bulk write may go on on its own thread while other connections read (SQLite's may not)
+    writes_aside: bool = True
 
     def init(self, conn: Connection) -> None:
         """Make the database spatial (idempotent)."""
@@ -134,18 +164,41 @@ class PostGIS:
 
         return write
 
+    def one_of(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """``column`` is one of ``values``: one array parameter, however many (an IN list of 10⁴ binds
+        costs more to build, send and parse than the look-up itself)."""
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+
+    def new_ids(self, conn: Connection, table: str, n: int) -> list[int] | None:
+        """``n`` fresh values of ``table``'s serial ``id`` (drawn now, so rows can be written with theirs)."""
+        sql = (
+            f"SELECT array_agg(nextval(pg_get_serial_sequence('{table}', 'id'))) FROM generate_series(1, :n)"
+        )
+        return list(conn.execute(text(sql), {"n": n}).scalar_one())  # one array: no row a value to fetch
+
     def join_bytes(self, column: sa.ColumnElement[bytes]) -> sa.ColumnElement[bytes]:
         """An aggregate joining a group's byte strings end to end (in no set order)."""
         return sa.func.string_agg(column, sa.literal(b"", sa.LargeBinary))
 
-    def insert_many(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """Insert many rows (values as the driver takes them) in the connection's transaction: COPY."""
-        raw: Any = conn.connection.dbapi_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    def bulk_insert(
+        self, conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]
+    ) -> Callable[[Connection], None]:
+        """Rows of ``table`` given column by column, made ready to insert now (as COPY text, each column
+        formatted in one loop); the returned job writes them on a connection (in its transaction) by one
+        COPY, holding Python's lock only to hand the bytes over."""
+        texts = [_copy_texts(table.c[name].type, values) for name, values in columns.items()]
+        data = ("\n".join(["\t".join(row) for row in zip(*texts, strict=True)]) + "\n").encode()
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+
+        def write(conn: Connection) -> None:
+            raw: Any = conn.connection.dbapi_connection
+            try:
+                with raw.cursor() as cursor, cursor.copy(sql) as copy:
+                    copy.write(data)
+            except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy's own statements raise them
+                raise sa.exc.DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+
+        return write
 
     def make_append_only(self, conn: Connection, table: str) -> None:
         """Refuse every UPDATE, DELETE and TRUNCATE of ``table``: its rows are kept forever."""
@@ -179,6 +232,7 @@ class SpatiaLite:
     """SQLite with the SpatiaLite extension (the embedded default)."""
 
     name: str = "spatialite"
+    writes_aside: bool = False
 
     def init(self, conn: Connection) -> None:
         """Create SpatiaLite's metadata tables unless they exist (idempotent)."""
@@ -259,16 +313,38 @@ class SpatiaLite:
 
         return write
 
+    def one_of(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """``column`` is one of ``values``: one JSON parameter, however many (SQLite binds at most 32,766)."""
+        listed = sa.bindparam(None, orjson.dumps(list(values)).decode(), type_=sa.Text)
+        return column.in_(sa.select(sa.literal_column("value")).select_from(sa.func.json_each(listed)))
+
+    def new_ids(self, conn: Connection, table: str, n: int) -> list[int] | None:
+        """None: SQLite has no sequence to draw ids from (rows get theirs as they are inserted)."""
+        return None
+
     def join_bytes(self, column: sa.ColumnElement[bytes]) -> sa.ColumnElement[bytes]:
         """An aggregate joining a group's byte strings end to end (in no set order)."""
         return sa.cast(sa.func.group_concat(column, ""), sa.LargeBinary)
 
-    def insert_many(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """Insert many rows (values as the driver takes them) in the connection's transaction: executemany."""
-        marks = ", ".join("?" * len(columns))
-        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+    def bulk_insert(
+        self, conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]
+    ) -> Callable[[Connection], None]:
+        """Rows of ``table`` given column by column, made ready to insert now (the column types' own bind
+        processors, each column in one loop; JSON columns come as their text); the returned job writes them
+        on a connection (in its transaction) by one executemany."""
+        dialect = conn.dialect
+        data = []
+        for name, values in columns.items():
+            kind = table.c[name].type
+            bind = None if isinstance(kind, sa.JSON) else kind._cached_bind_processor(dialect)
+            data.append([bind(v) for v in values] if bind is not None else values)
+        rows = list(zip(*data, strict=True))
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+        def write(conn: Connection) -> None:
+            conn.exec_driver_sql(sql, rows)
+
+        return write
 
     def make_append_only(self, conn: Connection, table: str) -> None:
         """Refuse every UPDATE and DELETE of ``table``: its rows are kept forever."""

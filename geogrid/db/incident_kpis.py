@@ -69,7 +69,11 @@ def tally(
     """Move incidents' shares from what they were (``before``: (set id, row)) to what they are (``after``),
     in the caller's transaction; rows are locked in key order, so two writers never wait on each other in
     a circle."""
-    counts, hours = _add_up(before, after)
+    _apply(conn, *_add_up(before, after))
+
+
+def _apply(conn: Connection, counts: Mapping[Key, list[int]], hours: Mapping[Key, Counter[float]]) -> None:
+    """Add ``counts`` and ``hours`` (taken away where negative) to the tally rows of their keys."""
     changes = []
     for key in sorted(counts):
         net = {value: n for value, n in hours.get(key, {}).items() if n}
@@ -104,34 +108,57 @@ def tally(
 
 
 def _add_up(
-    before: Iterable[tuple[int, Mapping[Any, Any]]] = (), after: Iterable[tuple[int, Mapping[Any, Any]]] = ()
+    before: Iterable[tuple[int, Mapping[Any, Any]]] = (),
+    after: Iterable[tuple[int, Mapping[Any, Any]]] = (),
+    into: tuple[dict[Key, list[int]], dict[Key, Counter[float]]] | None = None,
 ) -> tuple[dict[Key, list[int]], dict[Key, Counter[float]]]:
-    """The shares of ``after`` less those of ``before``, per tally key: counts, and hours as value → times."""
-    counts: dict[Key, list[int]] = defaultdict(lambda: [0] * len(TALLIED))
-    hours: dict[Key, Counter[float]] = defaultdict(Counter)
+    """The shares of ``after`` less those of ``before``, per tally key (added to ``into``): counts, and
+    hours as value → times."""
+    counts, hours = into if into is not None else _sums()
     for sign, rows in ((-1, before), (1, after)):
         for set_id, row in rows:
             key, part, value = share(set_id, row)
-            into = counts[key]
+            into_key = counts[key]
             for i, n in enumerate(part):
-                into[i] += sign * n
+                into_key[i] += sign * n
             if value is not None:
                 hours[key][value] += sign
     return counts, hours
 
 
+def _sums() -> tuple[dict[Key, list[int]], dict[Key, Counter[float]]]:
+    """Counts and hours per tally key, none yet."""
+    return defaultdict(lambda: [0] * len(TALLIED)), defaultdict(Counter)
+
+
 def defer(conn: Connection, after: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
-    """Hold new incidents' shares until :func:`flush`, just before the commit: a long transaction (an
-    import) then locks its tally rows for an instant, in one key order, not from its first chunk on (the
-    engine refuses to commit with shares held)."""
-    conn.info.setdefault(UNFLUSHED, []).extend(after)
+    """Hold new incidents' shares, added up per tally key, until :func:`flush`, just before the commit: a
+    long transaction (an import) then locks its tally rows for an instant, in one key order, not from its
+    first chunk on (the engine refuses to commit with shares held)."""
+    _add_up(after=after, into=_held(conn))
+
+
+def defer_received(conn: Connection, received: Mapping[Key, int]) -> None:
+    """:func:`defer` for new incidents given as their number per tally key (:func:`share`'s key): all they
+    add is that many received (an import's rows, not read back)."""
+    counts, _ = _held(conn)
+    for key, n in received.items():
+        counts[key][0] += n
+
+
+def _held(conn: Connection) -> tuple[dict[Key, list[int]], dict[Key, Counter[float]]]:
+    """The shares held on ``conn`` for :func:`flush`."""
+    held = conn.info.get(UNFLUSHED)
+    if held is None:
+        held = conn.info[UNFLUSHED] = _sums()
+    return held
 
 
 def flush(conn: Connection) -> None:
     """Tally the shares :func:`defer` held."""
     held = conn.info.pop(UNFLUSHED, None)
     if held:
-        tally(conn, after=held)
+        _apply(conn, *held)
 
 
 def retally(conn: Connection, set_id: int, *, batch: int = 50_000) -> int:

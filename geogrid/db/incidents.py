@@ -47,7 +47,6 @@ from geogrid.incidents.placement import metres as metres_between
 INCIDENT_COLUMNS = [c.name for c in incident.columns if c.name not in ("set_id", "idem_key", "request_hash")]
 EVENT_COLUMNS = [c.name for c in incident_event.columns]
 INSERT_EVENT = sa.insert(incident_event)
-CHUNK = 2000  # rows a statement carries (SQLite binds at most 32,766 parameters)
 NEARBY_BOX = [("qid", "integer"), ("set_id", "integer"), ("category", "text")] + [
     (c, "float") for c in ("lat0", "lat1", "lon0", "lon1", "lat", "lon", "k")
 ]  # a new incident's box in the query for its likely duplicates
@@ -354,106 +353,6 @@ class IncidentStore:
             "placement": placement.to_dict(),
         }
         return row, detail
-
-    def create_many(
-        self,
-        set_name: str,
-        items: Sequence[tuple[Report, Placement]],
-        actor: str | None = None,
-        *,
-        conn: Connection | None = None,
-    ) -> tuple[list[int | None], list[int]]:
-        """Store many reports in one transaction (all or none; the caller's with ``conn``, who calls
-        :func:`geogrid.db.incident_kpis.flush` before committing it): each one's incident id (an earlier
-        one's for a key seen before), None where its key was used for another report; and the ids made now."""
-        if conn is not None:
-            return self._create_many(conn, set_name, items, actor or self.actor)
-        with self.engine.begin() as own:
-            made = self._create_many(own, set_name, items, actor or self.actor)
-            incident_kpis.flush(own)
-            return made
-
-    def _create_many(
-        self, conn: Connection, set_name: str, items: Sequence[tuple[Report, Placement]], actor: str
-    ) -> tuple[list[int | None], list[int]]:
-        now = _now()
-        set_id = self._store._set_id(conn, set_name)
-        c = incident.c
-        digests = [report.fingerprint() for report, _ in items]  # once each: a key seen again compares them
-        keys = sorted({r.key for r, _ in items if r.key is not None})
-        before: dict[str, tuple[int, str]] = {}
-        for i in range(0, len(keys), CHUNK):
-            found = conn.execute(
-                sa.select(c.idem_key, c.id, c.request_hash).where(
-                    c.set_id == set_id, c.idem_key.in_(keys[i : i + CHUNK])
-                )
-            )
-            before.update({str(k): (int(v), str(h)) for k, v, h in found})
-        ids: list[int | None] = [None] * len(items)
-        fresh: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (position, row, first log detail)
-        first_of: dict[str, int] = {}  # key → position of its first new row in this batch
-        again: list[tuple[int, int]] = []  # (position, position of the same key earlier in the batch)
-        services: dict[str, Service] = {}
-        for pos, ((report, placement), digest) in enumerate(zip(items, digests, strict=True)):
-            key = report.key
-            if key is not None:
-                known = before.get(key)
-                if known is not None:
-                    ids[pos] = known[0] if known[1] == digest else None
-                    continue
-                if key in first_of:
-                    again.append((pos, first_of[key]))
-                    continue
-                first_of[key] = pos
-            service = services.get(report.category)
-            if service is None:
-                service = services[report.category] = self.catalogue.get(report.category)
-            fresh.append((pos, *self._new_row(set_id, report, placement, service, digest, actor, now)))
-        made: list[int] = []
-        # rows that all have keys are written at once (COPY on PostGIS) and found again by key; the rest
-        # by an INSERT … RETURNING (SQLite would otherwise insert row by row to return ids)
-        keyed = bool(fresh) and all(row["idem_key"] is not None for _, row, _ in fresh)
-        for i in range(0, len(fresh), len(fresh) if keyed else CHUNK):
-            part = fresh[i : len(fresh) if keyed else i + CHUNK]
-            rows = [row for _, row, _ in part]
-            if keyed:
-                # ids only grow, so the new rows are those above the largest before; their keys tell
-                # them from rows others committed meanwhile (any key not found so is looked up by key)
-                floor = conn.execute(sa.select(sa.func.max(c.id))).scalar() or 0
-                _insert_rows(conn, incident, rows)
-                by_key = dict(
-                    conn.execute(sa.select(c.idem_key, c.id).where(c.set_id == set_id, c.id > floor)).all()
-                )
-                lost = [row["idem_key"] for row in rows if row["idem_key"] not in by_key]
-                for j in range(0, len(lost), CHUNK):
-                    by_key.update(
-                        conn.execute(
-                            sa.select(c.idem_key, c.id).where(
-                                c.set_id == set_id, c.idem_key.in_(lost[j : j + CHUNK])
-                            )
-                        ).all()
-                    )
-                new_ids = [int(by_key[row["idem_key"]]) for row in rows]
-            else:
-                returned = conn.execute(
-                    sa.insert(incident).returning(c.id, sort_by_parameter_order=True), rows
-                )
-                new_ids = [int(r[0]) for r in returned]
-            _insert_rows(
-                conn,
-                incident_event,
-                [
-                    _first_line(new_id, actor, now, detail)
-                    for new_id, (_, _, detail) in zip(new_ids, part, strict=True)
-                ],
-            )
-            incident_kpis.defer(conn, [(set_id, row) for row in rows])
-            for new_id, (pos, _, _) in zip(new_ids, part, strict=True):
-                ids[pos] = new_id
-            made += new_ids
-        for pos, first in again:
-            ids[pos] = ids[first] if digests[pos] == digests[first] else None
-        return ids, made
 
     def _set_of(self, set_name: str) -> int:
         """The id of a set (remembered: a set with incidents is never deleted or renumbered)."""
@@ -1073,45 +972,3 @@ def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
     ):
         out[c] = _utc(out[c])
     return out
-
-
-def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) at once (COPY on PostGIS, executemany on SpatiaLite): the
-    column types' own bind processors, without the per-row work of a Core insert (an import writes 10⁴–10⁶
-    rows). Worked column by column: each conversion is one loop over a column, not a call per value."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    dialect = conn.dialect
-
-    def iso_text(values: list[Any]) -> list[Any]:
-        # a timestamp the driver takes as it is goes as ISO text (the server parses it to the same
-        # instant): psycopg's own dumper costs microseconds a value; a repeated one (now) is formatted once
-        out: list[Any] = []
-        last: Any = None
-        text: Any = None
-        for value in values:
-            if value is not last:
-                last, text = value, (value.isoformat() if isinstance(value, dt.datetime) else value)
-            out.append(text)
-        return out
-
-    data = []
-    for name in columns:
-        values = [r[name] for r in rows]
-        kind = table.c[name].type
-        if isinstance(kind, sa.JSON):  # JSON by orjson (a tenth of the json module's time)
-            values = [_json_text(v) for v in values]
-        else:
-            bind = kind._cached_bind_processor(dialect)
-            if bind is not None:
-                values = [bind(v) for v in values]
-            elif isinstance(kind, sa.DateTime):
-                values = iso_text(values)
-        data.append(values)
-    dialect_of(conn).insert_many(conn, table.name, columns, list(zip(*data, strict=True)))
-
-
-def _json_text(value: Any) -> str | None:
-    """A JSON column's value as its text."""
-    return None if value is None else orjson.dumps(value).decode()

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -377,6 +377,20 @@ class WorkingCalendar:
                 raise _bad("amount", amount, "is not a whole number of working days")
             return self.add_working_days(start, int(amount))
         raise _bad("unit", unit, f"is not one of {', '.join(UNITS)}")
+
+    def deadlines(self, starts: Sequence[datetime], amount: float, unit: str) -> list[datetime]:
+        """:meth:`deadline` of each of ``starts`` (a limit in days worked out once per day of the zone)."""
+        if unit != "days" or not starts:
+            return [self.deadline(start, amount, unit) for start in starts]
+        by_day: dict[int, datetime] = {}
+        out = []
+        for start in starts:
+            o, _ = self._local(start, "start")
+            due = by_day.get(o)
+            if due is None:
+                due = by_day[o] = self.deadline(start, amount, unit)
+            out.append(due)
+        return out
 
 
 def _date_set(values: Iterable[date], name: str) -> frozenset[date]:

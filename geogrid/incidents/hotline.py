@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from geogrid.errors import GeoGridError, InvalidCoordinates, InvalidIncident
 from geogrid.incidents.catalogue import Catalogue
-from geogrid.incidents.intake import CHANNELS, Report
+from geogrid.incidents.intake import CHANNELS, FIELDS, Report, ReportColumns
 from geogrid.io.tables import key
 from geogrid.people import shown
 from geogrid.rosters import RowError
@@ -74,7 +74,22 @@ def reports(
     tz: str = "Asia/Shanghai",
     source: str = "",
 ) -> tuple[list[tuple[int, Report]], list[RowError]]:
-    """The reports of ``rows`` (``first_row`` is the file's number of the first) and the row errors.
+    """:func:`read`, each good row as (its number in the file, its Report)."""
+    numbers, good, errors = read(header, rows, first_row, catalogue, tz=tz, source=source)
+    return [(n, good.report(i)) for i, n in enumerate(numbers)], errors
+
+
+def read(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    first_row: int,
+    catalogue: Catalogue,
+    *,
+    tz: str = "Asia/Shanghai",
+    source: str = "",
+) -> tuple[list[int], ReportColumns, list[RowError]]:
+    """The good rows of ``rows`` (``first_row`` is the file's number of the first): their numbers and their
+    reports, column by column; and the row errors.
 
     Read column by column; a row the quick checks doubt (an empty or too wide field, a category or
     coordinates that do not read, no work order number) is read by :func:`_report`, which names its fault.
@@ -98,7 +113,9 @@ def reports(
             codes[value] = catalogue.get(value).code
         except GeoGridError:
             codes[value] = None  # read again by _report, which names the fault
-    good: list[tuple[int, Report]] = []
+    numbers: list[int] = []
+    good = ReportColumns(*([] for _ in FIELDS))
+    columns_out = [getattr(good, f) for f in FIELDS]
     errors: list[RowError] = []
     blank = [not any(cells) for cells in zip(*text.values(), strict=True)] if text else [True] * len(rows)
     for k, n in enumerate(range(first_row, first_row + len(rows))):
@@ -107,29 +124,24 @@ def reports(
         try:
             quick = None if doubt[k] else _quick(k, zone, codes, when, kind, lon, lat)
             if quick is None:
-                good.append((n, _report({f: v[k] for f, v in text.items()}, catalogue, zone, source)))
-                continue
-            reported, code, x, y = quick
-            ch = channel[k] or "hotline"
-            report = Report(
-                category=code,
-                description=said[k],
-                reported_at=reported,
-                channel=ch if ch in CHANNELS else "hotline",
-                crs=crs[k] or ("wgs84" if x is not None else None),
-                x=x,
-                y=y,
-                address=address[k] or None,
-                reporter_name=name[k] or None,
-                reporter_phone=phone[k] or None,
-                key=f"hotline:{order[k]}",
-                extra={"order_id": order[k]},
-            )
-            good.append((n, report))
+                report = _report({f: v[k] for f, v in text.items()}, catalogue, zone, source)
+                values: tuple[Any, ...] = tuple(getattr(report, f) for f in FIELDS)
+            else:
+                reported, code, x, y = quick
+                ch = channel[k] or "hotline"
+                values = (
+                    code, said[k], reported, ch if ch in CHANNELS else "hotline",
+                    crs[k] or ("wgs84" if x is not None else None), x, y, address[k] or None, (),
+                    name[k] or None, phone[k] or None, f"hotline:{order[k]}", {"order_id": order[k]},
+                )  # fmt: skip  # in FIELDS' order
         except GeoGridError as exc:
             field = str(exc.where.get("field", ""))
             errors.append(RowError(n, COLUMNS.get(field, (field,))[0] if field else "", shown(exc.detail)))
-    return good, errors
+            continue
+        numbers.append(n)
+        for column, value in zip(columns_out, values, strict=True):
+            column.append(value)
+    return numbers, good, errors
 
 
 def _texts(rows: Sequence[Sequence[Any]], i: int) -> list[str]:

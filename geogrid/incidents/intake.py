@@ -22,7 +22,7 @@ import orjson
 from geogrid.addresses.matcher import Match, Matcher
 from geogrid.crs import WGS84, earth_point, normalize_crs, transform
 from geogrid.errors import GeoGridError, InvalidAddress, InvalidCoordinates, InvalidIncident
-from geogrid.incidents.placement import Placement, place_many
+from geogrid.incidents.placement import Placed, Placement, place_columns
 from geogrid.index import GridIndex
 
 CHANNELS = ("api", "app", "wechat", "hotline", "worker", "open311", "import")
@@ -71,14 +71,67 @@ class Report:
 
     def fingerprint(self) -> str:
         """A hash of what the report says (not its key): a reused key must come with the same report."""
-        data = [  # not dataclasses.asdict: it deep-copies, and an import hashes every row
-            self.category, self.description, self.reported_at.astimezone(dt.UTC).isoformat(), self.channel,
-            self.crs, self.x, self.y, self.address, list(self.media), self.reporter_name, self.reporter_phone,
-            dict(self.extra),
-        ]  # fmt: skip
-        return hashlib.sha256(
-            orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-        ).hexdigest()
+        return _fingerprint(
+            self.category, self.description, self.reported_at, self.channel, self.crs, self.x, self.y,
+            self.address, self.media, self.reporter_name, self.reporter_phone, self.extra,
+        )  # fmt: skip
+
+
+FIELDS = [f for f in Report.__dataclass_fields__]
+
+
+def _fingerprint(*values: Any) -> str:
+    """:meth:`Report.fingerprint` of a report's fields, in their order."""
+    data = list(values)  # not dataclasses.asdict: it deep-copies, and an import hashes every row
+    data[2] = data[2].astimezone(dt.UTC).isoformat()
+    data[8], data[11] = list(data[8]), dict(data[11])
+    return hashlib.sha256(
+        orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    ).hexdigest()
+
+
+@dataclass
+class ReportColumns:
+    """Many reports, column by column (a hotline chunk): what :class:`Report` holds, without an object a
+    row. Rows put in here directly must hold what ``Report`` checks (hotline's quick reading does)."""
+
+    category: list[str]
+    description: list[str]
+    reported_at: list[dt.datetime]
+    channel: list[str]
+    crs: list[str | None]
+    x: list[float | None]
+    y: list[float | None]
+    address: list[str | None]
+    media: list[tuple[str, ...]]
+    reporter_name: list[str | None]
+    reporter_phone: list[str | None]
+    key: list[str | None]
+    extra: list[Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, reports: Sequence[Report]) -> ReportColumns:
+        """``reports`` column by column."""
+        return cls(*([getattr(r, f) for r in reports] for f in FIELDS))
+
+    def __len__(self) -> int:
+        return len(self.category)
+
+    def report(self, i: int) -> Report:
+        """Row ``i`` as a Report."""
+        return Report(*(getattr(self, f)[i] for f in FIELDS))
+
+    def take(self, rows: Sequence[int]) -> ReportColumns:
+        """Rows ``rows``, in that order."""
+        return ReportColumns(*([getattr(self, f)[i] for i in rows] for f in FIELDS))
+
+    def fingerprints(self) -> list[str]:
+        """Each row's :meth:`Report.fingerprint`."""
+        return [_fingerprint(*values) for values in zip(*(getattr(self, f) for f in PRINTED), strict=True)]
+
+
+PRINTED = [f for f in FIELDS if f != "key"]
+assert FIELDS.index("key") == len(FIELDS) - 2, "the fingerprint takes every field but the key, in order"
 
 
 def wgs84_point(x: float, y: float, crs: str | None) -> tuple[float, float]:
@@ -119,6 +172,16 @@ def locate_many(
     reports: Sequence[Report],
     index_on: Callable[[dt.date], GridIndex],
     matcher: Matcher | None,
+    **options: Any,
+) -> list[Placement | GeoGridError]:
+    """:func:`locate` for many reports: :func:`locate_columns`, each one's Placement or error in its place."""
+    return locate_columns(ReportColumns.of(reports), index_on, matcher, **options).items()  # type: ignore[return-value]
+
+
+def locate_columns(
+    reports: ReportColumns,
+    index_on: Callable[[dt.date], GridIndex],
+    matcher: Matcher | None,
     *,
     tz: str = "Asia/Shanghai",
     now: dt.datetime | None = None,
@@ -126,47 +189,50 @@ def locate_many(
     near_m: float = 20.0,
     outside: str = "refuse",
     matched: Mapping[str, Match | InvalidAddress] | None = None,
-) -> list[Placement | GeoGridError]:
-    """:func:`locate` for many reports (a hotline export's chunk): the same answers, each report's error in
-    its place; coordinates converted per CRS and located per boundary version as arrays."""
+) -> Placed:
+    """:func:`locate` for many reports (a hotline export's chunk): the same answers, the errors among the
+    Placed's; coordinates converted per CRS and located per boundary version as arrays."""
     now = now or dt.datetime.now(dt.UTC)
     n = len(reports)
-    out: list[Placement | GeoGridError | None] = [None] * n
+    errors: dict[int, Exception] = {}
     lon, lat = np.full(n, np.nan), np.full(n, np.nan)
     by_crs: dict[str, list[int]] = {}
-    for i, r in enumerate(reports):
-        if r.reported_at > now + FUTURE_SLACK:
-            out[i] = InvalidIncident(
-                f"reported_at {r.reported_at.isoformat()} is in the future", field="reported_at"
+    latest = now + FUTURE_SLACK
+    for i, (when, x, text, crs) in enumerate(
+        zip(reports.reported_at, reports.x, reports.address, reports.crs, strict=True)
+    ):
+        if when > latest:
+            errors[i] = InvalidIncident(
+                f"reported_at {when.isoformat()} is in the future", field="reported_at"
             )
-        elif r.x is None and not r.address:
-            out[i] = InvalidIncident("give coordinates (x, y, crs) or an address", field="coordinates")
-        elif r.x is not None:
-            by_crs.setdefault(r.crs or WGS84, []).append(i)
+        elif x is None and not text:
+            errors[i] = InvalidIncident("give coordinates (x, y, crs) or an address", field="coordinates")
+        elif x is not None:
+            by_crs.setdefault(crs or WGS84, []).append(i)
     for crs, rows in by_crs.items():
-        _to_wgs84(reports, rows, crs, lon, lat, out)
+        _to_wgs84(reports, rows, crs, lon, lat, errors)
     matches: list[Match | None] = [None] * n
-    for i, r in enumerate(reports):
-        if out[i] is not None or not r.address:
+    for i, text in enumerate(reports.address):
+        if not text or i in errors:
             continue
         if matcher is None:
-            out[i] = InvalidIncident(
+            errors[i] = InvalidIncident(
                 "this set has no address registry to place an address with", field="address"
             )
             continue
-        found = matched.get(r.address) if matched is not None else None
+        found = matched.get(text) if matched is not None else None
         try:
             if isinstance(found, InvalidAddress):
                 raise found
-            matches[i] = found if found is not None else matcher.match(r.address)
+            matches[i] = found if found is not None else matcher.match(text)
         except InvalidAddress as exc:
             if np.isnan(lon[i]):
-                out[i] = InvalidAddress(exc.detail, field="address")
+                errors[i] = InvalidAddress(exc.detail, field="address")
     zone = ZoneInfo(tz)
     by_day: dict[dt.date, list[int]] = {}
-    for i, r in enumerate(reports):
-        if out[i] is None:
-            by_day.setdefault(r.reported_at.astimezone(zone).date(), []).append(i)
+    for i, when in enumerate(reports.reported_at):
+        if i not in errors:
+            by_day.setdefault(when.astimezone(zone).date(), []).append(i)
     by_index: dict[int, tuple[GridIndex, list[int]]] = {}
     for day, rows in by_day.items():
         try:
@@ -175,50 +241,53 @@ def locate_many(
             if exc.status != 404:
                 raise
             for i in rows:
-                out[i] = InvalidIncident(
+                errors[i] = InvalidIncident(
                     f"no boundary version was in force on {day.isoformat()}, the day it was reported",
                     field="reported_at",
                 )
             continue
         by_index.setdefault(id(index), (index, []))[1].extend(rows)
+    out = Placed.empty(n)
     for index, rows in by_index.values():
+        rows.sort()
         picked = np.array(rows)
-        placed = place_many(
+        part = place_columns(
             index, lon[picked], lat[picked], [matches[i] for i in rows],
             disagree_m=disagree_m, near_m=near_m, outside=outside,
         )  # fmt: skip
-        for i, p in zip(rows, placed, strict=True):
-            out[i] = p
-    return out  # type: ignore[return-value]  # every position is filled above
+        out.put(rows, part)
+    out.errors.update(errors)
+    return out
 
 
 def _to_wgs84(
-    reports: Sequence[Report],
+    reports: ReportColumns,
     rows: list[int],
     crs: str,
     lon: np.ndarray,
     lat: np.ndarray,
-    out: list[Placement | GeoGridError | None],
+    errors: dict[int, Exception],
 ) -> None:
-    """The points of ``rows`` (all in ``crs``) as WGS-84 into ``lon``/``lat``; an error in ``out`` for each bad one."""
+    """The points of ``rows`` (all in ``crs``) as WGS-84 into ``lon``/``lat``; an error in ``errors`` for each bad one."""
     try:
         name = normalize_crs(crs)
     except GeoGridError as exc:
         for i in rows:
-            out[i] = exc
+            errors[i] = exc
         return
+    xs, ys = reports.x, reports.y
     if name not in (WGS84, "gcj02", "bd09", "cgcs2000"):  # a projected CRS: the careful one-by-one way
         for i in rows:
             try:
-                lon[i], lat[i] = wgs84_point(reports[i].x, reports[i].y, name)  # type: ignore[arg-type]
+                lon[i], lat[i] = wgs84_point(xs[i], ys[i], name)  # type: ignore[arg-type]
             except GeoGridError as exc:
-                out[i] = exc
+                errors[i] = exc
         return
-    x = np.array([reports[i].x for i in rows], dtype=np.float64)
-    y = np.array([reports[i].y for i in rows], dtype=np.float64)
+    x = np.array([xs[i] for i in rows], dtype=np.float64)
+    y = np.array([ys[i] for i in rows], dtype=np.float64)
     ok = (np.abs(x) <= 180) & (np.abs(y) <= 90)
     for k in np.flatnonzero(~ok).tolist():
-        out[rows[k]] = InvalidCoordinates(
+        errors[rows[k]] = InvalidCoordinates(
             f"({x[k]}, {y[k]}) is not a longitude, latitude in {name}", field="coordinates"
         )
     good = np.flatnonzero(ok)

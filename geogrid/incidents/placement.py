@@ -58,6 +58,68 @@ def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
 
 
+@dataclass
+class Placed:
+    """Where many incidents were put, column by column (what a :class:`Placement` holds, without an object a
+    row), and the ones refused (position → error)."""
+
+    placed_by: list[str | None]
+    lon: list[float | None]
+    lat: list[float | None]
+    version_number: list[int | None]
+    microgrid: list[str | None]
+    street: list[str | None]
+    community: list[str | None]
+    grid: list[str | None]
+    address_id: list[str | None]
+    address_confidence: list[float | None]
+    flags: list[tuple[str, ...]]
+    reason: list[str]
+    errors: dict[int, Exception] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n: int) -> Placed:
+        """``n`` places not filled in yet."""
+        values: dict[str, list[Any]] = {name: [None] * n for name in COLUMNS}
+        return cls(**values | {"flags": [()] * n, "reason": [""] * n})  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.placed_by)
+
+    def put(self, rows: Sequence[int], part: Placed) -> None:
+        """Fill positions ``rows`` (ascending) with ``part``'s places and errors, in order."""
+        for name in COLUMNS:
+            mine, theirs = getattr(self, name), getattr(part, name)
+            if len(rows) == len(mine):  # all of them: ascending, so 0 … n-1
+                setattr(self, name, list(theirs))
+                continue
+            for at, value in zip(rows, theirs, strict=True):
+                mine[at] = value
+        self.errors.update({rows[k]: e for k, e in part.errors.items()})
+
+    def take(self, rows: Sequence[int]) -> Placed:
+        """Positions ``rows``, in that order (not refused ones)."""
+        values: dict[str, list[Any]] = {name: [getattr(self, name)[i] for i in rows] for name in COLUMNS}
+        return Placed(**values)  # type: ignore[arg-type]  # every column but the errors
+
+    def placement(self, i: int) -> Placement:
+        """Position ``i`` as a Placement (not for a refused one)."""
+        units = {
+            k: v for k, v in zip(LEVELS, (self.street[i], self.community[i], self.grid[i]), strict=True) if v
+        }
+        return Placement(
+            self.placed_by[i], self.lon[i], self.lat[i], self.version_number[i], self.microgrid[i], units,  # type: ignore[arg-type]
+            self.address_id[i], self.address_confidence[i], self.flags[i], self.reason[i],
+        )  # fmt: skip
+
+    def items(self) -> list[Placement | Exception]:
+        """Each position's Placement, or its error."""
+        return [self.errors[i] if i in self.errors else self.placement(i) for i in range(len(self))]
+
+
+COLUMNS = [name for name in Placed.__dataclass_fields__ if name != "errors"]
+
+
 def place_many(
     index: GridIndex,
     lon: np.ndarray,
@@ -68,9 +130,25 @@ def place_many(
     near_m: float = 20.0,
     outside: str = "refuse",
 ) -> list[Placement | InvalidCoordinates]:
+    """:func:`place_columns`, each incident's Placement (or its InvalidCoordinates) in its place."""
+    return place_columns(  # type: ignore[return-value]  # place_columns refuses with InvalidCoordinates only
+        index, lon, lat, matches, disagree_m=disagree_m, near_m=near_m, outside=outside
+    ).items()
+
+
+def place_columns(
+    index: GridIndex,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    matches: Sequence[Match | None],
+    *,
+    disagree_m: float = 200.0,
+    near_m: float = 20.0,
+    outside: str = "refuse",
+) -> Placed:
     """Place incidents of one version at once (WGS-84 arrays, NaN where no point) from their points and/or
     address matches; ``outside`` (refuse | queue) says what a point outside every micro-grid gets (refused:
-    its InvalidCoordinates in its place)."""
+    an InvalidCoordinates among the errors)."""
     n = len(lon)
     matched = [m if m is not None and m.placed and m.best is not None else None for m in matches]
     has_point = ~np.isnan(lon)
@@ -90,37 +168,45 @@ def place_many(
     codes = index.codes_of(rank).tolist()
     version = index.meta.get("version")
     # read per incident from Python lists: a numpy scalar costs more to read than the work done with it
-    levels = [(k, v.tolist()) for k, v in index.ancestors(rank).items() if k in LEVELS]
+    levels = {k: v.tolist() for k, v in index.ancestors(rank).items() if k in LEVELS}
+    none = [None] * n
+    streets, communities, grids = (levels.get(k, none) for k in LEVELS)
     near = index.distances_to_boundary(rank, px, py).tolist()
     lons, lats, points = lon.tolist(), lat.tolist(), has_point.tolist()
     ranks, ons = rank.tolist(), on.tolist()
-    out: list[Placement | InvalidCoordinates] = []
+    out = Placed.empty(n)
+    placed_by, xs, ys, microgrid = out.placed_by, out.lon, out.lat, out.microgrid
+    street, community, grid, address_id = out.street, out.community, out.grid, out.address_id
+    confidence, flagged, reasons = out.address_confidence, out.flags, out.reason
+    out.version_number = [version] * n
+
+    def units(i: int) -> None:
+        microgrid[i] = str(codes[i])
+        street[i], community[i], grid[i] = (
+            str(v[i]) if v[i] else None for v in (streets, communities, grids)
+        )
+
     for i in range(n):
         flags: list[str] = []
         m = matched[i]
         if matches[i] is not None and m is None:
             flags.append("address_unsure")
-        units = {k: str(v[i]) for k, v in levels if v[i]}
-        point = (lons[i], lats[i]) if points[i] else None
-        if point is not None and ranks[i] >= 0:
+        point = points[i]
+        if point and ranks[i] >= 0:
             if ons[i] or near[i] < near_m:
                 flags.append("near_boundary")
-            extra: dict[str, Any] = {}
             if m is not None and m.best is not None:
-                if metres(point, (m.best.lon, m.best.lat)) > disagree_m:
+                if metres((lons[i], lats[i]), (m.best.lon, m.best.lat)) > disagree_m:
                     flags.append("address_disagrees")
-                extra = {"address_id": m.best.address_id or None, "address_confidence": m.confidence}
-            out.append(
-                Placement("coordinates", *point, version, str(codes[i]), units, flags=tuple(flags), **extra)
-            )
+                address_id[i], confidence[i] = m.best.address_id or None, m.confidence
+            placed_by[i], xs[i], ys[i], flagged[i] = "coordinates", lons[i], lats[i], tuple(flags)
+            units(i)
             continue
-        if point is not None:
+        if point:
             if outside == "refuse":
-                out.append(
-                    InvalidCoordinates(
-                        f"({point[0]:.6f}, {point[1]:.6f}) is outside every micro-grid of the county",
-                        field="coordinates",
-                    )
+                out.errors[i] = InvalidCoordinates(
+                    f"({lons[i]:.6f}, {lats[i]:.6f}) is outside every micro-grid of the county",
+                    field="coordinates",
                 )
                 continue
             flags.append("outside")
@@ -129,13 +215,14 @@ def place_many(
                 if near[i] < near_m:
                     flags.append("near_boundary")
                 best = m.best
-                out.append(Placement("address", best.lon, best.lat, version, str(codes[i]), units,
-                                     best.address_id or None, m.confidence, tuple(flags)))  # fmt: skip
+                placed_by[i], xs[i], ys[i], flagged[i] = "address", best.lon, best.lat, tuple(flags)
+                address_id[i], confidence[i] = best.address_id or None, m.confidence
+                units(i)
                 continue
             flags.append("outside")
-        reason = _queue_reason(flags)
-        out.append(Placement("queue", point[0] if point else None, point[1] if point else None, version,
-                             flags=tuple(flags), reason=reason))  # fmt: skip
+        placed_by[i], flagged[i], reasons[i] = "queue", tuple(flags), _queue_reason(flags)
+        if point:
+            xs[i], ys[i] = lons[i], lats[i]
     return out
 
 

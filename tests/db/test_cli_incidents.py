@@ -5,6 +5,7 @@ importing the same file again creates nothing; a changed work order is a row err
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -14,11 +15,15 @@ from typer.testing import CliRunner
 
 from geogrid.addresses.registry import read_addresses
 from geogrid.cli import app
-from geogrid.db import incident_kpis
+from geogrid.db import Store, incident_imports, incident_kpis
 from geogrid.db.addresses import AddressStore
+from geogrid.db.incident_imports import MEMO_KEYS, VersionIndexes, import_hotline
 from geogrid.db.incidents import IncidentStore
+from geogrid.errors import ImportCollision
+from geogrid.incidents import hotline
 from geogrid.incidents.calendar import default_calendar
 from geogrid.incidents.catalogue import catalogue
+from geogrid.incidents.intake import locate
 from tests.api.test_geocode import HOME, ROWS, STREET, csv_bytes
 from tests.conftest import BACKENDS, empty_store, migrated_engine
 
@@ -208,3 +213,66 @@ def test_figures_and_escalation_from_the_command_line(url, tmp_path):
     escalated = geogrid(database_url, "incidents", "escalate", "--set", "s")
     assert escalated.exit_code == 0 and "Escalated" in escalated.output
     assert count(db, "state = 'escalated'") > 0  # November's limits passed long ago
+
+
+def import_file(db, path, chunk_rows=3):
+    """import_hotline with commit, ``chunk_rows`` a chunk (the CLI's path, small chunks)."""
+    incidents = IncidentStore(db, catalogue(), default_calendar(), actor="clerk-zhang")
+    index_on = VersionIndexes(Store(db), "s")
+    made = import_hotline(
+        incidents, "s", path, index_on, None, commit=True, chunk_rows=chunk_rows, actor="clerk-zhang"
+    )
+    return incidents, index_on, made
+
+
+@pytest.mark.parametrize("memo", [MEMO_KEYS, 1])
+def test_imported_rows_are_stored_as_reports_made_one_by_one(url, tmp_path, monkeypatch, memo):
+    """Column by column through COPY (text with tabs, newlines, backslashes and quotes), each chunk beside
+    the next, a work order repeated in a later chunk and one changed: each incident and its first log line
+    as IncidentStore.create makes them; with memo 1 the import finds its own rows in its transaction."""
+    _, db, (lon, lat) = url
+    monkeypatch.setattr(incident_imports, "MEMO_KEYS", memo)
+    prefix = f"exact{memo}"
+    said = 'tab\there "quoted" back\\slash\nnew line\r\n中文'
+    data = [
+        [f"{prefix}-{i}", f"2026-11-05 {i:02d}:15", ("E0102", "C0104")[i % 2], f"{said} {i}", "", lon, lat,
+         ("wgs84", "gcj02", "cgcs2000")[i % 3], "王五" if i == 2 else "", PHONE if i == 4 else ""]
+        for i in range(14)
+    ]  # fmt: skip  # more than the rows read with the header: the repeats fall in later chunks
+    data.append(list(data[1]))  # the same work order again, in the last chunk: seen before
+    data.append([*data[3][:3], "改过了", *data[3][4:]])  # imported before with other content
+    path = write(tmp_path / "exact.csv", data)
+    incidents, index_on, report = import_file(db, path)
+    assert (report.new, report.seen_before) == (14, 1)
+    assert [(e.row, e.field) for e in report.errors] == [(17, "工单编号")]
+    with open(path, encoding="utf-8", newline="") as f:
+        cells = list(csv.reader(f))
+    _, good, _ = hotline.read(cells[0], cells[1:15], 2, catalogue(), source=path.name)
+    skip = {"id", "received_at", "updated_at", "idem_key"}
+    for i, incident_id in enumerate(report.ids):
+        got = incidents.get("s", incident_id)
+        mine = good.report(i)
+        twin = dataclasses.replace(mine, key=f"twin-{prefix}-{i}")
+        made, _ = incidents.create("s", twin, locate(mine, index_on, None), "clerk-zhang")
+        assert got["description"] == f"{said} {i}"
+        assert {k: v for k, v in got.items() if k not in skip} == {
+            k: v for k, v in made.items() if k not in skip
+        }
+        line, twin_line = incidents.log("s", incident_id)[0], incidents.log("s", made["id"])[0]
+        assert line["detail"] == twin_line["detail"]
+        assert {k: line[k] for k in ("seq", "action", "from_state", "to_state", "actor", "attachments")} == {
+            k: twin_line[k] for k in ("seq", "action", "from_state", "to_state", "actor", "attachments")
+        }
+
+
+def test_keys_taken_between_look_up_and_write_fail_the_import_whole(url, tmp_path, monkeypatch):
+    """Another writer taking a key after the import looked it up: 409, and nothing of the file kept."""
+    _, db, point = url
+    path = write(tmp_path / "taken.csv", rows(point, "taken")[:4])
+    import_file(db, path)
+    before = count(db)
+    fresh = write(tmp_path / "taken2.csv", rows(point, "taken-new")[:4] + rows(point, "taken")[:1])
+    monkeypatch.setattr(incident_imports._Rows, "_known", lambda self, keys: {})  # as if looked up too early
+    with pytest.raises(ImportCollision) as caught:
+        import_file(db, fresh, chunk_rows=2)
+    assert caught.value.status == 409 and count(db) == before

@@ -200,7 +200,8 @@ def test_hours_taken_away_as_a_multiset():
 def test_shares_held_back_and_never_written_refuse_the_commit(run):
     incidents, _ = run
     with pytest.raises(RuntimeError, match="flush"), incidents.engine.begin() as conn:
-        incident_kpis.defer(conn, [(1, {})])
+        row = {"reported_at": dt.datetime(2026, 11, 3, tzinfo=dt.UTC), "level": "grid", "state": "reported"}
+        incident_kpis.defer(conn, [(1, row)])
     with incidents.engine.begin() as conn:  # the next transaction on the connection starts clean
         conn.execute(sa.text("SELECT 1"))
 
