@@ -257,6 +257,19 @@ def _period(
     return dt.datetime.combine(start, dt.time(), zone), dt.datetime.combine(end, dt.time(), zone)
 
 
+UnitQuery = Query(max_length=32, pattern="^[0-9]+$", description="Only under this unit's code.")
+
+
+def _under(principal: Principal | None, unit: str | None) -> list[str] | None:
+    """The units a read counts under: the key's scope and the asked ``unit``, the narrower if it lies under
+    the other, else none ("-" is no code); None for all."""
+    units = [code for code in (principal.scope if principal is not None else None, unit) if code]
+    if len(units) == 2:
+        wide, narrow = sorted(units, key=len)
+        units = [narrow] if narrow.startswith(wide) else ["-"]
+    return units or None
+
+
 def _csv(rows: list[dict[str, Any]], name: str) -> Response:
     """Rows as a UTF-8 CSV download (with a BOM, so spreadsheet programs read the Chinese)."""
     out = io.StringIO()
@@ -278,15 +291,16 @@ def incident_kpis(
     by: Annotated[str, ByQuery] = "grid",
     start: Annotated[dt.date | None, StartQuery] = None,
     end: Annotated[dt.date | None, EndQuery] = None,
+    unit: Annotated[str | None, UnitQuery] = None,
     format: Annotated[str, FormatQuery] = "json",
     set: Annotated[str | None, SetQuery] = None,
 ) -> Any:
     """Received, accepted, resolved, on time, closed, escalations, time to close, satisfaction, open and
-    overdue per unit, with the resolution and on-time rates; a scoped key counts only its incidents."""
+    overdue per unit (under ``unit`` if given), with the resolution and on-time rates; a scoped key counts
+    only its incidents."""
     set_name = set or state.settings.default_set
     first, stop = _period(state, start, end)
-    scope = [principal.scope] if principal is not None and principal.scope else None
-    rows = state.incidents.kpis(set_name, by, first, stop, units=scope)
+    rows = state.incidents.kpis(set_name, by, first, stop, units=_under(principal, unit))
     if format == "csv":
         return _csv(rows, f"kpis-{by}-{first.date()}-{stop.date()}")
     return {"by": by, "start": first.isoformat(), "end": stop.isoformat(), "units": rows}
@@ -299,9 +313,7 @@ def incident_points(
     start: Annotated[dt.date | None, StartQuery] = None,
     end: Annotated[dt.date | None, EndQuery] = None,
     category: Annotated[str | None, Query(max_length=40, description="Only this catalogue code.")] = None,
-    unit: Annotated[
-        str | None, Query(max_length=32, pattern="^[0-9]+$", description="Only under this unit's code.")
-    ] = None,
+    unit: Annotated[str | None, UnitQuery] = None,
     since: Annotated[
         dt.datetime | None, Query(description="Only those changed after this instant (live updates).")
     ] = None,
@@ -318,14 +330,9 @@ def incident_points(
     first, stop = _period(state, start, end)
     if category is not None:  # a code or a name of the catalogue; another is 422 naming it
         category = state.incidents.catalogue.get(category).code
-    scope = principal.scope if principal is not None else None
-    units = [code for code in (scope, unit) if code]
-    if len(units) == 2:  # both: the narrower, if it lies under the other; else nothing ("-" is no code)
-        wide, narrow = sorted(units, key=len)
-        units = [narrow] if narrow.startswith(wide) else ["-"]
     found = state.incidents.points(
         set or state.settings.default_set, first, stop,
-        units=units or None, category=category, since=since, limit=limit,
+        units=_under(principal, unit), category=category, since=since, limit=limit,
     )  # fmt: skip
     found["as_of"] = found["as_of"].isoformat() if found["as_of"] is not None else None
     body = {"start": first.isoformat(), "end": stop.isoformat(), "count": len(found["id"]), **found}
@@ -341,13 +348,14 @@ def incident_ranking(
     end: Annotated[dt.date | None, EndQuery] = None,
     top: Annotated[int, Query(ge=1, le=100)] = 10,
     min_received: Annotated[int, Query(ge=1, le=MAX_INT, description="Units with fewer are not judged.")] = 5,
+    unit: Annotated[str | None, UnitQuery] = None,
     set: Annotated[str | None, SetQuery] = None,
 ) -> dict[str, Any]:
-    """The best ``top`` units (red) and the worst (black) by resolution, on-time rate and satisfaction."""
+    """The best ``top`` units (red) and the worst (black) by resolution, on-time rate and satisfaction
+    (of those under ``unit`` if given)."""
     set_name = set or state.settings.default_set
     first, stop = _period(state, start, end)
-    scope = [principal.scope] if principal is not None and principal.scope else None
-    rows = state.incidents.kpis(set_name, by, first, stop, units=scope)
+    rows = state.incidents.kpis(set_name, by, first, stop, units=_under(principal, unit))
     return {
         "by": by,
         "start": first.isoformat(),

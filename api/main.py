@@ -33,13 +33,15 @@ from api import (
 from api.auth import RateLimiter
 from api.dependencies import StateDep
 from api.hotpath import HotLookup
-from api.middleware import Deadline, HeadAsGet, Metrics, Operations
+from api.middleware import Compressed, Deadline, HeadAsGet, Metrics, Operations
 from api.state import ServiceState
 from geogrid import __version__
 from geogrid.errors import GeoGridError
 from geogrid.settings import Settings
 
 log = logging.getLogger("geogrid.api")
+GZIP_FROM = 1400  # bytes: a smaller body fits one packet as it is
+GZIPPED = ("/static/", "/tiles/", "/v1/incidents/", "/dashboard", "/docs", "/redoc", "/openapi.json")
 
 
 class GeoGridAPI(FastAPI):
@@ -116,7 +118,12 @@ def create_app(settings: Settings | None = None) -> GeoGridAPI:
     app.front = Operations(
         HeadAsGet(
             HotLookup(
-                Deadline(partial(FastAPI.__call__, app), timeout_s=settings.request_timeout_s),
+                Deadline(
+                    Compressed(  # a page's answers: a third of their size or less
+                        partial(FastAPI.__call__, app), GZIPPED, ("/coverage",), minimum_size=GZIP_FROM
+                    ),
+                    timeout_s=settings.request_timeout_s,
+                ),
                 service=lambda: app.state.service,
                 limiter=lambda: app.state.limiter,
             )

@@ -12,6 +12,7 @@ import secrets
 import time
 from typing import Any
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Scope
 
 from api import memory
@@ -288,3 +289,23 @@ async def problem(send: Any, sent: dict[str, Any], error: GeoGridError, *extra: 
     sent["status"] = error.status
     await send({"type": "http.response.start", "status": error.status, "headers": [*headers, *extra]})
     await send({"type": "http.response.body", "body": body})
+
+
+class Compressed:
+    """gzip for the answers a browser page loads (the dashboard's script, tiles, points, figures and the
+    coverage), for clients that take it; everything else as it is — a batch lookup's megabytes go out in
+    slices from a thread that stands back, not compressed on the event loop."""
+
+    def __init__(
+        self, app: Any, prefixes: tuple[str, ...], suffixes: tuple[str, ...], minimum_size: int
+    ) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=5)
+        self.prefixes, self.suffixes = prefixes, suffixes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(self.prefixes) or path.endswith(self.suffixes):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -88,6 +88,10 @@ class TileLayer:
     def __len__(self) -> int:
         return len(self._shapes)
 
+    def names(self) -> list[tuple[str, str]]:
+        """Each unit's code and name, in the layer's order."""
+        return [(p["code"], p["name"]) for p in self._properties]
+
     def tile(self, z: int, x: int, y: int) -> bytes:
         """The encoded tile (b"" where no unit reaches it)."""
         bounds = tile_bounds(z, x, y)

@@ -496,6 +496,41 @@ def test_points_for_maps_follow_scope_category_and_changes(client, county):
         assert problem(client.get("/v1/incidents/points" + bad, headers=commander), 422)["field"] == field
 
 
+def test_figures_and_ranking_under_a_unit_and_within_the_key_scope(client, county):
+    """kpis and ranking take ``unit`` (the dashboard's street and community filters): only units under it,
+    and never past a scoped key's scope."""
+    at = "2026-07-09T10:00:00+08:00"  # a day no other test reports on
+    post(client, county, body(county["point_a"], at=at))
+    other = sorted(c for c in county["micro"]["code"] if c.startswith(OTHER))[0]
+    post(client, county, body(inner_point(county["micro"], other), at=at))
+    period, commander = "start=2026-07-09&end=2026-07-10", auth(county, "commander")
+    every = client.get(f"/v1/incidents/kpis?by=grid&{period}", headers=commander).json()["units"]
+    assert {r["unit"][: len(HOME)] for r in every} >= {HOME, OTHER}
+    mine = client.get(f"/v1/incidents/kpis?by=grid&{period}&unit={HOME}", headers=commander).json()["units"]
+    assert mine and all(r["unit"].startswith(HOME) for r in mine)
+    county_of_home = client.get(
+        f"/v1/incidents/kpis?by=county&{period}&unit={HOME}", headers=commander
+    ).json()
+    assert county_of_home["units"][0]["received"] == sum(r["received"] for r in mine)
+    ranked = client.get(
+        f"/v1/incidents/ranking?by=grid&min_received=1&{period}&unit={OTHER}", headers=commander
+    )
+    assert {r["unit"][: len(OTHER)] for r in ranked.json()["red"]} == {OTHER}
+    outside = client.get(
+        f"/v1/incidents/kpis?by=grid&{period}&unit={OTHER}", headers=auth(county, "commander@home")
+    )
+    assert outside.json()["units"] == []  # a unit outside the key's scope: nothing
+    assert problem(client.get("/v1/incidents/kpis?unit=12a", headers=commander), 422)
+
+
+def test_big_answers_are_compressed_for_clients_that_take_gzip(client, county):
+    """The dashboard's script and data travel gzip-compressed when the client says it takes gzip."""
+    js = client.get("/static/maplibre/maplibre-gl.js", headers={"Accept-Encoding": "gzip"})
+    assert js.headers["content-encoding"] == "gzip" and len(js.content) > 500_000  # httpx decompressed it
+    plain = client.get("/static/maplibre/maplibre-gl.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == js.content
+
+
 def test_reporters_are_masked_for_roles_that_may_not_contact_them(client, county):
     data = body(county["point_a"], reporter={"name": "张伟", "phone": PHONE}, description=f"请回电 {PHONE}")
     iid = post(client, county, data).json()["id"]

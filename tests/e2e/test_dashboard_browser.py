@@ -3,6 +3,7 @@ nothing loaded from outside the host, no console error, and a screenshot kept (t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import urllib.request
@@ -142,6 +143,95 @@ def test_a_community_commander_sees_that_community_only(served, browser, keys, d
           return map.queryRenderedFeatures({layers: ["community-fill"]}).map(f => f.properties.code);
         }""")
         assert set(drawn) == {own}, set(drawn)
+        assert not seen.external and not seen.errors, (seen.external, seen.errors)
+    finally:
+        page.close()
+
+
+def call(served, key, path, data=None):
+    """A JSON request to the served API with ``key``; the answer's JSON."""
+    request = urllib.request.Request(
+        f"{served.url}{path}", data=None if data is None else json.dumps(data).encode(),
+        method="GET" if data is None else "POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", "If-Match": "*"},
+    )  # fmt: skip
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=120) as answer:
+        return json.load(answer)
+
+
+@pytest.fixture(scope="module")
+def unstaffed(served, keys, demo_layers):
+    """A grid whose every post ended yesterday (planted through the API), with an open incident in it."""
+    planner = cli(served, "keys", "create", "--name", "规划", "--role", "planner")
+    grid = sorted(demo_layers["grids"]["code"])[3]
+    today = dt.date.today()
+    posts = call(served, planner, f"/v1/sets/demo/posts?unit={grid}&at={today}")["posts"]
+    assert posts, "the demo roster staffs every grid"
+    for post in posts:
+        call(served, planner, f"/v1/sets/demo/posts/{post['post_id']}/end", {"valid_to": today.isoformat()})
+    point = inside(demo_layers["grids"], grid)
+    return grid, point, report(served, keys["reporter"], point, "无人网格里的事件")
+
+
+def click_on(page, point):
+    """Centre the map on ``point`` at the grids' zoom and click there."""
+    page.evaluate(
+        """async ([lon, lat]) => {
+          const map = window.dashboard.map, idle = new Promise(resolve => map.once("idle", resolve));
+          map.jumpTo({center: [lon, lat], zoom: 11.5}); await idle;
+        }""",
+        list(point),
+    )
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_clicking_an_unstaffed_grid_says_so_and_shows_its_figures(served, browser, keys, unstaffed):
+    grid, point, incident = unstaffed
+    page, seen = opened(browser, served, keys["commander"])
+    try:
+        click_on(page, point)
+        panel = page.locator("#unit")
+        panel.locator(f"[data-unit='{grid}']").wait_for()
+        panel.locator("[data-staffing=unstaffed]").wait_for()  # once the coverage, asked on the click, came
+        assert "无人负责" in panel.inner_text()
+        assert int(panel.locator("[data-figure=received] b").inner_text()) >= 1
+        assert int(panel.locator("[data-figure=open] b").inner_text()) >= 1
+        assert f"#{incident}" in panel.inner_text()
+        page.select_option("#measure", "staffing")  # the choropleth: that grid red, every grid coloured
+        colour = page.evaluate("() => window.dashboard.map.getPaintProperty('grid-fill', 'fill-color')")
+        pairs = dict(zip(colour[2:-1:2], colour[3:-1:2], strict=True))
+        assert colour[0] == "match" and pairs[grid] == "#dc2626"
+        assert len(pairs) == page.evaluate("() => window.dashboard.config.levels[2].units")
+        page.select_option("#measure", "open")
+        colour = page.evaluate("() => window.dashboard.map.getPaintProperty('grid-fill', 'fill-color')")
+        assert colour[0] == "match" and grid in colour
+        ARTEFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTEFACTS / "dashboard-grid.png"))
+        assert not seen.external and not seen.errors, (seen.external, seen.errors)
+    finally:
+        page.close()
+
+
+def test_the_filters_narrow_the_incidents_and_the_figures(served, browser, keys, demo_layers):
+    communities = demo_layers["communities"]
+    own, other = sorted(communities["code"])[1], sorted(communities["code"])[-2]
+    mine = report(served, keys["reporter"], inside(communities, own), "筛选本社区")
+    theirs = report(served, keys["reporter"], inside(communities, other), "筛选别处")
+    page, seen = opened(browser, served, keys["commander"])
+    try:
+        everything = int(page.inner_text("[data-kpi=open] b"))
+        page.select_option("#f-street", own[:9])
+        page.select_option("#f-community", own)
+        page.wait_for_function(f"() => window.dashboard.incidents.has({mine})")
+        page.wait_for_function(f"() => !window.dashboard.incidents.has({theirs})")
+        grids = page.evaluate("() => [...window.dashboard.incidents.values()].map(f => f.properties.grid)")
+        assert grids and all(g.startswith(own) for g in grids)
+        page.wait_for_function(
+            f"() => Number(document.querySelector('[data-kpi=open] b').textContent) < {everything}"
+        )
+        page.select_option("#f-category", "C0104")  # a category none of these reports has
+        page.wait_for_function(f"() => !window.dashboard.incidents.has({mine})")
         assert not seen.external and not seen.errors, (seen.external, seen.errors)
     finally:
         page.close()
