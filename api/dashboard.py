@@ -8,12 +8,13 @@ import datetime as dt
 import html
 import json
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.dependencies import StateDep
+from geogrid.crs import WGS84
 from geogrid.hierarchy import Level
 
 router = APIRouter(include_in_schema=False)
@@ -101,11 +102,15 @@ TEXT = {
 
 
 def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]:
-    """What the page draws: the set, its version in force, its bounds and each level's tiles and zooms."""
+    """What the page draws: the set, its version in force, its bounds, each level's tiles and zooms, and
+    the base map if one is set (``GEOGRID_TILE_URL``; over GCJ-02 tiles everything is drawn in GCJ-02)."""
+    settings = state.settings
+    datum = settings.tile_crs if settings.tile_url else WGS84
+    params = ({"at": at.isoformat()} if at else {}) | ({"crs": datum} if datum != WGS84 else {})
     levels = []
     bounds: tuple[float, ...] = ()
     for i, (level, start) in enumerate(ZOOMS):
-        number, layer = state.tile_layer(set_name, level, at)
+        number, layer = state.tile_layer(set_name, level, at, datum)
         if not len(layer):
             continue
         bounds = bounds or layer.bounds
@@ -118,7 +123,7 @@ def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]
                 "maxzoom": end,
                 "colour": COLOURS[level.name],
                 "tiles": f"/tiles/{quote(set_name, safe='')}/{level.name}/{{z}}/{{x}}/{{y}}.mvt"
-                + (f"?at={at.isoformat()}" if at else ""),
+                + (f"?{urlencode(params)}" if params else ""),
             }
         )
     tz = state.incidents.calendar.tz  # "today" is the calendar's day, as the figures count it
@@ -127,9 +132,13 @@ def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]
         for level in (Level.street, Level.community)
     }
     categories = [(s.code, s.name) for s in state.incidents.catalogue]
+    base = None
+    if settings.tile_url:
+        host = urlsplit(settings.tile_url).hostname or "base map"
+        base = {"tiles": settings.tile_url, "attribution": host}
     return {
         "set": set_name, "version": number, "bounds": bounds, "levels": levels, "tz": tz, "units": units,
-        "categories": categories,
+        "categories": categories, "crs": datum, "base": base,
     }  # fmt: skip
 
 
@@ -251,11 +260,16 @@ for (const level of config.levels.filter(level => level.name === "grid"))  // th
   incidentLayers.push({{id: "grid-selected", type: "line", source: "grid", "source-layer": "grid",
                         minzoom: level.minzoom, maxzoom: level.maxzoom, filter: ["==", ["get", "code"], ""],
                         paint: {{"line-color": "#f9fafb", "line-width": 3}}}});
+if (config.base) {{  // a base map (GEOGRID_TILE_URL): under everything, from this host or the intranet's tile server
+  const template = config.base.tiles.startsWith("/") ? location.origin + config.base.tiles : config.base.tiles;
+  sources.base = {{type: "raster", tiles: [template], tileSize: 256, maxzoom: 19, attribution: config.base.attribution}};
+  layers.unshift({{id: "base", type: "raster", source: "base"}});
+}}
 const [w, s, e, n] = config.bounds;
 const view = config.zoom == null ? {{bounds: config.bounds, fitBoundsOptions: {{padding: 40}}}}
                                  : {{center: [(w + e) / 2, (s + n) / 2], zoom: config.zoom}};
 const map = new maplibregl.Map({{
-  container: "map", ...view, attributionControl: false,
+  container: "map", ...view, attributionControl: config.base ? {{compact: true}} : false,
   transformRequest: url => url.startsWith(location.origin) ? {{url, headers: auth()}} : {{url}},
   style: {{version: 8, sources: {{...sources, ...pointSources}}, layers: [{{id: "background", type: "background",
                                           paint: {{"background-color": "#111827"}}}}, ...layers, ...incidentLayers]}},
@@ -416,6 +430,7 @@ function setUpFilters() {{
 async function points(since) {{
   const c = category();
   return api("/v1/incidents/points?" + filters() + (c ? "&category=" + encodeURIComponent(c) : "") +
+             (config.crs !== "wgs84" ? "&crs=" + config.crs : "") +
              (since ? "&since=" + encodeURIComponent(since) : ""));
 }}
 async function reload() {{  // the filters changed: everything asked again

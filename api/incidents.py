@@ -30,6 +30,7 @@ from api.dependencies import MAX_INT, StateDep
 from api.lookup import SET_HELP
 from api.state import NotCached, ServiceState
 from geogrid.access import Action, Principal
+from geogrid.crs import GCJ02, wgs84_to_gcj02
 from geogrid.errors import Forbidden, InvalidIncident, NotFound, PreconditionRequired
 from geogrid.incidents import kpis, states
 from geogrid.incidents.intake import CHANNELS, Report, locate
@@ -318,6 +319,10 @@ def incident_points(
         dt.datetime | None, Query(description="Only those changed after this instant (live updates).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200_000)] = 100_000,
+    crs: Annotated[
+        Literal["wgs84", "gcj02"],
+        Query(description="The datum of lon and lat: gcj02 to line up with a GCJ-02 base map."),
+    ] = "wgs84",
     set: Annotated[str | None, SetQuery] = None,
 ) -> Response:
     """One list per column (id, lon, lat, state, category, micro-grid, grid, community, street, overdue) of
@@ -335,6 +340,9 @@ def incident_points(
         units=_under(principal, unit), category=category, since=since, limit=limit,
     )  # fmt: skip
     found["as_of"] = found["as_of"].isoformat() if found["as_of"] is not None else None
+    if crs == GCJ02 and found["id"]:
+        lon, lat = wgs84_to_gcj02(found["lon"], found["lat"])
+        found["lon"], found["lat"] = lon.tolist(), lat.tolist()
     body = {"start": first.isoformat(), "end": stop.isoformat(), "count": len(found["id"]), **found}
     return Response(orjson.dumps(body), media_type="application/json")
 

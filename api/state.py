@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from geogrid.access import Principal, Role
+from geogrid.crs import WGS84, transform_geometries
 from geogrid.db import Store, VersionInfo, create_engine
 from geogrid.db.incidents import IncidentStore
 from geogrid.db.keys import Keys
@@ -123,7 +124,8 @@ class ServiceState:
         if admin is not None:
             self._principals[admin] = (float("inf"), Principal("admin (settings)", Role.admin))
         self._lock = threading.Lock()  # one index build at a time
-        self._tile_layers: dict[tuple[str, int, Level], TileLayer] = {}  # (set, version, level) -> its tiles
+        # (set, version, level, datum) -> its tiles
+        self._tile_layers: dict[tuple[str, int, Level, str], TileLayer] = {}
         self._tiles_lock = threading.Lock()  # one layer made at a time
         self._reading = threading.Lock()  # one read of a set's versions at a time, so the last read wins
         self._queue_lock = threading.Lock()
@@ -234,18 +236,26 @@ class ServiceState:
                     self._indexes[(name, number)] = found.warm()
         return found
 
-    def tile_layer(self, set_name: str | None, level: Level, at: dt.date | None) -> tuple[int, TileLayer]:
+    def tile_layer(
+        self, set_name: str | None, level: Level, at: dt.date | None, datum: str = WGS84
+    ) -> tuple[int, TileLayer]:
         """The vector tiles of ``level`` of the version of ``set_name`` in force ``at``, and its number
-        (a version's units never change: made once per version, kept as long as the process)."""
+        (a version's units never change: made once per version, kept as long as the process); in GCJ-02
+        (``datum``), every vertex shifted alike so that shared edges stay shared, for GCJ-02 base maps."""
         name = set_name or self.settings.default_set
         number = in_force(self.versions(name), name, at).number
-        found = self._tile_layers.get((name, number, level))
+        key = (name, number, level, datum)
+        found = self._tile_layers.get(key)
         if found is None:
             with self._tiles_lock:
-                found = self._tile_layers.get((name, number, level))
+                found = self._tile_layers.get(key)
                 if found is None:
                     units = self.store.units(name, version=number, level=level)
-                    found = self._tile_layers[name, number, level] = TileLayer(level.name, units)
+                    if datum != WGS84:
+                        units = units.set_geometry(
+                            transform_geometries(units.geometry, WGS84, datum), crs=4326
+                        )
+                    found = self._tile_layers[key] = TileLayer(level.name, units)
                     while len(self._tile_layers) > MAX_TILE_LAYERS:  # the oldest made goes (dicts keep order)
                         del self._tile_layers[next(iter(self._tile_layers))]
         return number, found

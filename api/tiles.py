@@ -4,7 +4,7 @@ MapLibre, QGIS and GDAL: one version's units never change, so a tile is made onc
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import Response
@@ -43,12 +43,19 @@ def tile(
     at: Annotated[
         dt.date | None, Query(description="The version in force on this day (default: today).")
     ] = None,
+    crs: Annotated[
+        Literal["wgs84", "gcj02"],
+        Query(
+            description="The datum drawn in: gcj02 to line up with a GCJ-02 base map (Amap/Tencent style)."
+        ),
+    ] = "wgs84",
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """The units of ``level`` in tile z/x/y (Web Mercator, XYZ), simplified for the zoom with their shared
     edges kept shared; properties ``code`` and ``name``."""
-    number, layer = state.tile_layer(set_name, parse_level(level), at)
-    tag = f'"v{number}.{layer.name}.{z}.{x}.{y}"'
+    number, layer = state.tile_layer(set_name, parse_level(level), at, crs)
+    datum = "" if crs == "wgs84" else f".{crs}"  # (the tags of WGS-84 tiles as they always were)
+    tag = f'"v{number}.{layer.name}{datum}.{z}.{x}.{y}"'
     shared = "public" if state.settings.public_reads else "private"  # a tile read with a key: not for proxies
     headers = {"ETag": tag, "Cache-Control": f"{shared}, max-age={86400 if at else 60}"}
     if if_none_match is not None and tag in if_none_match:

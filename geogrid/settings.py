@@ -87,13 +87,15 @@ class Settings(BaseSettings):
     )
     tile_url: str | None = Field(
         default=None,
-        description="A base map for coverage maps: an XYZ tile URL template with {z}, {x} and {y} (e.g. an "
-        "intranet Tianditu mirror), http(s):// or a path on this host. Unset: no base map, nothing loaded.",
+        description="A base map for coverage maps and the dashboard: an XYZ tile URL template with {z}, {x} "
+        "and {y} (e.g. an intranet Tianditu mirror), http(s):// (allowing cross-origin requests, for the "
+        "dashboard) or a path on this host. Unset: no base map, nothing loaded.",
     )
     tile_crs: Literal["wgs84", "gcj02"] = Field(
         default="wgs84",
         description="The datum of the tiles at GEOGRID_TILE_URL: wgs84 (Tianditu, OSM) or gcj02 "
-        "(Amap/Tencent style; the maps' overlays are then shifted to GCJ-02 to line up).",
+        "(Amap/Tencent style; the maps' overlays and the dashboard's units and incidents are then shifted to "
+        "GCJ-02 to line up).",
     )
     walking_speed_kmh: float = Field(
         default=5.0, gt=0, description="Walking speed for the service reach of the coverage report (km/h)."

@@ -473,6 +473,10 @@ def test_points_for_maps_follow_scope_category_and_changes(client, county):
         home["microgrid"],
     )
     assert got["state"][i] == "reported" and got["overdue"][i] is True  # its deadline passed in July
+    shifted = client.get(query + "&crs=gcj02", headers=auth(county, "commander")).json()  # a GCJ-02 base map
+    lon, lat = wgs84_to_gcj02(got["lon"], got["lat"])
+    assert shifted["id"] == got["id"] and (shifted["lon"], shifted["lat"]) == (lon.tolist(), lat.tolist())
+    assert shifted["lon"][i] != got["lon"][i]  # moved by the datum's offset, ids and the rest alike
     mine = client.get(query, headers=auth(county, "commander@home")).json()
     assert mine["id"] == [home["id"]] and mine["community"] == [HOME]
     assert client.get(query + f"&unit={OTHER}", headers=auth(county, "commander@home")).json()["id"] == []
@@ -494,6 +498,7 @@ def test_points_for_maps_follow_scope_category_and_changes(client, county):
         ("?since=0001-01-01T00:00:00%2B14:00", "since"),
     ):
         assert problem(client.get("/v1/incidents/points" + bad, headers=commander), 422)["field"] == field
+    problem(client.get("/v1/incidents/points?crs=bd09", headers=commander), 422, "crs", "gcj02")
 
 
 def test_figures_and_ranking_under_a_unit_and_within_the_key_scope(client, county):

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from geogrid.crs import GCJ02, WGS84, transform_geometries
 from geogrid.settings import Settings
 from geogrid.tiles import MEDIA_TYPE, tiles_over
 from tests.conftest import BACKENDS, migrated_engine, problem, published_demo
@@ -44,6 +45,31 @@ def test_gdal_reads_a_served_tile_and_gets_the_unit_codes(client, demo_layers, t
     stored = micro.set_index("code").loc[frame["code"]].geometry.to_crs(3857)
     inside = frame.geometry.representative_point().within(stored.buffer(20), align=False)  # metres
     assert inside.all()  # each drawn where the store has it (orientation, y axis and scale right)
+
+
+def test_a_tile_in_gcj02_lines_up_with_a_gcj02_base_map(client, demo_layers, tmp_path):
+    """?crs=gcj02 (the dashboard over Amap-style tiles): every unit drawn where GCJ-02 puts it, hundreds of
+    metres from its WGS-84 place, with a tag of its own."""
+    micro = demo_layers["microgrids"]
+    shifted = micro.set_geometry(transform_geometries(micro.geometry, WGS84, GCJ02), crs=4326)
+    x, y = tiles_over(shifted.total_bounds, ZOOM)[len(tiles_over(shifted.total_bounds, ZOOM)) // 2]
+    got = client.get(f"/tiles/demo/microgrid/{ZOOM}/{x}/{y}.mvt?crs=gcj02")
+    assert got.status_code == 200 and got.headers["etag"].startswith('"v1.microgrid.gcj02.')
+    plain = client.get(f"/tiles/demo/microgrid/{ZOOM}/{x}/{y}.mvt")
+    assert plain.headers["etag"] != got.headers["etag"]
+    path = tmp_path / str(ZOOM) / str(x) / f"{y}.pbf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(got.content)
+    frame = pyogrio.read_dataframe(path, layer="microgrid")
+    assert len(frame) > 5
+    drawn = frame.geometry.representative_point()
+    there = shifted.set_index("code").loc[frame["code"]].geometry.to_crs(3857)
+    assert drawn.within(there.buffer(20), align=False).all()  # where GCJ-02 puts each unit
+    wgs = micro.set_index("code").loc[frame["code"]].geometry.to_crs(3857)
+    assert (
+        drawn.distance(wgs.centroid, align=False) - drawn.distance(there.centroid, align=False)
+    ).mean() > 100
+    problem(client.get(f"/tiles/demo/microgrid/{ZOOM}/{x}/{y}.mvt?crs=bd09"), 422)
 
 
 def test_a_tile_is_revalidated_by_its_etag(client, demo_layers):

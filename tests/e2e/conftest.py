@@ -127,7 +127,7 @@ def served_demo(folder: Path, *, valid_from: str = "2026-01-01") -> Iterator[Ser
     """Load the demo county into ``folder``/var/geogrid.sqlite, serve it on a free port until the block ends.
 
     Polls ``/readyz`` (no fixed sleeps) until the service answers ready, the process dies, or a generous
-    deadline passes; the service's output goes to ``folder``/serve.log, quoted when it does not start.
+    deadline passes; the service's output goes to ``folder``/serve-PORT.log, quoted when it does not start.
     """
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "boundaries").exists():
@@ -142,12 +142,19 @@ def served_demo(folder: Path, *, valid_from: str = "2026-01-01") -> Iterator[Ser
         capture_output=True,
         timeout=READY_DEADLINE_S,
     )
+    with serving(folder, env) as service:
+        yield service
+
+
+@contextmanager
+def serving(folder: Path, env: dict[str, str]) -> Iterator[Served]:
+    """``geogrid serve`` on a free port over ``folder``'s database, with ``env``, until the block ends."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = folder / "serve.log"
+    log = folder / f"serve-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [geogrid, "serve", "--port", str(port), "--log-level", "warning"],
+            [str(BIN / "geogrid"), "serve", "--port", str(port), "--log-level", "warning"],
             cwd=folder,
             env=env,
             stdout=out,

@@ -4,13 +4,18 @@ nothing loaded from outside the host, no console error, and a screenshot kept (t
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import json
+import struct
 import subprocess
+import threading
 import urllib.request
+import zlib
 
 import pytest
 
-from tests.e2e.conftest import BIN, ROOT, guarded
+from geogrid.crs import wgs84_to_gcj02
+from tests.e2e.conftest import BIN, ROOT, guarded, serving
 
 # One served demo and one browser for the module: keep its tests on one xdist worker (make test: loadgroup).
 pytestmark = pytest.mark.xdist_group("e2e-dashboard")
@@ -235,3 +240,75 @@ def test_the_filters_narrow_the_incidents_and_the_figures(served, browser, keys,
         assert not seen.external and not seen.errors, (seen.external, seen.errors)
     finally:
         page.close()
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour (a base map tile, without an imaging library)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def tile_server():
+    """An intranet base-map server on loopback: every /{z}/{x}/{y}.png is a green tile; the paths asked."""
+    asked: list[str] = []
+    tile = png(256, 256, (34, 102, 51))
+
+    class Tiles(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header(
+                "Access-Control-Allow-Origin", "*"
+            )  # MapLibre fetches tiles: CORS, as tile servers do
+            self.send_header("Content-Length", str(len(tile)))
+            self.end_headers()
+            self.wfile.write(tile)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    server.shutdown()
+
+
+def test_over_a_gcj02_base_map_everything_is_drawn_in_gcj02(served, browser, keys, demo_layers, tile_server):
+    """GEOGRID_TILE_URL with GEOGRID_TILE_CRS=gcj02 (Amap-style tiles on the intranet): the base map is drawn
+    under the units, and the units and incidents come shifted to GCJ-02 so that they line up with it."""
+    base, asked = tile_server
+    env = {**served.env, "GEOGRID_TILE_URL": base + "/{z}/{x}/{y}.png", "GEOGRID_TILE_CRS": "gcj02"}
+    point = inside(demo_layers["microgrids"], sorted(demo_layers["microgrids"]["code"])[11])
+    new = report(served, keys["reporter"], point, "底图测试")
+    with serving(served.folder, env) as over_base:
+        page, seen = guarded(browser, viewport={"width": 1600, "height": 1000})
+        try:
+            page.goto(f"{over_base.url}/dashboard#key={keys['commander']}", wait_until="load")
+            page.wait_for_function("() => window.dashboard && window.dashboard.started === true")
+            page.wait_for_function(f"() => window.dashboard.incidents.has({new})")
+            page.evaluate("() => new Promise(resolve => window.dashboard.map.once('idle', resolve))")
+            assert asked and all(path.endswith(".png") for path in asked)  # the base map was drawn
+            assert page.evaluate("() => window.dashboard.map.getLayer('base').type") == "raster"
+            tiles = [u for u in seen.allowed if ".mvt" in u]
+            assert tiles and all("crs=gcj02" in u for u in tiles)
+            assert any("/v1/incidents/points" in u and "crs=gcj02" in u for u in seen.allowed)
+            drawn = page.evaluate(f"() => window.dashboard.incidents.get({new}).geometry.coordinates")
+            lon, lat = wgs84_to_gcj02(*point)
+            assert drawn == pytest.approx([float(lon), float(lat)], abs=1e-6)  # the reported point, in GCJ-02
+            assert not seen.external and not seen.errors, (seen.external, seen.errors)
+            ARTEFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTEFACTS / "dashboard-base-map.png"))
+        finally:
+            page.close()
