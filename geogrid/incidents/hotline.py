@@ -107,6 +107,10 @@ def read(
     for field, most in WIDTHS.items():
         for k in [k for k, v in enumerate(text.get(field, ())) if len(v) > most]:
             doubt[k] = True
+    for cells in text.values():
+        if "\x00" in "".join(cells):  # a NUL character: text cannot carry it
+            for k in [k for k, v in enumerate(cells) if "\x00" in v]:
+                doubt[k] = True
     codes: dict[str, str | None] = {}
     for value in set(kind):
         try:
@@ -183,6 +187,9 @@ def _quick(
 
 def _report(get: Mapping[str, str], catalogue: Catalogue, zone: ZoneInfo, source: str) -> Report:
     """One row as a Report; GeoGridError naming the field at fault."""
+    for field, value in get.items():
+        if "\x00" in value:
+            raise InvalidIncident(f"{COLUMNS[field][0]} holds a NUL character (\\0)", field=field)
     for field in REQUIRED:
         if not get.get(field):
             raise InvalidIncident(f"{COLUMNS[field][0]} is empty", field=field)

@@ -59,6 +59,9 @@ class Report:
             )
         if not self.description.strip():
             raise InvalidIncident("description is empty", field="description")
+        for name in TEXTS:  # no database stores it in text (PostgreSQL refuses it)
+            if "\x00" in (getattr(self, name) or ""):
+                raise InvalidIncident(f"{name} holds a NUL character (\\0)", field=name)
         if (self.x is None) != (self.y is None):
             raise InvalidCoordinates("give both coordinates or neither", field="x" if self.x is None else "y")
         if self.x is not None and not (math.isfinite(self.x) and math.isfinite(self.y or 0.0)):
@@ -78,6 +81,7 @@ class Report:
 
 
 FIELDS = [f for f in Report.__dataclass_fields__]
+TEXTS = ("category", "description", "channel", "crs", "address", "reporter_name", "reporter_phone", "key")
 
 
 def _fingerprint(*values: Any) -> str:

@@ -161,6 +161,8 @@ def test_a_point_and_an_address_far_apart_are_flagged(client, county):
         (body((111.2, 39.9), at="2099-01-01T00:00:00+08:00"), "reported_at"),
         (body((111.2, 39.9), at="2020-01-01T00:00:00+08:00"), "reported_at"),  # before any version
         (body((111.2, 39.9), media=["javascript:alert(1)"]), "media[0]"),
+        (body((111.2, 39.9), description="垃圾\u0000"), "description"),  # no database keeps a NUL in text
+        (body(address="康安苑\u00003号楼"), "address"),
     ],
 )
 def test_a_bad_report_is_a_4xx_naming_its_field(client, county, data, field):

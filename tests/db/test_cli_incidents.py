@@ -184,6 +184,11 @@ def test_a_renamed_copy_imports_as_the_same_and_an_overlong_cell_is_a_row_error(
     mixed = geogrid(database_url, "incidents", "import", str(tmp_path / "long.csv"), "--set", "s", "--commit")
     assert mixed.exit_code == 1 and "联系电话 is longer than 40" in mixed.output and PHONE not in mixed.output
     assert count(db) == before + 1  # the good row beside it kept, on both databases
+    nul = [["copy-10", "2026-11-04 09:00", "E0102", "路边\x00垃圾", "", point[0], point[1], "", "", ""]]
+    write(tmp_path / "nul.csv", nul + rows(point, "copy3")[:1])  # a NUL byte from a broken export
+    held = geogrid(database_url, "incidents", "import", str(tmp_path / "nul.csv"), "--set", "s", "--commit")
+    assert held.exit_code == 1 and "诉求内容 holds a NUL character" in held.output, held.output
+    assert count(db) == before + 2  # a row error, not the database's refusal of the whole COPY
 
 
 def test_figures_and_escalation_from_the_command_line(url, tmp_path):

@@ -37,6 +37,8 @@ ROWS: list[list[object]] = [
     ["", "", "", "", "", "", "", "", "", ""],
     ["GD-13", "2026-11-04 09:00", "E0102", "短行"],
     ["GD-14", "2026-11-04 09:00", "E0102", "渠道", "", None, None, None, None, None],
+    ["GD-17", "2026-11-04 09:00", "E0102", "路边\x00垃圾", "", "111.2", "39.85", "", "", ""],  # NUL: no text
+    ["GD\x0018", "2026-11-04 09:00", "E0102", "工单号", "", "111.2", "39.85", "", "", ""],
 ]
 
 
@@ -60,3 +62,5 @@ def test_column_reading_gives_the_answers_of_reading_row_by_row():
     assert good == want_good
     assert [(e.row, e.field, e.message) for e in errors] == want_errors
     assert {n for n, _ in good} == {3, 4, 5, 6, 15, 16}
+    nul = {(e.row, e.field) for e in errors if "NUL" in e.message}
+    assert nul == {(17, "诉求内容"), (18, "工单编号")}  # refused by name, not by the database's COPY
