@@ -10,9 +10,10 @@ import json
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
+from api.auth import reader
 from api.dependencies import StateDep
 from geogrid.crs import WGS84
 from geogrid.hierarchy import Level
@@ -127,19 +128,29 @@ def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]
             }
         )
     tz = state.incidents.calendar.tz  # "today" is the calendar's day, as the figures count it
-    units = {  # what the filters offer (a scoped key's page narrows them to its scope)
-        level.name: state.tile_layer(set_name, level, at)[1].names()
-        for level in (Level.street, Level.community)
-    }
-    categories = [(s.code, s.name) for s in state.incidents.catalogue]
     base = None
     if settings.tile_url:
         host = urlsplit(settings.tile_url).hostname or "base map"
         base = {"tiles": settings.tile_url, "attribution": host}
     return {
-        "set": set_name, "version": number, "bounds": bounds, "levels": levels, "tz": tz, "units": units,
-        "categories": categories, "crs": datum, "base": base,
+        "set": set_name, "version": number, "bounds": bounds, "levels": levels, "tz": tz, "crs": datum,
+        "base": base, "at": at.isoformat() if at else None,
     }  # fmt: skip
+
+
+@router.get("/dashboard/filters", dependencies=[Depends(reader)])
+def filters(
+    state: StateDep,
+    set_name: Annotated[str | None, Query(alias="set", max_length=100)] = None,
+    at: Annotated[dt.date | None, Query()] = None,
+) -> dict[str, Any]:
+    """What the filters offer: the streets and communities (code, name) and the categories (code, name) —
+    read with the page's key, not written into the page (a page without a key names no unit)."""
+    name = set_name or state.settings.default_set
+    units = {
+        level.name: state.tile_layer(name, level, at)[1].names() for level in (Level.street, Level.community)
+    }
+    return {"units": units, "categories": [(s.code, s.name) for s in state.incidents.catalogue]}
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -408,13 +419,13 @@ function options(select, items, all) {{
   select.innerHTML = (all ? `<option value="">${{esc(all)}}</option>` : "") +
     items.map(([v, label]) => `<option value="${{esc(v)}}">${{esc(label)}}</option>`).join("");
 }}
-function setUpFilters() {{
+function setUpFilters(offered) {{  // offered: /dashboard/filters, read with the key
   const inScope = code => !scope || code.startsWith(scope) || scope.startsWith(code);
   options(document.getElementById("f-street"),
-          config.units.street.filter(([c]) => inScope(c)).map(([c, n]) => [c, n || c]), words.street + ": " + words.all);
-  const communities = () => config.units.community.filter(([c]) => inScope(c) && c.startsWith(value("f-street")));
+          offered.units.street.filter(([c]) => inScope(c)).map(([c, n]) => [c, n || c]), words.street + ": " + words.all);
+  const communities = () => offered.units.community.filter(([c]) => inScope(c) && c.startsWith(value("f-street")));
   options(document.getElementById("f-community"), communities().map(([c, n]) => [c, n || c]), words.community + ": " + words.all);
-  options(document.getElementById("f-category"), config.categories.map(([c, n]) => [c, c + " " + n]), words.category + ": " + words.all);
+  options(document.getElementById("f-category"), offered.categories.map(([c, n]) => [c, c + " " + n]), words.category + ": " + words.all);
   options(document.getElementById("f-period"), [["1", words.today], ["7", words.days7], ["30", words.days30], ["90", words.days90]]);
   document.getElementById("f-period").value = "30";
   options(document.getElementById("measure"), MEASURES.map(m => [m, words[m]]));
@@ -454,10 +465,11 @@ function scoped(me) {{  // a scoped key: its street or community, and the units 
 
 async function start() {{  // called at once: the data is asked for while the map loads
   document.getElementById("login").style.display = "none";
-  const [me] = await Promise.all([api("/v1/keys/me"), reload()]);  // the server scopes the data itself
+  const [me, offered] = await Promise.all([  // the server scopes the data itself
+    api("/v1/keys/me"), api("/dashboard/filters?" + setParam + (config.at ? "&at=" + config.at : "")), reload()]);
   scope = me.scope || null;
   mapLoaded.then(() => scoped(me));
-  setUpFilters();
+  setUpFilters(offered);
   document.getElementById("panel").style.display = "block";
   window.dashboard.started = true;
   let changedSince = 0;

@@ -530,6 +530,21 @@ def test_figures_and_ranking_under_a_unit_and_within_the_key_scope(client, count
     assert problem(client.get("/v1/incidents/kpis?unit=12a", headers=commander), 422)
 
 
+def test_without_public_reads_the_dashboard_page_names_no_unit(db, county, tmp_path):
+    """The page loads without a key (it asks for one); the streets, communities and categories its filters
+    offer come from /dashboard/filters, read with the key — and only with one when reads are not public."""
+    settings = settings_for(db, tmp_path).model_copy(update={"public_reads": False})
+    with TestClient(create_app(settings)) as closed:
+        page = closed.get("/dashboard")
+        assert page.status_code == 200 and '<form id="login">' in page.text
+        offered = closed.get("/dashboard/filters", headers=auth(county, "viewer")).json()
+        communities = dict(offered["units"]["community"])
+        assert communities and ["E0102", "暴露垃圾"] in offered["categories"]
+        named = [n for n in communities.values() if n]
+        assert named and not [n for n in named if n in page.text] and "暴露垃圾" not in page.text
+        problem(closed.get("/dashboard/filters"), 401)
+
+
 def test_big_answers_are_compressed_for_clients_that_take_gzip(client, county):
     """The dashboard's script and data travel gzip-compressed when the client says it takes gzip."""
     js = client.get("/static/maplibre/maplibre-gl.js", headers={"Accept-Encoding": "gzip"})
