@@ -296,3 +296,11 @@ class ImportCollision(GeoGridError):
 
     title = "Import collided"
     status = 409
+
+
+class InvalidPlan(GeoGridError):
+    """A plan edit that cannot be made: an unknown grid or micro-grid, a move across communities, a split
+    whose parts do not hold the grid's micro-grids once each, a norm that is no range."""
+
+    title = "Invalid plan"
+    status = 422
