@@ -105,8 +105,7 @@ TEXT = {
 def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]:
     """What the page draws: the set, its version in force, its bounds, each level's tiles and zooms, and
     the base map if one is set (``GEOGRID_TILE_URL``; over GCJ-02 tiles everything is drawn in GCJ-02)."""
-    settings = state.settings
-    datum = settings.tile_crs if settings.tile_url else WGS84
+    datum = _datum(state)
     params = ({"at": at.isoformat()} if at else {}) | ({"crs": datum} if datum != WGS84 else {})
     levels = []
     bounds: tuple[float, ...] = ()
@@ -128,29 +127,36 @@ def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]
             }
         )
     tz = state.incidents.calendar.tz  # "today" is the calendar's day, as the figures count it
-    base = None
-    if settings.tile_url:
-        host = urlsplit(settings.tile_url).hostname or "base map"
-        base = {"tiles": settings.tile_url, "attribution": host}
     return {
         "set": set_name, "version": number, "bounds": bounds, "levels": levels, "tz": tz, "crs": datum,
-        "base": base, "at": at.isoformat() if at else None,
+        "at": at.isoformat() if at else None,
     }  # fmt: skip
 
 
-@router.get("/dashboard/filters", dependencies=[Depends(reader)])
-def filters(
+def _datum(state: StateDep) -> str:
+    """The datum the dashboard draws in: its base map's (GEOGRID_TILE_CRS), WGS-84 without one."""
+    return state.settings.tile_crs if state.settings.tile_url else WGS84
+
+
+@router.get("/dashboard/setup", dependencies=[Depends(reader)])
+def setup(
     state: StateDep,
     set_name: Annotated[str | None, Query(alias="set", max_length=100)] = None,
     at: Annotated[dt.date | None, Query()] = None,
 ) -> dict[str, Any]:
-    """What the filters offer: the streets and communities (code, name) and the categories (code, name) —
-    read with the page's key, not written into the page (a page without a key names no unit)."""
-    name = set_name or state.settings.default_set
+    """What the page needs once it has its key (not written into the page, which loads without one): the
+    streets and communities (code, name) and categories (code, name) its filters offer, and the base map
+    (``GEOGRID_TILE_URL``, which may carry an access token)."""
+    name, datum = set_name or state.settings.default_set, _datum(state)
     units = {
-        level.name: state.tile_layer(name, level, at)[1].names() for level in (Level.street, Level.community)
+        level.name: state.tile_layer(name, level, at, datum)[1].names()
+        for level in (Level.street, Level.community)
     }
-    return {"units": units, "categories": [(s.code, s.name) for s in state.incidents.catalogue]}
+    base = None
+    if state.settings.tile_url:  # MapLibre shows attribution as HTML
+        host = html.escape(urlsplit(state.settings.tile_url).hostname or "base map")
+        base = {"tiles": state.settings.tile_url, "attribution": host}
+    return {"units": units, "categories": [(s.code, s.name) for s in state.incidents.catalogue], "base": base}
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -271,16 +277,11 @@ for (const level of config.levels.filter(level => level.name === "grid"))  // th
   incidentLayers.push({{id: "grid-selected", type: "line", source: "grid", "source-layer": "grid",
                         minzoom: level.minzoom, maxzoom: level.maxzoom, filter: ["==", ["get", "code"], ""],
                         paint: {{"line-color": "#f9fafb", "line-width": 3}}}});
-if (config.base) {{  // a base map (GEOGRID_TILE_URL): under everything, from this host or the intranet's tile server
-  const template = config.base.tiles.startsWith("/") ? location.origin + config.base.tiles : config.base.tiles;
-  sources.base = {{type: "raster", tiles: [template], tileSize: 256, maxzoom: 19, attribution: config.base.attribution}};
-  layers.unshift({{id: "base", type: "raster", source: "base"}});
-}}
 const [w, s, e, n] = config.bounds;
 const view = config.zoom == null ? {{bounds: config.bounds, fitBoundsOptions: {{padding: 40}}}}
                                  : {{center: [(w + e) / 2, (s + n) / 2], zoom: config.zoom}};
 const map = new maplibregl.Map({{
-  container: "map", ...view, attributionControl: config.base ? {{compact: true}} : false,
+  container: "map", ...view, attributionControl: false,
   transformRequest: url => url.startsWith(location.origin) ? {{url, headers: auth()}} : {{url}},
   style: {{version: 8, sources: {{...sources, ...pointSources}}, layers: [{{id: "background", type: "background",
                                           paint: {{"background-color": "#111827"}}}}, ...layers, ...incidentLayers]}},
@@ -419,7 +420,7 @@ function options(select, items, all) {{
   select.innerHTML = (all ? `<option value="">${{esc(all)}}</option>` : "") +
     items.map(([v, label]) => `<option value="${{esc(v)}}">${{esc(label)}}</option>`).join("");
 }}
-function setUpFilters(offered) {{  // offered: /dashboard/filters, read with the key
+function setUpFilters(offered) {{  // offered: /dashboard/setup, read with the key
   const inScope = code => !scope || code.startsWith(scope) || scope.startsWith(code);
   options(document.getElementById("f-street"),
           offered.units.street.filter(([c]) => inScope(c)).map(([c, n]) => [c, n || c]), words.street + ": " + words.all);
@@ -455,6 +456,13 @@ async function reload() {{  // the filters changed: everything asked again
   window.dashboard.generation = mine;
 }}
 
+function addBase(base) {{  // a base map (GEOGRID_TILE_URL): under the units, from this host or the intranet's
+  const template = base.tiles.startsWith("/") ? location.origin + base.tiles : base.tiles;
+  map.addSource("base", {{type: "raster", tiles: [template], tileSize: 256, maxzoom: 19, attribution: base.attribution}});
+  map.addLayer({{id: "base", type: "raster", source: "base"}}, map.getStyle().layers[1]?.id);  // above the background
+  map.addControl(new maplibregl.AttributionControl({{compact: true}}));
+}}
+
 let following = false;
 function scoped(me) {{  // a scoped key: its street or community, and the units above it, drawn; nothing else
   if (!me.scope) return;
@@ -466,9 +474,9 @@ function scoped(me) {{  // a scoped key: its street or community, and the units 
 async function start() {{  // called at once: the data is asked for while the map loads
   document.getElementById("login").style.display = "none";
   const [me, offered] = await Promise.all([  // the server scopes the data itself
-    api("/v1/keys/me"), api("/dashboard/filters?" + setParam + (config.at ? "&at=" + config.at : "")), reload()]);
+    api("/v1/keys/me"), api("/dashboard/setup?" + setParam + (config.at ? "&at=" + config.at : "")), reload()]);
   scope = me.scope || null;
-  mapLoaded.then(() => scoped(me));
+  mapLoaded.then(() => {{ scoped(me); if (offered.base) addBase(offered.base); }});
   setUpFilters(offered);
   document.getElementById("panel").style.display = "block";
   window.dashboard.started = true;

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.auth import KeyHolder, reader, require
 from api.dependencies import MAX_INT, StateDep
@@ -52,36 +52,46 @@ EndQuery = Query(description="The day after the period (exclusive); default: tom
 StartQuery = Query(description="First day of the period (reported on or after), in the calendar's zone.")
 
 
+def _no_nul(text: str) -> str:
+    """A text without U+0000 (no database keeps it in text: PostgreSQL refuses it)."""
+    if "\x00" in text:
+        raise ValueError("holds a NUL character (\\0)")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class Coordinates(BaseModel):
     """Where the reporter was: x/y (lon/lat for geographic CRSs) in a CRS the lookup takes."""
 
     x: float = Field(allow_inf_nan=False, description="Longitude, or easting in a projected CRS.")
     y: float = Field(allow_inf_nan=False, description="Latitude, or northing in a projected CRS.")
-    crs: str = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN.")
+    crs: Text = Field("wgs84", max_length=40, description="wgs84, gcj02, bd09, cgcs2000 or EPSG:NNNN.")
 
 
 class Reporter_(BaseModel):
     """Who reported it (optional; shown only to roles that may contact people)."""
 
-    name: str | None = Field(None, max_length=100)
-    phone: str | None = Field(None, max_length=40)
+    name: Text | None = Field(None, max_length=100)
+    phone: Text | None = Field(None, max_length=40)
 
 
 class IncidentIn(BaseModel):
     """A report from any channel."""
 
-    category: str = Field(
+    category: Text = Field(
         max_length=40, description="A catalogue code (E0102) or name (暴露垃圾); GET /v1/services."
     )
-    description: str = Field(min_length=1, max_length=4000)
+    description: Text = Field(min_length=1, max_length=4000)
     coordinates: Coordinates | None = None
-    address: str | None = Field(None, max_length=200, description="An address text, matched to a building.")
+    address: Text | None = Field(None, max_length=200, description="An address text, matched to a building.")
     reported_at: dt.datetime | None = Field(
         None,
         description="When it was reported, with a time zone (default: now). A backdated report is placed "
         "with the boundaries of its date.",
     )
-    media: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
+    media: list[Annotated[Text, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
     reporter: Reporter_ | None = None
     channel: Literal[CHANNELS] = "api"  # type: ignore[valid-type]
 
@@ -89,10 +99,10 @@ class IncidentIn(BaseModel):
 class ActionIn(BaseModel):
     """One step of the loop."""
 
-    action: str = Field(max_length=20, description=", ".join(states.STEPS))
-    note: str | None = Field(None, max_length=4000)
-    attachments: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
-    level: str | None = Field(None, max_length=120, description="dispatch: to which level of the route.")
+    action: Text = Field(max_length=20, description=", ".join(states.STEPS))
+    note: Text | None = Field(None, max_length=4000)
+    attachments: list[Annotated[Text, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
+    level: Text | None = Field(None, max_length=120, description="dispatch: to which level of the route.")
     satisfaction: int | None = Field(
         None, ge=1, le=5, description="close: the reporter's rating (回访), 1–5."
     )

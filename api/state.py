@@ -85,7 +85,7 @@ class Addresses:
 log = logging.getLogger("geogrid.api")
 
 
-MAX_TILE_LAYERS = 20  # levels of versions kept as tile layers (a set's five levels of four versions)
+MAX_TILE_LAYERS = 40  # levels of versions kept as tile layers (five levels of four versions, in two datums)
 
 
 class NotCached(LookupError):

@@ -48,6 +48,7 @@ class Plan:
         assignment: Mapping[str, str] | pd.Series,
         *,
         neighbours: Graph | None = None,
+        reserved: Iterable[str] = (),
     ) -> None:
         self.grids = grids  # index: grid code; columns name, parent_code (the community)
         self.microgrids = microgrids  # index: micro-grid code; households, population, geometry (WGS-84)
@@ -59,6 +60,8 @@ class Plan:
         if unknown:
             raise InvalidPlan(f"micro-grids assigned to grids the plan lacks: {', '.join(unknown[:5])}")
         self._neighbours = neighbours
+        # every grid code the plan and those it was drawn from used: a code retired is never given again
+        self.reserved = frozenset(reserved) | frozenset(grids.index)
 
     @classmethod
     def from_layers(cls, grids: gpd.GeoDataFrame, microgrids: gpd.GeoDataFrame) -> Plan:
@@ -79,7 +82,7 @@ class Plan:
     def _with(self, grids: pd.DataFrame, assignment: pd.Series) -> Plan:
         used = set(assignment)
         return Plan(grids.loc[[c for c in grids.index if c in used]], self.microgrids, assignment,
-                    neighbours=self._neighbours)  # fmt: skip
+                    neighbours=self._neighbours, reserved=self.reserved | set(grids.index))  # fmt: skip
 
     def community_of(self, grid: str) -> str:
         """The community a grid of the plan lies in."""
@@ -103,6 +106,8 @@ class Plan:
 
     def merge(self, grids: Sequence[str], into: str | None = None) -> Plan:
         """``grids`` made one, under the code of ``into`` (default the first)."""
+        if len(grids) < 2:
+            raise InvalidPlan("a merge needs two grids or more")
         into = into or grids[0]
         if into not in grids:
             raise InvalidPlan(f"grid {into} is not among those merged", code=into)
@@ -134,8 +139,9 @@ class Plan:
         return self._with(grids, assignment)
 
     def free_codes(self, community: str, n: int) -> list[str]:
-        """``n`` grid codes of ``community`` the plan does not use, lowest first."""
-        used = {c for c in self.grids.index if c.startswith(community)}
+        """``n`` grid codes of ``community`` that neither the plan nor those it was drawn from used, lowest
+        first (a retired code keeps its history: posts and incidents name it)."""
+        used = {c for c in self.reserved if c.startswith(community)}
         out = []
         for k in range(1, 10**CODE_DIGITS):
             code = f"{community}{k:0{CODE_DIGITS}d}"
@@ -209,6 +215,10 @@ class Plan:
         """What this plan changes against ``before`` (the version in force): grids added, removed and
         changed, and every micro-grid that changes grid, with its households and population."""
         old = before.assignment
+        if not old.index.sort_values().equals(self.assignment.index.sort_values()):
+            raise InvalidPlan(
+                "the plans hold different micro-grids: compare a plan with the version it was drawn from"
+            )
         new = self.assignment.reindex(old.index)
         moved = old.index[old != new]
         table = pd.DataFrame(

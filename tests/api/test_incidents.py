@@ -163,6 +163,7 @@ def test_a_point_and_an_address_far_apart_are_flagged(client, county):
         (body((111.2, 39.9), media=["javascript:alert(1)"]), "media[0]"),
         (body((111.2, 39.9), description="垃圾\u0000"), "description"),  # no database keeps a NUL in text
         (body(address="康安苑\u00003号楼"), "address"),
+        (body((111.2, 39.9), reporter={"name": "张\u0000伟"}), "reporter"),
     ],
 )
 def test_a_bad_report_is_a_4xx_naming_its_field(client, county, data, field):
@@ -424,6 +425,9 @@ def test_an_illegal_step_is_409_naming_the_allowed_ones(client, county):
     assert body_["allowed"] == ["accept", "escalate", "void", "place"]
     assert act(client, county, iid, "accept", who="worker").status_code == 403  # workers do not accept
     problem(act(client, county, iid, "fly"), 422, "action")
+    for text in ({"note": "已核实\u0000"}, {"attachments": ["https://x.test/a\u0000.jpg"]}):  # a 500 before
+        problem(act(client, county, iid, "accept", **text), 422, next(iter(text)), "NUL")
+    assert client.get(f"/v1/incidents/{iid}", headers=auth(county, "commander")).json()["state"] == "reported"
 
 
 def test_a_stale_etag_is_409(client, county):
@@ -532,17 +536,21 @@ def test_figures_and_ranking_under_a_unit_and_within_the_key_scope(client, count
 
 def test_without_public_reads_the_dashboard_page_names_no_unit(db, county, tmp_path):
     """The page loads without a key (it asks for one); the streets, communities and categories its filters
-    offer come from /dashboard/filters, read with the key — and only with one when reads are not public."""
-    settings = settings_for(db, tmp_path).model_copy(update={"public_reads": False})
+    offer, and the base map's URL (which may carry a token), come from /dashboard/setup, read with the key —
+    and only with one when reads are not public."""
+    tiles = "https://tiles.intranet.test/{z}/{x}/{y}.png?tk=s3cr3t"
+    settings = settings_for(db, tmp_path).model_copy(update={"public_reads": False, "tile_url": tiles})
     with TestClient(create_app(settings)) as closed:
         page = closed.get("/dashboard")
         assert page.status_code == 200 and '<form id="login">' in page.text
-        offered = closed.get("/dashboard/filters", headers=auth(county, "viewer")).json()
-        communities = dict(offered["units"]["community"])
-        assert communities and ["E0102", "暴露垃圾"] in offered["categories"]
+        setup = closed.get("/dashboard/setup", headers=auth(county, "viewer")).json()
+        communities = dict(setup["units"]["community"])
+        assert communities and ["E0102", "暴露垃圾"] in setup["categories"]
+        assert setup["base"] == {"tiles": tiles, "attribution": "tiles.intranet.test"}
         named = [n for n in communities.values() if n]
         assert named and not [n for n in named if n in page.text] and "暴露垃圾" not in page.text
-        problem(closed.get("/dashboard/filters"), 401)
+        assert "s3cr3t" not in page.text and "tiles.intranet.test" not in page.text
+        problem(closed.get("/dashboard/setup"), 401)
 
 
 def test_big_answers_are_compressed_for_clients_that_take_gzip(client, county):

@@ -87,9 +87,12 @@ def test_merge_then_split_back_is_the_same_partition(plan):
     assert other not in merged.grids.index and merged.diff(plan).removed == [other]
     parts = [list(plan.assignment.index[plan.assignment == g]) for g in (grid, other)]
     split = merged.split(grid, parts, names=["新网格"])
-    (new,) = set(split.grids.index) - set(merged.grids.index)  # the community's lowest free code
+    (new,) = set(split.grids.index) - set(merged.grids.index)
     assert new.startswith(plan.community_of(grid)) and split.grids.at[new, "name"] == "新网格"
+    assert new != other and new not in plan.grids.index  # a retired code is never given to another area
     assert (split.assignment.replace({new: other}) == plan.assignment).all()
+    diff = split.diff(plan)
+    assert (diff.added, diff.removed) == ([new], [other])
 
 
 def test_an_exclave_is_not_contiguous_and_compactness_is_measured_in_metres(plan):
@@ -129,3 +132,8 @@ def test_edits_that_would_break_the_plan_are_refused(plan):
         plan.merge([first, last])
     with pytest.raises(InvalidPlan, match="floor"):
         Norm(500, 300)
+    with pytest.raises(InvalidPlan, match="two grids"):
+        plan.merge([first])
+    fewer = Plan(plan.grids, plan.microgrids.iloc[1:], plan.assignment.iloc[1:])
+    with pytest.raises(InvalidPlan, match="different micro-grids"):
+        fewer.diff(plan)
