@@ -53,6 +53,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         )
 
 
+# The longest groups of tests, longest first (the README's shell run ~3 min, the dashboard's browser, a
+# simulated month of incidents per database, …): under --dist loadgroup one that starts last is a tail a
+# single worker runs alone while the other waits.
+LONG_GROUPS = ("readme-shell", "e2e-dashboard", "incident-kpis", "e2e-pages", "e2e-maps", "readme-python")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long groups first, then the notebooks (half a minute each), then the rest as collected."""
+
+    def rank(item: pytest.Item) -> int:
+        groups = [m.args[0] for m in item.iter_markers("xdist_group") if m.args]
+        if groups and groups[0] in LONG_GROUPS:
+            return LONG_GROUPS.index(groups[0])
+        return len(LONG_GROUPS) + (0 if ".ipynb" in item.nodeid else 1)
+
+    items.sort(key=rank)  # stable: each module's tests keep their order
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
