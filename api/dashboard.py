@@ -103,8 +103,8 @@ TEXT = {
 
 
 def config(state: StateDep, set_name: str, at: dt.date | None) -> dict[str, Any]:
-    """What the page draws: the set, its version in force, its bounds, each level's tiles and zooms, and
-    the base map if one is set (``GEOGRID_TILE_URL``; over GCJ-02 tiles everything is drawn in GCJ-02)."""
+    """What the page draws: the set, its version in force, its bounds and each level's tiles and zooms, in
+    the dashboard's datum (GCJ-02 over a GCJ-02 base map; the base map itself comes from ``setup``)."""
     datum = _datum(state)
     params = ({"at": at.isoformat()} if at else {}) | ({"crs": datum} if datum != WGS84 else {})
     levels = []

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from api.auth import reader
 from api.dependencies import StateDep
+from geogrid.crs import WGS84
 from geogrid.hierarchy import parse_level
 from geogrid.tiles import MAX_ZOOM, MEDIA_TYPE
 
@@ -54,7 +55,7 @@ def tile(
     """The units of ``level`` in tile z/x/y (Web Mercator, XYZ), simplified for the zoom with their shared
     edges kept shared; properties ``code`` and ``name``."""
     number, layer = state.tile_layer(set_name, parse_level(level), at, crs)
-    datum = "" if crs == "wgs84" else f".{crs}"  # (the tags of WGS-84 tiles as they always were)
+    datum = "" if crs == WGS84 else f".{crs}"  # (the tags of WGS-84 tiles as they always were)
     tag = f'"v{number}.{layer.name}{datum}.{z}.{x}.{y}"'
     shared = "public" if state.settings.public_reads else "private"  # a tile read with a key: not for proxies
     headers = {"ETag": tag, "Cache-Control": f"{shared}, max-age={86400 if at else 60}"}

@@ -16,6 +16,7 @@ from libpysal.graph import Graph
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from geogrid.coverage import DEFAULT_NORM
 from geogrid.crs import local_metric_crs
 from geogrid.errors import InvalidPlan
 
@@ -26,15 +27,15 @@ CODE_DIGITS = 3  # DB11: a grid's code is its community's and three digits
 class Norm:
     """The households a grid should hold (a common norm: 300–500 per basic grid)."""
 
-    floor: int = 300
-    ceiling: int = 500
+    floor: int = DEFAULT_NORM[0]
+    ceiling: int = DEFAULT_NORM[1]
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.ceiling:
             raise InvalidPlan(f"the household norm {self.floor}–{self.ceiling} is not 0 < floor ≤ ceiling")
 
     def judge(self, households: float) -> str:
-        """ "low", "ok" or "high"."""
+        """Whether ``households`` is below the floor (low), above the ceiling (high) or within (ok)."""
         return "low" if households < self.floor else "high" if households > self.ceiling else "ok"
 
 

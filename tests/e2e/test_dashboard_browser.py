@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
-import struct
 import subprocess
 import threading
 import urllib.request
-import zlib
 
 import pytest
 
+from geogrid import maps
 from geogrid.crs import wgs84_to_gcj02
 from tests.e2e.conftest import BIN, ROOT, guarded, serving
 
@@ -242,27 +241,11 @@ def test_the_filters_narrow_the_incidents_and_the_figures(served, browser, keys,
         page.close()
 
 
-def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A PNG of one colour (a base map tile, without an imaging library)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.fixture(scope="module")
 def tile_server():
-    """An intranet base-map server on loopback: every /{z}/{x}/{y}.png is a green tile; the paths asked."""
+    """An intranet base-map server on loopback: every /{z}/{x}/{y}.png is one small PNG; the paths asked."""
     asked: list[str] = []
-    tile = png(256, 256, (34, 102, 51))
+    tile = (maps.LEAFLET / "images" / "layers.png").read_bytes()  # any PNG will do
 
     class Tiles(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
